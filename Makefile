@@ -1,0 +1,51 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test install install-dev ui lint bench servers-start servers-stop clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "conv-analytics needs Python 3.10 or newer"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+install-dev: $(DEV_STAMP)
+
+## Generate demo data, materialise the whole graph on the local Parquet lake and write the report.
+demo: install
+	$(BIN)/conv-analytics demo
+
+## Install the dev extras and system packages, start the real servers, run every test, stop the servers.
+test: install-dev
+	scripts/system-deps
+	scripts/run-tests
+
+## The Dagster UI over the same instance and lake as the CLI.
+ui: install
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.conv_analytics/dagster} $(BIN)/dagster dev -w workspace.yaml
+
+lint: install-dev
+	$(BIN)/ruff check conv_analytics conv_analytics_tests bench
+	$(BIN)/ruff format --check conv_analytics conv_analytics_tests bench
+
+bench: install-dev
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+servers-start: install-dev
+	scripts/servers start
+servers-stop:
+	scripts/servers stop
+
+clean:
+	scripts/servers stop || true
+	rm -rf .conv_analytics .servers build dist *.egg-info

@@ -1,0 +1,153 @@
+"""Storage throughput, each against its bare reference measured in the same run.
+
+- Parquet: the IO manager's handle_output (split a week into daily partitions, conform to the schema,
+  zstd files written atomically, storage metadata including the JSON size) against one bare
+  pyarrow.parquet.write_table of the same table with the same compression. Target: <= 1.2x its time.
+  Local by default; also on S3 when S3_ENDPOINT_URL / S3_BUCKET are set (`eval $(scripts/servers env)`).
+- MongoDB (when MONGODB_URI is set): MongoStore.replace of one day (conversion to documents,
+  delete-then-insert in a transaction) against a bare insert_many of the same documents into a
+  collection with the same indexes.
+- The size of the Parquet files against the same rows as compact JSON lines.
+
+Rows are synthetic categorised conversations (conv_analytics.analytics.synthetic). Best of three runs.
+
+    .venv/bin/python bench/storage.py [--rows 700000] [--days 7] [--mongo-documents 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pymongo
+
+from conv_analytics.analytics.synthetic import synthetic_categories
+from conv_analytics.io.lake import ROW_GROUP_ROWS, ParquetLake, json_size
+from conv_analytics.io.manager import LakeIOManager
+from conv_analytics.io.mongo import COLLECTIONS, MongoStore, to_documents
+from conv_analytics.io.resources import LakeResource
+from conv_analytics.partitions import daily_partitions
+from conv_analytics.schemas import CONVERSATION_CATEGORIES
+
+FIRST = date(2024, 1, 1)
+REPEAT = 3
+ASSET = "conversation_categories"
+
+
+def best(action: Callable[[], object], repeat: int = REPEAT) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def bench_parquet(table: pa.Table, days: int, root: str, lake_resource: LakeResource, label: str) -> None:
+    lake = lake_resource.lake()
+    keys = [(FIRST + timedelta(days=i)).isoformat() for i in range(days)]
+    manager = LakeIOManager(lake=lake_resource)
+    context = dg.build_output_context(
+        asset_key=ASSET,
+        asset_partitions_def=daily_partitions,
+        asset_partition_key_range=dg.PartitionKeyRange(keys[0], keys[-1]),
+    )
+    bare_path = f"{lake.root}/bare/{uuid.uuid4().hex}.parquet"
+    if lake.is_local:
+        os.makedirs(os.path.dirname(bare_path), exist_ok=True)
+
+    def bare() -> None:
+        pq.write_table(table, bare_path, filesystem=lake.fs, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+
+    manager_seconds = best(lambda: manager.handle_output(context, table))
+    bare_seconds = best(bare)
+    megabytes = table.nbytes / 1e6
+    print(
+        f"parquet {label}: {table.num_rows:,} rows ({megabytes:.1f} MB in memory) in {days} partitions: "
+        f"manager {megabytes / manager_seconds:.1f} MB/s ({manager_seconds:.3f} s) vs bare write_table "
+        f"{megabytes / bare_seconds:.1f} MB/s ({bare_seconds:.3f} s): {manager_seconds / bare_seconds:.2f}x "
+        f"the bare time (target <= 1.2x)"
+    )
+    lake.fs.delete_dir_contents(f"{lake.root}/bare", missing_dir_ok=True)
+
+
+def bench_size(table: pa.Table, days: int, root: str) -> None:
+    lake = ParquetLake.open(root)
+    parquet_bytes = sum(lake.fs.get_file_info(lake.partition_path(ASSET, k)).size for k in lake.keys(ASSET))
+    json_bytes = json_size(table)
+    print(
+        f"size: {table.num_rows:,} rows as Parquet (zstd, {days} files) {parquet_bytes / 1e6:.1f} MB vs compact "
+        f"JSON lines {json_bytes / 1e6:.1f} MB: Parquet is {parquet_bytes / json_bytes:.3f} of JSON "
+        f"({json_bytes / parquet_bytes:.1f}x smaller)"
+    )
+
+
+def bench_mongo(table: pa.Table, uri: str, documents: int) -> None:
+    day = table.slice(0, documents)  # the first day holds more rows than that
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    store = MongoStore(uri, database)
+    try:
+        start = datetime.combine(FIRST, datetime.min.time(), tzinfo=timezone.utc)
+        store.ensure_indexes(ASSET)
+        manager_seconds = best(lambda: store.replace(ASSET, start, start + timedelta(days=1), day), repeat=2)
+        prepared = to_documents(day, COLLECTIONS[ASSET])
+        indexes = [pymongo.IndexModel([(f, 1) for f in fields]) for fields in COLLECTIONS[ASSET].indexes]
+        bare_times = []
+        for attempt in range(2):  # each into a fresh collection with the same indexes, set up untimed
+            bare_collection = store.db[f"bare{attempt}"]
+            bare_collection.create_indexes(indexes)
+            copies = [dict(d) for d in prepared]
+            started = time.perf_counter()
+            bare_collection.insert_many(copies, ordered=False)
+            bare_times.append(time.perf_counter() - started)
+        bare_seconds = min(bare_times)
+        print(
+            f"mongo ({'transactions' if store.transactions else 'upserts'}): {len(prepared):,} documents: manager "
+            f"{len(prepared) / manager_seconds:,.0f} docs/s ({manager_seconds:.2f} s) vs bare insert_many "
+            f"{len(prepared) / bare_seconds:,.0f} docs/s ({bare_seconds:.2f} s): "
+            f"{manager_seconds / bare_seconds:.2f}x the bare time"
+        )
+    finally:
+        store.client.drop_database(database)
+        store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=700_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--mongo-documents", type=int, default=20_000)
+    args = parser.parse_args()
+    table = synthetic_categories(FIRST, args.days, args.rows // args.days, 60_000, seed=5)
+    table = table.select(CONVERSATION_CATEGORIES.names).cast(CONVERSATION_CATEGORIES)
+    with tempfile.TemporaryDirectory() as root:
+        bench_parquet(table, args.days, root, LakeResource(root=root), "local")
+        bench_size(table, args.days, root)
+    if os.environ.get("S3_ENDPOINT_URL") and os.environ.get("S3_BUCKET"):
+        prefix = f"bench/{uuid.uuid4().hex[:8]}"
+        resource = LakeResource(
+            root=f"s3://{os.environ['S3_BUCKET']}/{prefix}", s3_endpoint_url=os.environ["S3_ENDPOINT_URL"]
+        )
+        try:
+            bench_parquet(table, args.days, resource.root, resource, f"s3 {os.environ['S3_ENDPOINT_URL']}")
+        finally:
+            lake = resource.lake()
+            lake.fs.delete_dir_contents(lake.root, missing_dir_ok=True)
+    else:
+        print("parquet s3: skipped (set S3_ENDPOINT_URL and S3_BUCKET, e.g. eval $(scripts/servers env))")
+    if os.environ.get("MONGODB_URI"):
+        bench_mongo(table, os.environ["MONGODB_URI"], args.mongo_documents)
+    else:
+        print("mongo: skipped (set MONGODB_URI, e.g. eval $(scripts/servers env))")
+
+
+if __name__ == "__main__":
+    main()

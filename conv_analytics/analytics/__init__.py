@@ -1,0 +1,1 @@
+"""Rollups of the categorised conversations and the reports analysts read."""

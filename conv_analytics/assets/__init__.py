@@ -1,0 +1,1 @@
+"""The asset graph: source -> raw -> enriched -> categories -> rollups -> report."""

@@ -1,0 +1,165 @@
+"""Conversation categories: one row per conversation started that day, with its topic, intent and sentiment.
+
+A conversation may run past midnight, so each day also reads the next day's messages (when that day
+exists yet); all of a conversation's figures are attributed to the day it started.
+"""
+
+import time
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from conv_analytics.categorize.resource import CategorizerResource
+from conv_analytics.io.manager import ALLOW_MISSING_LAST
+from conv_analytics.partitions import daily_partitions, eager_with_next_day
+from conv_analytics.schemas import CONVERSATION_CATEGORIES
+
+# Intents that say little about why someone came; the primary intent is taken from the others first.
+SOCIAL_INTENTS = ("greeting", "thanks", "goodbye", "affirm", "deny", "other")
+
+CONVERSATION_SQL = """
+WITH msgs AS (
+    SELECT m.*,
+           lag(role) OVER w AS prev_role,
+           lag(sent_at) OVER w AS prev_sent_at
+    FROM (SELECT * FROM messages WHERE role <> 'system'
+          AND conversation_id IN (SELECT conversation_id FROM conversations)) m
+    WINDOW w AS (PARTITION BY conversation_id ORDER BY sent_at, message_id)
+),
+replies AS (
+    SELECT *,
+           CASE WHEN role IN ('assistant', 'agent') AND prev_role = 'user'
+                THEN epoch(sent_at - prev_sent_at) END AS response_seconds
+    FROM msgs
+),
+per_conversation AS (
+    SELECT conversation_id,
+           min(sent_at) AS first_at,
+           max(sent_at) AS last_at,
+           count(*) FILTER (WHERE role = 'user') AS user_messages,
+           count(*) FILTER (WHERE role = 'assistant') AS assistant_messages,
+           count(*) FILTER (WHERE role = 'agent') AS agent_messages,
+           count(response_seconds) AS turns,
+           arg_min(response_seconds, sent_at) FILTER (WHERE response_seconds IS NOT NULL) AS first_response_seconds,
+           list(response_seconds ORDER BY sent_at, message_id) FILTER (WHERE response_seconds IS NOT NULL)
+               AS response_seconds,
+           count(*) FILTER (WHERE is_fallback) AS fallback_replies,
+           string_agg(text, '\n' ORDER BY sent_at, message_id) FILTER (WHERE role = 'user') AS user_text,
+           list(intent ORDER BY sent_at, message_id) FILTER (WHERE role = 'user') AS intents,
+           avg(sentiment_score) FILTER (WHERE role = 'user') AS sentiment_mean,
+           arg_max(sentiment_score, sent_at) FILTER (WHERE role = 'user')
+             - arg_min(sentiment_score, sent_at) FILTER (WHERE role = 'user') AS sentiment_change,
+           count(*) FILTER (WHERE role = 'user' AND sentiment = 'negative') AS negative_messages,
+           count(*) FILTER (WHERE role = 'user' AND sentiment = 'positive') AS positive_messages,
+           mode(language ORDER BY language) FILTER (WHERE role = 'user' AND language <> 'und') AS language
+    FROM replies
+    GROUP BY conversation_id
+),
+all_messages AS (
+    SELECT conversation_id, count(*) AS messages FROM messages GROUP BY conversation_id
+)
+SELECT c.*,
+       coalesce(p.language, 'und') AS language,
+       epoch(coalesce(c.ended_at, p.last_at) - c.started_at) AS duration_seconds,
+       coalesce(a.messages, 0)::INTEGER AS messages,
+       coalesce(p.user_messages, 0)::INTEGER AS user_messages,
+       coalesce(p.assistant_messages, 0)::INTEGER AS assistant_messages,
+       coalesce(p.agent_messages, 0)::INTEGER AS agent_messages,
+       coalesce(p.turns, 0)::INTEGER AS turns,
+       p.first_response_seconds,
+       coalesce(p.response_seconds, []) AS response_seconds,
+       coalesce(p.fallback_replies, 0)::INTEGER AS fallback_replies,
+       coalesce(p.user_text, '') AS user_text,
+       coalesce(p.intents, []) AS intents,
+       coalesce(p.sentiment_mean, 0.0) AS sentiment_mean,
+       coalesce(p.sentiment_change, 0.0) AS sentiment_change,
+       coalesce(p.negative_messages, 0)::INTEGER AS negative_messages,
+       coalesce(p.positive_messages, 0)::INTEGER AS positive_messages
+FROM conversations c
+LEFT JOIN per_conversation p USING (conversation_id)
+LEFT JOIN all_messages a USING (conversation_id)
+ORDER BY c.started_at, c.conversation_id
+"""
+
+
+def primary_intent(intents: list[str | None]) -> str:
+    """The most frequent substantive intent (ties: the earliest); social ones only when nothing else was said."""
+    said = [i for i in intents if i]
+    for pool in ([i for i in said if i not in SOCIAL_INTENTS], said):
+        if pool:
+            counts: dict[str, int] = {}
+            for intent in pool:
+                counts[intent] = counts.get(intent, 0) + 1
+            best = max(counts.values())
+            return next(i for i in pool if counts[i] == best)
+    return "other"
+
+
+def sentiment_label(score: float) -> str:
+    return "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
+
+
+def categorise(conversations: pa.Table, messages: pa.Table, categorizer: CategorizerResource) -> pa.Table:
+    """One row per conversation in `conversations`, from its messages in `messages`."""
+    con = duckdb.connect()
+    con.register("conversations", conversations)
+    con.register("messages", messages)
+    rows = con.execute(CONVERSATION_SQL).to_arrow_table()
+    con.close()
+    model = categorizer.load()
+    topics, topic_confidence = model.predict_topic(rows.column("user_text"))
+    no_text = np.asarray(rows.column("user_messages").to_numpy(zero_copy_only=False)) == 0
+    topic_list = [("other" if empty else t) for t, empty in zip(topics.to_pylist(), no_text, strict=True)]
+    confidence = np.where(no_text, 0.0, np.asarray(topic_confidence, dtype=np.float64))
+    intents = rows.column("intents").to_pylist()
+    means = rows.column("sentiment_mean").to_numpy(zero_copy_only=False)
+    table = rows.drop_columns(["user_text"])
+    table = table.append_column("topic", pa.array(topic_list, pa.string()))
+    table = table.append_column("topic_confidence", pa.array(confidence, pa.float64()))
+    table = table.append_column("primary_intent", pa.array([primary_intent(i) for i in intents], pa.string()))
+    table = table.append_column("sentiment", pa.array([sentiment_label(m) for m in means], pa.string()))
+    return table.select(CONVERSATION_CATEGORIES.names).cast(CONVERSATION_CATEGORIES)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="transform",
+    kinds={"duckdb", "numba", "parquet"},
+    automation_condition=eager_with_next_day,
+    ins={
+        "raw_conversations": dg.AssetIn(),
+        "enriched_messages": dg.AssetIn(
+            partition_mapping=dg.TimeWindowPartitionMapping(end_offset=1, allow_nonexistent_upstream_partitions=True),
+            metadata={ALLOW_MISSING_LAST: True},
+        ),
+    },
+)
+def conversation_categories(
+    context: dg.AssetExecutionContext,
+    categorizer: CategorizerResource,
+    raw_conversations: pa.Table,
+    enriched_messages: pa.Table,
+) -> pa.Table:
+    """Topic, primary intent, sentiment (mean and change), response times and outcome of each conversation."""
+    started = time.perf_counter()
+    table = categorise(raw_conversations, enriched_messages, categorizer)
+    without_messages = int(np.sum(table.column("messages").to_numpy() == 0)) if table.num_rows else 0
+    context.add_output_metadata(
+        {
+            "categorise_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+            "conversations_without_messages": dg.MetadataValue.int(without_messages),
+            "topics": dg.MetadataValue.json(_top(table.column("topic").to_pylist())),
+            "primary_intents": dg.MetadataValue.json(_top(table.column("primary_intent").to_pylist())),
+        }
+    )
+    return table
+
+
+def _top(values: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

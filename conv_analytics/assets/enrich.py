@@ -1,0 +1,94 @@
+"""Enriched messages: language, tokens and lemmas (spaCy), intent and sentiment (the categoriser), fallbacks."""
+
+import re
+import time
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from conv_analytics.categorize.resource import CategorizerResource
+from conv_analytics.config import Config
+from conv_analytics.partitions import daily_partitions
+from conv_analytics.schemas import ENRICHED_MESSAGES
+from conv_analytics.text import enrich_texts
+
+# Replies that admit the assistant did not understand; users add their own with CONV_ANALYTICS_FALLBACK_PATTERNS.
+DEFAULT_FALLBACK_PATTERNS = (
+    r"\b(didn'?t|did not|do not|don'?t) (quite )?(understand|get that|follow)\b",
+    r"\bcould you (please )?(rephrase|reword)\b",
+    r"\bno (he|te) entendido\b",
+    r"\bnicht verstanden\b",
+    r"\bje n'ai pas compris\b",
+)
+
+
+def fallback_mask(texts: pa.Array, roles: pa.Array, patterns: tuple[str, ...]) -> pa.Array:
+    """True for assistant messages that match any fallback pattern (case-insensitive)."""
+    combined = "|".join(f"(?:{p})" for p in DEFAULT_FALLBACK_PATTERNS + patterns)
+    try:
+        re.compile(combined)
+    except re.error as exc:
+        raise ValueError(f"CONV_ANALYTICS_FALLBACK_PATTERNS has an invalid regular expression: {exc}") from None
+    matches = pc.match_substring_regex(texts, f"(?i){combined}")
+    return pc.and_(pc.equal(roles, "assistant"), pc.fill_null(matches, False))
+
+
+class EnrichConfig(dg.Config):
+    """Run config; its default comes from CONV_ANALYTICS_FALLBACK_PATTERNS."""
+
+    fallback_patterns: list[str] = Field(default_factory=lambda: list(Config.from_env().fallback_patterns))
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="transform",
+    kinds={"spacy", "numba", "parquet"},
+)
+def enriched_messages(
+    context: dg.AssetExecutionContext,
+    config: EnrichConfig,
+    categorizer: CategorizerResource,
+    raw_messages: pa.Table,
+) -> pa.Table:
+    """Each message with its language, token count and lemmas, intent (user messages) and sentiment."""
+    started = time.perf_counter()
+    texts = raw_messages.column("text").combine_chunks()
+    roles = raw_messages.column("role").combine_chunks()
+    text_features = enrich_texts(texts)
+    model = categorizer.load()
+    sentiment, score = model.predict_sentiment(texts)
+
+    user_rows = np.flatnonzero(pc.equal(roles, "user").to_numpy(zero_copy_only=False))
+    intent = np.full(raw_messages.num_rows, None, dtype=object)
+    intent_confidence = np.full(raw_messages.num_rows, np.nan)
+    if user_rows.size:
+        labels, confidence = model.predict_intent(pc.take(texts, pa.array(user_rows)))
+        intent[user_rows] = labels.to_pylist()
+        intent_confidence[user_rows] = confidence
+    table = raw_messages.append_column("language", text_features.column("language"))
+    table = table.append_column("token_count", text_features.column("token_count"))
+    table = table.append_column("lemmas", text_features.column("lemmas"))
+    table = table.append_column("intent", pa.array(intent, pa.string()))
+    table = table.append_column("intent_confidence", pa.array(intent_confidence, from_pandas=True))
+    table = table.append_column("sentiment", sentiment)
+    table = table.append_column("sentiment_score", pa.array(score, pa.float64()))
+    table = table.append_column("is_fallback", fallback_mask(texts, roles, tuple(config.fallback_patterns)))
+    seconds = time.perf_counter() - started
+    context.add_output_metadata(
+        {
+            "enrich_seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "messages_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
+            "languages": dg.MetadataValue.json(_counts(table.column("language"))),
+            "sentiment": dg.MetadataValue.json(_counts(table.column("sentiment"))),
+        }
+    )
+    return table.select(ENRICHED_MESSAGES.names).cast(ENRICHED_MESSAGES)
+
+
+def _counts(column: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(column).to_pylist() if len(column) else []
+    return {str(c["values"]): int(c["counts"]) for c in sorted(counts, key=lambda c: -c["counts"])}

@@ -1,0 +1,67 @@
+"""The analysts' report of the latest complete day, ISO week and month, written as HTML, Markdown and JSON."""
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from conv_analytics.analytics.render import FORMATS, render, summary_markdown, volume_chart_markdown
+from conv_analytics.analytics.report import (
+    ROLLUP_ASSETS,
+    build_report,
+    latest_complete,
+    load_inputs,
+    report_path,
+)
+from conv_analytics.assets.rollups import daily_rollups, monthly_rollups, weekly_rollups
+from conv_analytics.io.resources import LakeResource
+
+
+class ReportsResource(dg.ConfigurableResource):
+    """Where reports are written (Config.reports_dir: <home>/reports)."""
+
+    folder: str
+
+    def path(self) -> Path:
+        folder = Path(self.folder).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+@dg.asset(
+    deps=[daily_rollups, weekly_rollups, monthly_rollups],
+    group_name="analytics",
+    kinds={"html", "markdown"},
+)
+def analytics_report(
+    context: dg.AssetExecutionContext, lake: LakeResource, reports: ReportsResource
+) -> dg.MaterializeResult:
+    """Reports of the latest complete day, week and month in the lake (HTML with charts, Markdown,
+    JSON); the weekly summary and chart also show here as metadata."""
+    store = lake.lake()
+    folder = reports.path()
+    today = datetime.now(timezone.utc).date()
+    metadata: dict[str, dg.RawMetadataValue] = {"folder": dg.MetadataValue.path(str(folder))}
+    shown = None
+    for period in ("day", "week", "month"):
+        start = latest_complete(store, period, today)
+        if start is None:
+            context.log.info(f"no complete {period} in {ROLLUP_ASSETS[period]} yet: no {period} report")
+            continue
+        report = build_report(load_inputs(store, period, start))
+        for fmt in FORMATS:
+            report_path(folder, period, start, fmt).write_text(render(report, fmt), encoding="utf-8")
+        metadata[f"{period}_report"] = dg.MetadataValue.path(str(report_path(folder, period, start, "html")))
+        metadata[f"{period}_summary"] = dg.MetadataValue.md(summary_markdown(report))
+        if shown is None or period == "week":
+            shown = report
+    if shown is None:
+        raise dg.Failure(
+            description=f"no complete day, week or month of rollups in {store.url}: materialise "
+            "daily_rollups (and weekly_rollups, monthly_rollups) first"
+        )
+    metadata["summary"] = dg.MetadataValue.md(summary_markdown(shown))
+    metadata["chart"] = dg.MetadataValue.md(
+        f"Conversations per day, {shown['title']}\n\n{volume_chart_markdown(shown)}"
+    )
+    return dg.MaterializeResult(metadata=metadata)

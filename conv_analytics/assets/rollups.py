@@ -1,0 +1,151 @@
+"""Daily, ISO-week and monthly rollups: each period computed from all of its conversations.
+
+Weekly and monthly rollups also take the daily rollups of their days as input: the IO manager then
+refuses to run while a day is missing, and the `no_missing_day` check compares the days' counts
+with the period's.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from conv_analytics.analytics import checks
+from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
+from conv_analytics.io.resources import LakeResource
+from conv_analytics.partitions import daily_partitions, monthly_partitions, weekly_partitions
+
+CHECKS: dict[str, tuple[str, Callable[..., list[str]]]] = {
+    "shares_in_unit_interval": (
+        "Every rate and share is in [0, 1] (or null when there is nothing to divide by).",
+        lambda period, starts, rollups, daily: checks.shares_in_unit_interval(rollups),
+    ),
+    "counts_add_up": (
+        "Per period, conversations and message counts of each dimension sum to the `all` row; "
+        "new + returning users = active users.",
+        lambda period, starts, rollups, daily: checks.counts_add_up(rollups),
+    ),
+    "no_missing_day": (
+        "Every period has its `all` row; weeks and months have a daily rollup for each day whose "
+        "counts add up to the period's.",
+        checks.days_complete,
+    ),
+}
+
+
+def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(name, asset=asset, description=description, blocking=True)
+        for name, (description, _) in CHECKS.items()
+    ]
+
+
+def _summary(rollups: pa.Table) -> str:
+    rows = [r for r in rollups.to_pylist() if r["dimension"] == "all"][-7:]
+    lines = ["| period_start | conversations | messages | active_users | new_users |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r['period_start']} | {r['conversations']} | {r['messages']} | {r['active_users']} | {r['new_users']} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def build_rollups(
+    context: dg.AssetExecutionContext,
+    period: str,
+    categories: pa.Table,
+    lake: LakeResource,
+    daily: pa.Table | None = None,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Compute the rollups of the run's periods, then yield them and the three check results."""
+    starts = [date.fromisoformat(key) for key in context.partition_keys]
+    started = time.perf_counter()
+    users = pa.table({"user_id": pc.unique(categories.column("user_id"))})
+    con = lake.duckdb()
+    try:
+        seen_before = users_seen_before(con, users, min(starts))
+    finally:
+        con.close()
+    rollups = compute_rollups(categories, period, starts, seen_before)
+    seconds = time.perf_counter() - started
+    context.log.info(
+        f"{period} rollups: {rollups.num_rows} rows for {len(starts)} period(s) from "
+        f"{categories.num_rows} conversations in {seconds:.2f}s"
+    )
+    yield dg.Output(
+        rollups,
+        metadata={
+            "periods": dg.MetadataValue.int(len(starts)),
+            "conversations": dg.MetadataValue.int(categories.num_rows),
+            "users_seen_before": dg.MetadataValue.int(seen_before.num_rows),
+            "compute_seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "summary": dg.MetadataValue.md(_summary(rollups)),
+        },
+    )
+    for name, (_, check) in CHECKS.items():
+        problems = check(period, starts, rollups, daily)
+        yield dg.AssetCheckResult(
+            check_name=name,
+            passed=not problems,
+            metadata={
+                "problems": dg.MetadataValue.int(len(problems)),
+                "examples": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[: checks.MAX_PROBLEMS]) or "none"),
+            },
+        )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    ins={"conversation_categories": dg.AssetIn()},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=check_specs("daily_rollups"),
+    group_name="analytics",
+    kinds={"duckdb", "parquet"},
+)
+def daily_rollups(
+    context: dg.AssetExecutionContext, conversation_categories: pa.Table, lake: LakeResource
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Per UTC day and dimension (all, channel, language, topic, primary intent): volumes, users,
+    response times, outcome rates and sentiment of the conversations started that day."""
+    yield from build_rollups(context, "day", conversation_categories, lake)
+
+
+@dg.asset(
+    partitions_def=weekly_partitions,
+    ins={"daily_rollups": dg.AssetIn(), "conversation_categories": dg.AssetIn()},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=check_specs("weekly_rollups"),
+    group_name="analytics",
+    kinds={"duckdb", "parquet"},
+)
+def weekly_rollups(
+    context: dg.AssetExecutionContext,
+    daily_rollups: pa.Table,
+    conversation_categories: pa.Table,
+    lake: LakeResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Per ISO week (Monday to Sunday) and dimension, computed from the week's conversations (distinct
+    users and percentiles are not sums of days); needs the daily rollups of all 7 days."""
+    yield from build_rollups(context, "week", conversation_categories, lake, daily_rollups)
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    ins={"daily_rollups": dg.AssetIn(), "conversation_categories": dg.AssetIn()},
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=check_specs("monthly_rollups"),
+    group_name="analytics",
+    kinds={"duckdb", "parquet"},
+)
+def monthly_rollups(
+    context: dg.AssetExecutionContext,
+    daily_rollups: pa.Table,
+    conversation_categories: pa.Table,
+    lake: LakeResource,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Per calendar month and dimension, computed from the month's conversations; needs the daily
+    rollups of every day of the month."""
+    yield from build_rollups(context, "month", conversation_categories, lake, daily_rollups)

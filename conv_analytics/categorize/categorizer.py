@@ -1,0 +1,174 @@
+"""The categorisation engine the assets and the CLI use: topic, intent and sentiment per text."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .device import Device, resolve_device
+from .features import Texts
+from .models import MODEL_FILE, LinearModel
+from .training import TASKS, fit_linear, fit_taxonomy, load_taxonomy
+
+MODELS_ENV = "CONV_ANALYTICS_MODELS"
+SENTIMENT_FILE = "thresholds.json"
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+VADER_THRESHOLD = 0.05
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("topic_confidence", pa.float64()),
+        ("intent", pa.string()),
+        ("intent_confidence", pa.float64()),
+        ("sentiment", pa.string()),
+        ("sentiment_score", pa.float64()),
+    ]
+)
+
+
+class Categorizer:
+    """Topic and intent from linear models over hashed features, sentiment from VADER compound scores."""
+
+    def __init__(
+        self,
+        topic: LinearModel,
+        intent: LinearModel,
+        device: Device = "cpu",
+        sentiment_thresholds: tuple[float, float] = (-VADER_THRESHOLD, VADER_THRESHOLD),
+    ) -> None:
+        self.topic = topic
+        self.intent = intent
+        self.device = device
+        self.sentiment_thresholds = sentiment_thresholds
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | None = None) -> Categorizer:
+        """Models saved under `path` (topic/, intent/, sentiment/); any missing one is the default
+        built from the taxonomy YAML ($CONV_ANALYTICS_TAXONOMY or the shipped one)."""
+        resolved = resolve_device(device)
+        folder = Path(path) if path else None
+        if folder is not None and not folder.is_dir():
+            raise ValueError(f"model folder {folder} does not exist")
+        models: dict[str, LinearModel] = {}
+        taxonomy = None
+        for task in TASKS:
+            if folder is not None and (folder / task / MODEL_FILE).is_file():
+                models[task] = LinearModel.load(folder / task)
+            else:
+                taxonomy = taxonomy or load_taxonomy()
+                models[task] = fit_taxonomy(taxonomy, task)
+        thresholds = (-VADER_THRESHOLD, VADER_THRESHOLD)
+        if folder is not None and (folder / "sentiment" / SENTIMENT_FILE).is_file():
+            saved = json.loads((folder / "sentiment" / SENTIMENT_FILE).read_text())
+            thresholds = (float(saved["negative_below"]), float(saved["positive_above"]))
+        return cls(models["topic"], models["intent"], resolved, thresholds)
+
+    @classmethod
+    def from_env(cls) -> Categorizer:
+        """Load from $CONV_ANALYTICS_MODELS when set, else the shipped defaults."""
+        return cls.load(os.environ.get(MODELS_ENV) or None)
+
+    @staticmethod
+    def train(task: str, texts: Texts, labels: Sequence[str], **options) -> LinearModel | SentimentThresholds:
+        """Fit one task's model from labelled texts; `.save(dir)` it and `load(dir)` picks it up.
+
+        topic/intent: options go to training.fit_linear (c, spec, max_iter, min_df, fallback,
+        threshold). sentiment: fits only the two cut-offs on the VADER compound score.
+        """
+        if task == "sentiment":
+            return SentimentThresholds.fit(texts, labels)
+        if task not in TASKS:
+            raise ValueError(f"task must be one of topic, intent, sentiment; got {task!r}")
+        return fit_linear(texts, labels, task=task, **options)
+
+    def predict_topic(self, texts: Texts) -> tuple[pa.Array, np.ndarray]:
+        return self.topic.predict(texts, self.device)
+
+    def predict_intent(self, texts: Texts) -> tuple[pa.Array, np.ndarray]:
+        return self.intent.predict(texts, self.device)
+
+    def predict_sentiment(self, texts: Texts) -> tuple[pa.Array, np.ndarray]:
+        """(negative|neutral|positive, VADER compound score in -1..1)."""
+        from .sentiment import vader_compound  # written in parallel; imported when first needed
+
+        scores = np.asarray(vader_compound(texts, device=self.device), dtype=np.float64)
+        return sentiment_labels(scores, self.sentiment_thresholds), scores
+
+    def predict(self, texts: Texts) -> pa.Table:
+        """One row per text, in order, with all three labels and their scores."""
+        topic, topic_conf = self.predict_topic(texts)
+        intent, intent_conf = self.predict_intent(texts)
+        sentiment, score = self.predict_sentiment(texts)
+        return pa.Table.from_arrays(
+            [topic, pa.array(topic_conf), intent, pa.array(intent_conf), sentiment, pa.array(score)],
+            schema=OUTPUT_SCHEMA,
+        )
+
+
+def sentiment_labels(scores: np.ndarray, thresholds: tuple[float, float]) -> pa.Array:
+    """VADER's convention: compound >= +t positive, <= -t negative, else neutral."""
+    negative_below, positive_above = thresholds
+    index = np.ones(scores.size, dtype=np.int32)
+    index[scores <= negative_below] = 0
+    index[scores >= positive_above] = 2
+    names = pa.array(SENTIMENT_LABELS, type=pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(index), names).dictionary_decode()
+
+
+def _macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
+    """Macro-F1 over the classes present in truth or predictions, on integer labels."""
+    tp = np.bincount(truth[truth == predicted], minlength=n_classes)
+    true_count = np.bincount(truth, minlength=n_classes)
+    pred_count = np.bincount(predicted, minlength=n_classes)
+    present = (true_count + pred_count) > 0
+    return float(np.mean(2 * tp[present] / (true_count[present] + pred_count[present])))
+
+
+class SentimentThresholds:
+    """What training sentiment means here: the VADER scores stay, only the two cut-offs are fitted
+    (grid search for the best macro-F1 on the labelled texts)."""
+
+    task = "sentiment"
+
+    def __init__(self, negative_below: float, positive_above: float, info: dict | None = None) -> None:
+        self.negative_below = negative_below
+        self.positive_above = positive_above
+        self.info = info or {}
+
+    @classmethod
+    def fit(cls, texts: Texts, labels: Sequence[str]) -> SentimentThresholds:
+        from .sentiment import vader_compound
+
+        unknown = set(labels) - set(SENTIMENT_LABELS)
+        if unknown:
+            raise ValueError(f"sentiment labels must be {SENTIMENT_LABELS}; found {sorted(unknown)[:5]}")
+        truth = np.array([SENTIMENT_LABELS.index(label) for label in labels], dtype=np.int64)
+        scores = np.asarray(vader_compound(texts), dtype=np.float64)
+        grid = np.round(np.arange(0.0, 0.801, 0.025), 3)
+        best = (-1.0, -VADER_THRESHOLD, VADER_THRESHOLD)
+        for neg in grid:
+            for pos in grid:
+                predicted = np.where(scores >= pos, 2, np.where(scores <= -neg, 0, 1))
+                f1 = _macro_f1(truth, predicted, len(SENTIMENT_LABELS))
+                if f1 > best[0] + 1e-12:
+                    best = (f1, -float(neg), float(pos))
+        return cls(best[1], best[2], {"train_macro_f1": best[0], "n_train": len(labels)})
+
+    def predict(self, texts: Texts, device: Device = "cpu") -> tuple[pa.Array, np.ndarray]:
+        from .sentiment import vader_compound
+
+        scores = np.asarray(vader_compound(texts, device=device), dtype=np.float64)
+        return sentiment_labels(scores, (self.negative_below, self.positive_above)), scores
+
+    def save(self, directory: str | Path) -> Path:
+        out = Path(directory) / self.task
+        out.mkdir(parents=True, exist_ok=True)
+        payload = {"negative_below": self.negative_below, "positive_above": self.positive_above, "info": self.info}
+        (out / SENTIMENT_FILE).write_text(json.dumps(payload, indent=2) + "\n")
+        return out

@@ -1,0 +1,684 @@
+"""VADER's sentiment rules over raw UTF-8 bytes, as Numba functions shared by the CPU and CUDA.
+
+The rule functions below (``@rule``: ``njit`` without reference counting) never allocate; callers
+hand in scratch arrays. ``score_texts_cpu`` runs ``score_range`` over many texts with ``prange``,
+and ``sentiment_cuda`` calls the very same ``score_range`` for one text per CUDA thread (Numba
+compiles a CPU function called from device code as a device function), so both devices run one
+implementation. Tokens map to vocabulary ids through an FNV-1a open-addressing hash table with a
+byte-by-byte check of the stored word.
+
+The tables they read (vocabulary hash table, word flags, valences, n-grams, case table) are built
+from the installed vaderSentiment package by ``conv_analytics.categorize.sentiment``; the tuple
+layout is ``SentimentTables`` there. Rules follow vaderSentiment 3.3.2 ``polarity_scores`` including its
+quirks (whitespace split, punctuation strip unless that leaves <= 2 characters, ALL-CAPS emphasis
+only when the text mixes case, the "but" re-weighting by first equal value, "never so/this",
+"without doubt", "least", n-gram idioms, ! and ? emphasis, normalisation with alpha = 15).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# Words the rules name, in the order of the ``kw`` table (their vocabulary ids).
+KEYWORDS = (
+    "no",
+    "or",
+    "nor",
+    "kind",
+    "of",
+    "never",
+    "so",
+    "this",
+    "without",
+    "doubt",
+    "least",
+    "at",
+    "very",
+    "but",
+)
+KW_NO, KW_OR, KW_NOR, KW_KIND, KW_OF, KW_NEVER, KW_SO, KW_THIS = range(8)
+KW_WITHOUT, KW_DOUBT, KW_LEAST, KW_AT, KW_VERY, KW_BUT = range(8, 14)
+
+# Bits of the per-word ``word_flags`` table.
+IN_LEXICON = 1
+BOOSTER = 2
+NEGATION = 4
+NGRAM_START = 8  # first word of some n-gram
+# Bits of the per-token flags.
+TOKEN_UPPER = 1
+TOKEN_NT = 2
+# ``ngrams`` rows are (kind, length, w0, w1, w2): VADER's SPECIAL_CASES or multi-word BOOSTER_DICT.
+NGRAM_SPECIAL = 0
+NGRAM_BOOSTER = 1
+# ``case_table`` values for code points >= 128 (Python's str.isupper() semantics).
+CASE_UPPER = 1
+CASE_LOWER_OR_TITLE = 2
+
+FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+FNV_PRIME = np.uint64(0x100000001B3)
+HASH_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+# Figures VADER writes inline in its functions (its module constants come from the tables).
+SCALAR_DECAY_2 = 0.95
+SCALAR_DECAY_3 = 0.9
+NEVER_SO_FACTOR = 1.25
+BEFORE_BUT = 0.5
+AFTER_BUT = 1.5
+EXCLAMATION_STEP = 0.292
+MAX_EXCLAMATIONS = 4
+QUESTION_STEP = 0.18
+QUESTION_CAP = 0.96
+ALPHA = 15.0
+
+
+# Rule functions allocate nothing, so they compile without Numba's reference counting: passing
+# the tables' arrays from call to call then costs no atomic increments (and CUDA has no NRT).
+rule = njit(cache=True, _nrt=False)
+
+
+def readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view: Arrow-backed and freshly built buffers then share one compiled kernel."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def fnv1a(word: bytes) -> int:
+    """The kernel's token hash, for building the vocabulary table in Python."""
+    h = int(FNV_OFFSET)
+    for byte in word:
+        h = ((h ^ byte) * int(FNV_PRIME)) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+@rule
+def is_space(c):
+    """ASCII whitespace as Python's str.split() sees it (incl. the \\x1c-\\x1f separators)."""
+    return c == 32 or (9 <= c <= 13) or (28 <= c <= 31)
+
+
+@rule
+def is_punct(c):
+    """string.punctuation."""
+    return (33 <= c <= 47) or (58 <= c <= 64) or (91 <= c <= 96) or (123 <= c <= 126)
+
+
+@rule
+def decode(data, pos, end):
+    """(code point, byte length) at pos; a malformed sequence reads as one U+FFFD per byte."""
+    b0 = np.int64(data[pos])
+    if b0 < 0x80:
+        return b0, 1
+    if b0 >= 0xF8 or b0 < 0xC0:
+        return np.int64(0xFFFD), 1
+    if b0 >= 0xF0:
+        size = 4
+        cp = b0 & 0x07
+    elif b0 >= 0xE0:
+        size = 3
+        cp = b0 & 0x0F
+    else:
+        size = 2
+        cp = b0 & 0x1F
+    if pos + size > end:
+        return np.int64(0xFFFD), 1
+    for k in range(1, size):
+        c = np.int64(data[pos + k])
+        if (c & 0xC0) != 0x80:
+            return np.int64(0xFFFD), 1
+        cp = (cp << 6) | (c & 0x3F)
+    return cp, size
+
+
+@rule
+def needs_prepass(data, start, end, prepass_cps):
+    """True when the text holds a code point VADER rewrites (emoji, non-ASCII space, Kelvin)."""
+    pos = start
+    size = prepass_cps.shape[0]
+    while pos < end:
+        if data[pos] < 0x80:
+            pos += 1
+            continue
+        cp, step = decode(data, pos, end)
+        pos += step
+        lo = 0
+        hi = size
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if prepass_cps[mid] < cp:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < size and prepass_cps[lo] == cp:
+            return True
+    return False
+
+
+@rule
+def probe(h, data, a, b, slot_ids, slot_hash, word_off, word_bytes):
+    """Vocabulary id of the ASCII-lowercased token data[a:b] with hash h, or -1."""
+    mask = slot_ids.shape[0] - 1
+    slot = np.int64(h & np.uint64(mask))
+    while True:
+        wid = slot_ids[slot]
+        if wid < 0:
+            return -1
+        if slot_hash[slot] == h:
+            ws = word_off[wid]
+            if word_off[wid + 1] - ws == b - a:
+                same = True
+                for k in range(b - a):
+                    c = np.int64(data[a + k])
+                    if 65 <= c <= 90:
+                        c += 32
+                    if c != word_bytes[ws + k]:
+                        same = False
+                        break
+                if same:
+                    return wid
+        slot = (slot + 1) & mask
+
+
+@rule
+def is_upper(data, a, b, case_table):
+    """Python's str.isupper() on data[a:b]: some cased character, none lower- or titlecase."""
+    seen = False
+    pos = a
+    while pos < b:
+        c = data[pos]
+        if c < 0x80:
+            if 97 <= c <= 122:
+                return False
+            if 65 <= c <= 90:
+                seen = True
+            pos += 1
+        else:
+            cp, step = decode(data, pos, b)
+            pos += step
+            if cp < case_table.shape[0]:
+                kind = case_table[cp]
+                if kind == CASE_LOWER_OR_TITLE:
+                    return False
+                if kind == CASE_UPPER:
+                    seen = True
+    return seen
+
+
+@rule
+def tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_table, ids, flags):
+    """Split like str.split(), strip punctuation like VADER, look tokens up; fill ids/flags.
+
+    One pass over each token hashes (FNV-1a) both the whole lowercased token and its core without
+    leading and trailing punctuation (VADER keeps the whole token when the core has <= 2
+    characters), tells ALL-CAPS (ASCII; the case table only for non-ASCII tokens) and finds "n't".
+    Returns (tokens, ALL-CAPS tokens).
+    """
+    count = 0
+    upper = 0
+    pos = start
+    while True:
+        while pos < end and is_space(data[pos]):
+            pos += 1
+        if pos >= end:
+            break
+        a = pos
+        core_start = -1
+        core_end = a
+        h_whole = FNV_OFFSET
+        h_core = FNV_OFFSET
+        h_core_kept = FNV_OFFSET
+        core_chars = 0
+        core_chars_kept = 0
+        has_upper = False
+        has_lower = False
+        non_ascii = False
+        nt = False
+        prev1 = 0
+        prev2 = 0
+        while pos < end:
+            c = np.int64(data[pos])
+            if is_space(c):
+                break
+            punct = is_punct(c)
+            if 65 <= c <= 90:
+                has_upper = True
+                c += 32
+            elif 97 <= c <= 122:
+                has_lower = True
+            elif c >= 0x80:
+                non_ascii = True
+            h_whole = (h_whole ^ np.uint64(c)) * FNV_PRIME
+            if c == 116 and prev1 == 39 and prev2 == 110:
+                nt = True
+            prev2 = prev1
+            prev1 = c
+            if core_start < 0 and not punct:
+                core_start = pos
+            if core_start >= 0:
+                h_core = (h_core ^ np.uint64(c)) * FNV_PRIME
+                if (c & 0xC0) != 0x80:
+                    core_chars += 1
+                if not punct:
+                    h_core_kept = h_core
+                    core_end = pos + 1
+                    core_chars_kept = core_chars
+            pos += 1
+        b = pos
+        h = h_whole
+        if core_chars_kept > 2:
+            a = core_start
+            b = core_end
+            h = h_core_kept
+        flag = 0
+        if non_ascii and not has_lower:
+            has_upper = is_upper(data, a, b, case_table)
+        if has_upper and not has_lower:
+            flag |= TOKEN_UPPER
+            upper += 1
+        if nt:
+            flag |= TOKEN_NT
+        ids[count] = probe(h, data, a, b, slot_ids, slot_hash, word_off, word_bytes)
+        flags[count] = flag
+        count += 1
+    return count, upper
+
+
+@rule
+def find_ngram(ngrams, word_flags, kind, length, w0, w1, w2):
+    """Row of the n-gram (w0, w1[, w2]) of this kind, or -1."""
+    if w0 < 0 or (word_flags[w0] & NGRAM_START) == 0:
+        return -1
+    for row in range(ngrams.shape[0]):
+        if (
+            ngrams[row, 0] == kind
+            and ngrams[row, 1] == length
+            and ngrams[row, 2] == w0
+            and ngrams[row, 3] == w1
+            and (length == 2 or ngrams[row, 4] == w2)
+        ):
+            return row
+    return -1
+
+
+@rule
+def in_lexicon(wid, word_flags):
+    return wid >= 0 and (word_flags[wid] & IN_LEXICON) != 0
+
+
+@rule
+def negated(j, ids, flags, word_flags):
+    """VADER's negated([word]): a NEGATE word or any word containing "n't"."""
+    wid = ids[j]
+    return (wid >= 0 and (word_flags[wid] & NEGATION) != 0) or (flags[j] & TOKEN_NT) != 0
+
+
+@rule
+def negation_check(v, start_i, i, ids, flags, word_flags, kw, n_scalar):
+    """VADER's _negation_check for the word start_i + 1 places before token i."""
+    never, so, this = kw[KW_NEVER], kw[KW_SO], kw[KW_THIS]
+    without, doubt = kw[KW_WITHOUT], kw[KW_DOUBT]
+    if start_i == 0:
+        if negated(i - 1, ids, flags, word_flags):
+            v *= n_scalar
+    elif start_i == 1:
+        if ids[i - 2] == never and (ids[i - 1] == so or ids[i - 1] == this):
+            v *= NEVER_SO_FACTOR
+        elif ids[i - 2] == without and ids[i - 1] == doubt:
+            pass
+        elif negated(i - 2, ids, flags, word_flags):
+            v *= n_scalar
+    else:
+        # VADER's `never and so/this or so/this` binds as `(never and ...) or ...`: kept as is.
+        if (ids[i - 3] == never and (ids[i - 2] == so or ids[i - 2] == this)) or (
+            ids[i - 1] == so or ids[i - 1] == this
+        ):
+            v *= NEVER_SO_FACTOR
+        elif ids[i - 3] == without and (ids[i - 2] == doubt or ids[i - 1] == doubt):
+            pass
+        elif negated(i - 3, ids, flags, word_flags):
+            v *= n_scalar
+    return v
+
+
+@rule
+def idioms_check(v, i, n, ids, word_flags, ngrams, ngram_val):
+    """VADER's _special_idioms_check around token i (i >= 3)."""
+    row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 2, ids[i - 1], ids[i], -1)
+    if row < 0:
+        row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 3, ids[i - 2], ids[i - 1], ids[i])
+    if row < 0:
+        row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 2, ids[i - 2], ids[i - 1], -1)
+    if row < 0:
+        row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 3, ids[i - 3], ids[i - 2], ids[i - 1])
+    if row < 0:
+        row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 2, ids[i - 3], ids[i - 2], -1)
+    if row >= 0:
+        v = ngram_val[row]
+    if n - 1 > i:
+        row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 2, ids[i], ids[i + 1], -1)
+        if row >= 0:
+            v = ngram_val[row]
+    if n - 1 > i + 1:
+        row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 3, ids[i], ids[i + 1], ids[i + 2])
+        if row >= 0:
+            v = ngram_val[row]
+    row = find_ngram(ngrams, word_flags, NGRAM_BOOSTER, 3, ids[i - 3], ids[i - 2], ids[i - 1])
+    if row >= 0:
+        v += ngram_val[row]
+    row = find_ngram(ngrams, word_flags, NGRAM_BOOSTER, 2, ids[i - 3], ids[i - 2], -1)
+    if row >= 0:
+        v += ngram_val[row]
+    row = find_ngram(ngrams, word_flags, NGRAM_BOOSTER, 2, ids[i - 2], ids[i - 1], -1)
+    if row >= 0:
+        v += ngram_val[row]
+    return v
+
+
+@rule
+def token_valence(i, n, ids, flags, cap_diff, word_flags, valence, booster, kw, ngrams, ngram_val, c_incr, n_scalar):
+    """VADER's per-token sentiment (polarity_scores loop body + sentiment_valence)."""
+    wid = ids[i]
+    if wid < 0 or (word_flags[wid] & BOOSTER) != 0:
+        return 0.0
+    if wid == kw[KW_KIND] and i < n - 1 and ids[i + 1] == kw[KW_OF]:
+        return 0.0
+    if (word_flags[wid] & IN_LEXICON) == 0:
+        return 0.0
+    no = kw[KW_NO]
+    v = valence[wid]
+    if wid == no and i != n - 1 and in_lexicon(ids[i + 1], word_flags):
+        v = 0.0
+    if (
+        (i > 0 and ids[i - 1] == no)
+        or (i > 1 and ids[i - 2] == no)
+        or (i > 2 and ids[i - 3] == no and (ids[i - 1] == kw[KW_OR] or ids[i - 1] == kw[KW_NOR]))
+    ):
+        v = valence[wid] * n_scalar
+    if cap_diff and (flags[i] & TOKEN_UPPER) != 0:
+        if v > 0:
+            v += c_incr
+        else:
+            v -= c_incr
+    for start_i in range(3):
+        j = i - start_i - 1
+        if j < 0 or in_lexicon(ids[j], word_flags):
+            continue
+        scalar = 0.0
+        pj = ids[j]
+        if pj >= 0 and (word_flags[pj] & BOOSTER) != 0:
+            scalar = booster[pj]
+            if v < 0:
+                scalar = -scalar
+            if cap_diff and (flags[j] & TOKEN_UPPER) != 0:
+                if v > 0:
+                    scalar += c_incr
+                else:
+                    scalar -= c_incr
+        if start_i == 1 and scalar != 0:
+            scalar *= SCALAR_DECAY_2
+        elif start_i == 2 and scalar != 0:
+            scalar *= SCALAR_DECAY_3
+        v += scalar
+        v = negation_check(v, start_i, i, ids, flags, word_flags, kw, n_scalar)
+        if start_i == 2:
+            v = idioms_check(v, i, n, ids, word_flags, ngrams, ngram_val)
+    least = kw[KW_LEAST]
+    if i > 1 and not in_lexicon(ids[i - 1], word_flags) and ids[i - 1] == least:
+        if ids[i - 2] != kw[KW_AT] and ids[i - 2] != kw[KW_VERY]:
+            v *= n_scalar
+    elif i > 0 and not in_lexicon(ids[i - 1], word_flags) and ids[i - 1] == least:
+        v *= n_scalar
+    return v
+
+
+@rule
+def value_slot(value, cap):
+    """Bucket of a float key (valences are small, so scaling to an integer keeps them apart)."""
+    h = np.uint64(np.int64(value * 1048576.0)) * HASH_MIX
+    return np.int64(h >> np.uint64(33)) % cap
+
+
+@rule
+def multiset_add(keys, counts, value):
+    cap = keys.shape[0]
+    slot = value_slot(value, cap)
+    while counts[slot] >= 0 and keys[slot] != value:
+        slot = (slot + 1) % cap
+    if counts[slot] < 0:
+        keys[slot] = value
+        counts[slot] = 0
+    counts[slot] += 1
+
+
+@rule
+def multiset_take(keys, counts, value):
+    """Remove one `value` if present; True when one was there."""
+    cap = keys.shape[0]
+    slot = value_slot(value, cap)
+    while counts[slot] >= 0:
+        if keys[slot] == value:
+            if counts[slot] > 0:
+                counts[slot] -= 1
+                return True
+            return False
+        slot = (slot + 1) % cap
+    return False
+
+
+@rule
+def but_weighted_sum(sents, n, but_at, keys, counts):
+    """Sum of sentiments after VADER's _but_check, in O(n).
+
+    VADER walks the list and rescales the *first* element equal to each value (list.index), so a
+    value after "but" that also occurs before it halves that earlier copy instead of gaining x1.5.
+    Only which side of "but" the first equal value lies on matters for the sum, so a multiset of
+    the (halved) values before "but" reproduces it. keys/counts hold >= 2n + 1 slots.
+    """
+    for slot in range(2 * n + 1):
+        counts[slot] = -1
+    table_keys = keys[: 2 * n + 1]
+    table_counts = counts[: 2 * n + 1]
+    before = 0.0
+    for j in range(but_at):
+        value = sents[j] * BEFORE_BUT
+        before += value
+        if value != 0.0:
+            multiset_add(table_keys, table_counts, value)
+    pivot = sents[but_at]
+    after = 0.0
+    for k in range(but_at + 1, n):
+        value = sents[k]
+        if value == 0.0:
+            continue
+        if multiset_take(table_keys, table_counts, value):
+            multiset_add(table_keys, table_counts, value * BEFORE_BUT)
+            before -= value * BEFORE_BUT
+            after += value
+        elif value == pivot:
+            after += value
+        else:
+            after += value * AFTER_BUT
+    return before + pivot + after
+
+
+@rule
+def normalized_compound(total, exclamations, questions):
+    """VADER's punctuation emphasis and normalize(score, alpha=15)."""
+    amplifier = (exclamations if exclamations < MAX_EXCLAMATIONS else MAX_EXCLAMATIONS) * EXCLAMATION_STEP
+    if questions > 1:
+        amplifier += questions * QUESTION_STEP if questions <= 3 else QUESTION_CAP
+    if total > 0:
+        total += amplifier
+    elif total < 0:
+        total -= amplifier
+    # Written without min/max, which Numba's CUDA target does not take from CPU code.
+    score = total / math.sqrt(total * total + ALPHA)
+    if score > 1.0:
+        return 1.0
+    if score < -1.0:
+        return -1.0
+    return score
+
+
+@rule
+def score_text(
+    data,
+    start,
+    end,
+    slot_ids,
+    slot_hash,
+    word_off,
+    word_bytes,
+    word_flags,
+    valence,
+    booster,
+    kw,
+    ngrams,
+    ngram_val,
+    case_table,
+    consts,
+    ids,
+    flags,
+    sents,
+    keys,
+    counts,
+):
+    """Unrounded VADER compound of data[start:end].
+
+    The table arguments are the ``SentimentTables`` fields (conv_analytics.categorize.sentiment),
+    passed one by one so that a caller looping over texts unpacks them once (fewer refcounts).
+    ids/flags/sents need room for token_room(end - start) tokens and keys/counts for twice that
+    plus one.
+    """
+    n, upper = tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_table, ids, flags)
+    if n == 0:
+        return 0.0
+    cap_diff = 0 < n - upper < n
+    c_incr = consts[0]
+    n_scalar = consts[1]
+    but = kw[KW_BUT]
+    but_at = -1
+    total = 0.0
+    for i in range(n):
+        wid = ids[i]
+        if but_at < 0 and wid == but:
+            but_at = i
+        value = 0.0
+        if wid >= 0 and (word_flags[wid] & IN_LEXICON) != 0:
+            value = token_valence(
+                i,
+                n,
+                ids,
+                flags,
+                cap_diff,
+                word_flags,
+                valence,
+                booster,
+                kw,
+                ngrams,
+                ngram_val,
+                c_incr,
+                n_scalar,
+            )
+        sents[i] = value
+        total += value
+    if but_at >= 0:
+        total = but_weighted_sum(sents, n, but_at, keys, counts)
+    if total == 0.0:
+        return 0.0  # punctuation only amplifies a non-zero sum
+    exclamations = 0
+    questions = 0
+    for pos in range(start, end):
+        c = data[pos]
+        if c == 33:
+            exclamations += 1
+        elif c == 63:
+            questions += 1
+    return normalized_compound(total, exclamations, questions)
+
+
+@njit(cache=True)
+def token_room(nbytes):
+    """Most tokens a text of nbytes can split into."""
+    return (nbytes + 1) // 2 + 1
+
+
+@rule
+def score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged):
+    """Score texts lo..hi-1 into out, one after the other (the CUDA kernel runs one per thread).
+
+    `scratch` is (ids, flags, sents, keys, counts) with room for the longest text's
+    token_room (keys and counts: twice that plus one). With detect set, texts needing the Python
+    pre-pass get flagged[i] = 1 (and out[i] = 0).
+    """
+    (
+        slot_ids,
+        slot_hash,
+        word_off,
+        word_bytes,
+        word_flags,
+        valence,
+        booster,
+        kw,
+        ngrams,
+        ngram_val,
+        case_table,
+        prepass_cps,
+        consts,
+    ) = tables
+    ids, flags, sents, keys, counts = scratch
+    for i in range(lo, hi):
+        start = offsets[i]
+        end = offsets[i + 1]
+        if detect and needs_prepass(data, start, end, prepass_cps):
+            flagged[i] = 1
+            out[i] = 0.0
+            continue
+        out[i] = score_text(
+            data,
+            start,
+            end,
+            slot_ids,
+            slot_hash,
+            word_off,
+            word_bytes,
+            word_flags,
+            valence,
+            booster,
+            kw,
+            ngrams,
+            ngram_val,
+            case_table,
+            consts,
+            ids,
+            flags,
+            sents,
+            keys,
+            counts,
+        )
+
+
+@njit(parallel=True, cache=True)
+def score_texts_cpu(offsets, data, detect, tables, out, flagged, chunks):
+    """Score texts data[offsets[i]:offsets[i+1]] into out: prange over `chunks` runs of texts,
+    each with scratch sized for its longest text."""
+    n = offsets.shape[0] - 1
+    chunks = min(n, chunks)
+    for chunk in prange(chunks):
+        lo = chunk * n // chunks
+        hi = (chunk + 1) * n // chunks
+        longest = 0
+        for i in range(lo, hi):
+            longest = max(longest, offsets[i + 1] - offsets[i])
+        room = token_room(longest)
+        scratch = (
+            np.empty(room, np.int32),
+            np.empty(room, np.uint8),
+            np.empty(room, np.float64),
+            np.empty(2 * room + 1, np.float64),
+            np.empty(2 * room + 1, np.int64),
+        )
+        score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged)

@@ -1,0 +1,133 @@
+"""Reconciliation of the lake with NocoDB: every NocoDB row of a day must be in that day's partition.
+
+For each day of the run, NocoDB's own count for the day's filter (`pageInfo.totalRows`, the same
+filter the source reads with) must equal the rows stored for it: raw rows plus quarantined rows.
+Rows dropped as duplicates of an id explain a difference; anything else (a lost row, a row deleted
+or moved in NocoDB since) fails the check, which is blocking, so nothing downstream is built from
+a partition that does not match its source. On a difference the check names example rows.
+"""
+
+from collections import Counter
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import pyarrow.parquet as pq
+from dagster import AssetCheckExecutionContext
+
+from conv_analytics.io.lake import ParquetLake
+from conv_analytics.io.resources import LakeResource
+from conv_analytics.partitions import daily_partitions, day_window, days_between
+from conv_analytics.sources.base import ENTITIES, Entity, SourceError
+from conv_analytics.sources.nocodb import NocoDBResource, NocoDBSource
+
+EXAMPLES = 10
+ID_FIELD: dict[Entity, str] = {"conversations": "conversation_id", "messages": "message_id"}
+
+
+def _column(lake: ParquetLake, asset: str, key: str, column: str) -> list[Any] | None:
+    """One column of a partition, or None when the partition was never written."""
+    try:
+        return pq.read_table(lake.partition_path(asset, key), columns=[column], filesystem=lake.fs)[column].to_pylist()
+    except FileNotFoundError:
+        return None
+
+
+def _explain(source: NocoDBSource, entity: Entity, key: str, raw_ids: list[Any], locators: list[str]) -> dict[str, Any]:
+    """Which rows differ: NocoDB rows missing from the lake, lake rows NocoDB no longer has, duplicates."""
+    start, end = day_window(date.fromisoformat(key))
+    id_column = source.column(entity, ID_FIELD[entity])
+    noco: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for record in source.fetch(entity, start, end):
+        our_id = str((record.fields or {}).get(id_column))
+        noco[record.locator] = our_id
+        counts[our_id] += 1
+    quarantined = set(locators)
+    stored = {str(x) for x in raw_ids}
+    missing = sorted(loc for loc, our in noco.items() if our not in stored and loc not in quarantined)
+    in_noco = set(noco.values())
+    extra = sorted((stored - in_noco) | {loc for loc in quarantined if loc not in noco})
+    return {
+        "duplicate_rows": sum(c - 1 for c in counts.values() if c > 1),
+        "missing_in_lake": missing[:EXAMPLES],
+        "missing_in_lake_count": len(missing),
+        "not_in_nocodb": extra[:EXAMPLES],
+        "not_in_nocodb_count": len(extra),
+    }
+
+
+def reconcile_day(source: NocoDBSource, lake: ParquetLake, entity: Entity, key: str) -> dict[str, Any]:
+    """The counts of one day on both sides and whether they agree."""
+    start, end = day_window(date.fromisoformat(key))
+    expected = source.count(entity, start, end)
+    raw_ids = _column(lake, f"raw_{entity}", key, ID_FIELD[entity])
+    if raw_ids is None:
+        return {
+            "day": key,
+            "ok": False,
+            "nocodb_rows": expected,
+            "problem": "partition not materialised",
+        }
+    locators = [
+        loc for loc in _column(lake, f"quarantined_{entity}", key, "locator") or [] if loc.startswith("nocodb:")
+    ]
+    result: dict[str, Any] = {
+        "day": key,
+        "nocodb_rows": expected,
+        "raw_rows": len(raw_ids),
+        "quarantined_rows": len(locators),
+    }
+    stored = len(raw_ids) + len(locators)
+    if stored == expected:
+        return {**result, "ok": True}
+    details = _explain(source, entity, key, raw_ids, locators)
+    ok = stored + details["duplicate_rows"] == expected and not details["missing_in_lake_count"]
+    return {**result, **details, "ok": ok}
+
+
+def build_reconciliation_check(entity: Entity) -> dg.AssetChecksDefinition:
+    raw = f"raw_{entity}"
+
+    @dg.asset_check(
+        asset=raw,
+        name="matches_nocodb",
+        partitions_def=daily_partitions,
+        blocking=True,
+        description=f"NocoDB's row count per day equals the {entity} stored for it (raw + quarantined).",
+    )
+    def matches_nocodb(
+        context: AssetCheckExecutionContext, nocodb: NocoDBResource, lake: LakeResource
+    ) -> dg.AssetCheckResult:
+        if not nocodb.enabled:
+            return dg.AssetCheckResult(passed=True, description="NOCODB_URL is not set: nothing to reconcile")
+        window = context.partition_time_window
+        keys = [d.isoformat() for d in days_between(window.start, window.end)]
+        try:
+            source = nocodb.source()
+            days = [reconcile_day(source, lake.lake(), entity, key) for key in keys]
+        except SourceError as exc:
+            raise dg.Failure(description=f"nocodb source: {exc}") from None
+        bad = [d for d in days if not d["ok"]]
+        for day in bad:
+            context.log.error(f"{raw} {day['day']} does not match NocoDB: {day}")
+        summary = "; ".join(
+            f"{d['day']}: NocoDB {d['nocodb_rows']}, lake {d.get('raw_rows', 0) + d.get('quarantined_rows', 0)}"
+            + (f" ({d['problem']})" if "problem" in d else "")
+            for d in bad
+        )
+        return dg.AssetCheckResult(
+            passed=not bad,
+            description=f"{len(bad)} of {len(days)} day(s) differ from NocoDB: {summary}" if bad else None,
+            metadata={
+                "days": len(days),
+                "nocodb_rows": sum(d["nocodb_rows"] for d in days),
+                "lake_rows": sum(d.get("raw_rows", 0) + d.get("quarantined_rows", 0) for d in days),
+                "differences": dg.MetadataValue.json(bad),
+            },
+        )
+
+    return matches_nocodb
+
+
+reconciliation_checks: list[dg.AssetChecksDefinition] = [build_reconciliation_check(e) for e in ENTITIES]

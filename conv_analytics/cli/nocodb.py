@@ -1,0 +1,78 @@
+"""`conv-analytics nocodb init|load`: prepare a NocoDB base and fill it with public conversations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from conv_analytics.config import Config
+from conv_analytics.sources.base import SourceError
+from conv_analytics.sources.nocodb import NocoDBClient, NocoDBResource
+from conv_analytics.sources.nocodb_setup import Tables, ensure_tables, load_jsonl
+
+DEFAULT_BASE = "conv_analytics"
+
+
+def _tables(config: Config, base: str | None) -> tuple[NocoDBClient, Tables]:
+    client = NocoDBResource.from_config(config).client()
+    tables = ensure_tables(
+        client,
+        base or config.nocodb_base or DEFAULT_BASE,
+        config.nocodb_conversations_table,
+        config.nocodb_messages_table,
+    )
+    return client, tables
+
+
+@click.group("nocodb")
+def nocodb() -> None:
+    """Prepare and fill a NocoDB base (NOCODB_URL, NOCODB_API_TOKEN, NOCODB_BASE)."""
+
+
+@nocodb.command("init")
+@click.option("--base", help=f"Base id or title (default: NOCODB_BASE, else {DEFAULT_BASE!r}).")
+def init(base: str | None) -> None:
+    """Create the base and the conversations/messages tables where they are missing."""
+    try:
+        config = Config.from_env()
+        _, tables = _tables(config, base)
+    except (SourceError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"conversations table: {tables.conversations}")
+    click.echo(f"messages table: {tables.messages}")
+    click.echo(f"export NOCODB_BASE='{tables.base_id}'")
+
+
+@nocodb.command("load")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A JSONL file in the format of ../shared/data (DailyDialog, MultiWOZ).",
+)
+@click.option("--start-date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC).")
+@click.option(
+    "--days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Conversations are spread evenly over this many days.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Load only the first N conversations.")
+@click.option("--base", help=f"Base id or title (default: NOCODB_BASE, else {DEFAULT_BASE!r}).")
+def load(input_path: Path, start_date: datetime, days: int, limit: int | None, base: str | None) -> None:
+    """Load conversations with generated users, channels and timestamps (100 rows a request)."""
+    start = start_date.date()
+    try:
+        config = Config.from_env()
+        client, tables = _tables(config, base)
+        conversations, messages = load_jsonl(client, tables, input_path, start, days, limit)
+    except (SourceError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"loaded {conversations} conversations and {messages} messages from {input_path.name} "
+        f"over {days} day(s) from {start.isoformat()} into base {tables.base_id}"
+    )

@@ -1,0 +1,7 @@
+"""One error type for every store, so a run fails with a message that names the setting to fix."""
+
+from __future__ import annotations
+
+
+class StoreError(RuntimeError):
+    """A store (S3, MongoDB) could not be used; the message says which setting to fix."""

@@ -1,0 +1,310 @@
+"""The Parquet lake: one file per asset per partition, the same code for a local folder and S3.
+
+Layout: `<root>/<asset>/date=YYYY-MM-DD/part-0.parquet` (unpartitioned assets: `<root>/<asset>/part-0.parquet`).
+A partition is replaced as a whole: locally by writing a temporary file and renaming it over the old
+one, on S3 by uploading the finished file as one object (an upload that fails leaves the old object);
+either way no reader ever sees half a day.
+
+S3 credentials come the usual AWS way (environment, shared files, profile, instance role) through a
+boto3 session; any S3 failure becomes one StoreError that names the setting to fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+import duckdb
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from conv_analytics.io.errors import StoreError
+
+if TYPE_CHECKING:
+    import fsspec
+
+PART_FILE = "part-0.parquet"
+ROW_GROUP_ROWS = 256 * 1024  # large enough for scans, small enough to stream
+S3_READ_THREADS = 8  # partitions fetched at once from S3 (latency-bound, not CPU-bound)
+
+
+class MissingPartitionError(LookupError):
+    """An upstream partition that was never materialised."""
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    rows: int
+    bytes: int
+    path: str
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where an S3 lake lives and who we are there: shared by pyarrow, s3fs (DuckDB) and boto3."""
+
+    endpoint_url: str = ""  # empty: AWS
+    region: str = "us-east-1"
+    access_key: str = dataclasses.field(default="", repr=False)
+    secret_key: str = dataclasses.field(default="", repr=False)
+    session_token: str = dataclasses.field(default="", repr=False)
+
+    @classmethod
+    def resolve(cls, endpoint_url: str = "", region: str = "us-east-1", profile: str = "") -> S3Settings:
+        """Credentials the usual AWS way, through a boto3 session (env vars, ~/.aws, AWS_PROFILE, role)."""
+        import boto3
+
+        credentials = boto3.Session(profile_name=profile or None).get_credentials()
+        if credentials is None:
+            raise StoreError(
+                "no AWS credentials found for the S3 lake: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+            )
+        frozen = credentials.get_frozen_credentials()
+        return cls(endpoint_url, region, frozen.access_key, frozen.secret_key, frozen.token or "")
+
+    def filesystem(self) -> pafs.S3FileSystem:
+        options: dict[str, object] = {
+            "region": self.region,
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+            "session_token": self.session_token or None,
+            "connect_timeout": 5,
+            "request_timeout": 60,
+        }
+        if self.endpoint_url:
+            endpoint = urlparse(self.endpoint_url)
+            options["endpoint_override"] = endpoint.netloc or endpoint.path
+            options["scheme"] = endpoint.scheme or "https"
+        return pafs.S3FileSystem(**options)
+
+    def fsspec(self) -> fsspec.AbstractFileSystem:
+        """The same store as an fsspec file system (what DuckDB reads S3 through here)."""
+        import s3fs
+
+        # a fresh instance without listing cache: partitions are replaced in place, and a cached
+        # listing would hold the replaced object's ETag (s3fs then raises FileExpired)
+        return s3fs.S3FileSystem(
+            skip_instance_cache=True,
+            use_listings_cache=False,
+            key=self.access_key,
+            secret=self.secret_key,
+            token=self.session_token or None,
+            endpoint_url=self.endpoint_url or None,
+            client_kwargs={"region_name": self.region},
+        )
+
+
+def open_filesystem(
+    root: str, *, endpoint_url: str = "", region: str = "us-east-1", profile: str = "", s3: S3Settings | None = None
+) -> tuple[pafs.FileSystem, str, S3Settings | None]:
+    """A pyarrow file system, the path of `root` inside it and, for s3://bucket/prefix, its S3 settings.
+
+    `s3` gives the settings outright; otherwise credentials are looked up the usual AWS way.
+    """
+    parsed = urlparse(root)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise StoreError(f"lake root {root!r} names no bucket: set S3_BUCKET")
+        s3 = s3 or S3Settings.resolve(endpoint_url, region, profile)
+        return s3.filesystem(), f"{parsed.netloc}{parsed.path}".rstrip("/"), s3
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"lake root {root!r}: only local paths and s3:// URLs are supported")
+    path = parsed.path if parsed.scheme == "file" else root
+    return pafs.LocalFileSystem(), path.rstrip("/") or "/", None
+
+
+def explain_s3_error(exc: OSError, bucket: str, endpoint_url: str) -> str:
+    """What went wrong with S3, in words that name the setting to fix."""
+    text = str(exc)
+    where = endpoint_url or "AWS"
+    if any(s in text for s in ("NETWORK_CONNECTION", "curlCode", "Could not connect", "timed out")):
+        return f"the S3 store at {where} is unreachable: start it or fix S3_ENDPOINT_URL"
+    if any(s in text for s in ("ACCESS_DENIED", "SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden")):
+        return (
+            f"the S3 store at {where} refused the credentials: fix AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        )
+    if "NoSuchBucket" in text or (f"Bucket '{bucket}'" in text and "not found" in text):
+        return f"bucket {bucket!r} does not exist at {where}: create it or fix S3_BUCKET"
+    return f"the S3 store at {where} failed"
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Bring a table to `schema`: missing columns become nulls (older files), extra ones are dropped."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            columns.append(column if column.type == field.type else column.cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class ParquetLake:
+    """Reads and writes whole partitions of assets as Parquet files."""
+
+    def __init__(
+        self, filesystem: pafs.FileSystem, root: str, url: str | None = None, s3: S3Settings | None = None
+    ) -> None:
+        self.fs = filesystem
+        self.root = root
+        self.url = url or root
+        self.s3 = s3
+        self.is_local = isinstance(filesystem, pafs.LocalFileSystem)
+        self._checked = self.is_local
+
+    @classmethod
+    def open(cls, root: str, **options: str | S3Settings | None) -> ParquetLake:
+        filesystem, path, s3 = open_filesystem(root, **options)  # type: ignore[arg-type]
+        return cls(filesystem, path, url=root.rstrip("/"), s3=s3)
+
+    @property
+    def bucket(self) -> str:
+        return self.root.split("/", 1)[0]
+
+    @contextlib.contextmanager
+    def _store(self, doing: str) -> Iterator[None]:
+        """Turn an S3 failure into one StoreError naming the setting to fix; check the bucket once."""
+        if self.is_local:
+            yield
+            return
+        try:
+            if not self._checked:
+                if self.fs.get_file_info(self.bucket).type == pafs.FileType.NotFound:
+                    raise OSError(f"NoSuchBucket: Bucket '{self.bucket}' not found")
+                self._checked = True
+            yield
+        except (FileNotFoundError, StoreError):
+            raise
+        except OSError as exc:
+            endpoint = self.s3.endpoint_url if self.s3 else ""
+            reason = explain_s3_error(exc, self.bucket, endpoint)
+            raise StoreError(f"S3 lake {self.url}: {doing} failed: {reason} ({exc})") from exc
+
+    def check(self) -> None:
+        """Fail now, with the setting to fix, when the store cannot be used."""
+        with self._store("opening the lake"):
+            pass
+
+    def partition_dir(self, asset: str, key: str | None) -> str:
+        return f"{self.root}/{asset}" if key is None else f"{self.root}/{asset}/date={key}"
+
+    def partition_path(self, asset: str, key: str | None) -> str:
+        return f"{self.partition_dir(asset, key)}/{PART_FILE}"
+
+    def url_of(self, asset: str, key: str | None = None) -> str:
+        """The address a person or DuckDB uses for a partition (or, without key, the asset's glob)."""
+        if key is None:
+            return f"{self.url}/{asset}/*/{PART_FILE}"
+        return f"{self.url}/{asset}/date={key}/{PART_FILE}"
+
+    def write(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:
+        """Replace one partition with `table` (an empty table still marks the partition as done)."""
+        table = conform(table, schema)
+        final = self.partition_path(asset, key)
+        if not self.is_local:
+            with self._store(f"writing {asset} {key or ''}".rstrip()):
+                return self._upload(table, final)
+        directory = self.partition_dir(asset, key)
+        self.fs.create_dir(directory, recursive=True)
+        target = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            pq.write_table(
+                table,
+                target,
+                filesystem=self.fs,
+                compression="zstd",
+                row_group_size=ROW_GROUP_ROWS,
+                write_statistics=True,
+            )
+            self.fs.move(target, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(target)
+            raise
+        size = self.fs.get_file_info(final).size or 0
+        return WriteStats(rows=table.num_rows, bytes=size, path=final)
+
+    def _upload(self, table: pa.Table, path: str) -> WriteStats:
+        """Encode the whole file first, then send it: the object appears only once it is complete."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+        data = sink.getvalue()
+        stream = self.fs.open_output_stream(path)
+        stream.write(data)
+        stream.close()
+        return WriteStats(rows=table.num_rows, bytes=data.size, path=path)
+
+    def exists(self, asset: str, key: str | None) -> bool:
+        with self._store(f"looking up {asset}"):
+            return self.fs.get_file_info(self.partition_path(asset, key)).type == pafs.FileType.File
+
+    def read(self, asset: str, keys: list[str] | None, schema: pa.Schema) -> pa.Table:
+        """The rows of the given partitions (None: the unpartitioned asset), conformed to `schema`."""
+
+        def read_one(key: str | None) -> pa.Table | None:
+            try:
+                return conform(pq.read_table(self.partition_path(asset, key), filesystem=self.fs), schema)
+            except FileNotFoundError:
+                return None
+
+        wanted = keys if keys is not None else [None]
+        with self._store(f"reading {asset}"):
+            if self.is_local or len(wanted) == 1:
+                found = [read_one(key) for key in wanted]
+            else:
+                with ThreadPoolExecutor(S3_READ_THREADS) as pool:
+                    found = list(pool.map(read_one, wanted))
+        tables = [t for t in found if t is not None]
+        missing = [key for key, t in zip(wanted, found, strict=True) if t is None]
+        if missing:
+            raise MissingPartitionError(
+                f"{asset} has no data for partition(s) {', '.join(str(k) for k in missing)} in {self.url}: "
+                f"materialise {asset} for them first"
+            )
+        if not tables:
+            return schema.empty_table()
+        return pa.concat_tables(tables)
+
+    def keys(self, asset: str) -> list[str]:
+        """The partition keys of an asset that are present in the lake."""
+        # one recursive listing (a single paginated LIST on S3) instead of a lookup per day
+        selector = pafs.FileSelector(f"{self.root}/{asset}", allow_not_found=True, recursive=True)
+        with self._store(f"listing {asset}"):
+            infos = self.fs.get_file_info(selector)
+        keys = []
+        for info in infos:
+            parent = info.path.rsplit("/", 2)[-2] if info.path.count("/") >= 2 else ""
+            if info.type == pafs.FileType.File and info.base_name == PART_FILE and parent.startswith("date="):
+                keys.append(parent.removeprefix("date="))
+        return sorted(keys)
+
+    def assets(self) -> list[str]:
+        selector = pafs.FileSelector(self.root, allow_not_found=True)
+        with self._store("listing the lake"):
+            infos = self.fs.get_file_info(selector)
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+
+def json_size(table: pa.Table) -> int:
+    """Bytes the same rows take as compact JSON lines: the reference for the storage saving.
+
+    DuckDB renders the rows (vectorised); Python's json.dumps would cost many times the Parquet write.
+    """
+    if table.num_rows == 0:
+        return 0
+    con = duckdb.connect()
+    try:
+        con.register("json_rows", table)
+        return int(con.execute("SELECT sum(strlen(to_json(r)::VARCHAR) + 1) FROM json_rows r").fetchone()[0])
+    finally:
+        con.close()

@@ -1,0 +1,153 @@
+"""The IO manager every table asset uses: one Parquet file per partition, written and read as Arrow.
+
+In the manner of dagster-duckdb's IO manager, an output is cut into one slice per partition key by
+the asset's time column and each slice replaces its partition, so a single run may write a whole range
+(single-run backfills) and a rerun replaces rather than appends.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from conv_analytics.io.errors import StoreError
+from conv_analytics.io.lake import MissingPartitionError, WriteStats, json_size
+from conv_analytics.io.mongo import COLLECTIONS, MongoResource
+from conv_analytics.io.resources import LakeResource
+from conv_analytics.schemas import ASSET_TABLES
+
+# Input metadata: the last upstream partition may be absent (a look-ahead day that has not happened yet).
+ALLOW_MISSING_LAST = "allow_missing_last_partition"
+JSON_SIZE_MAX_ROWS = 10_000  # beyond this the JSON size is estimated from an even sample
+
+
+def _bound(column_type: pa.DataType, moment: datetime) -> pa.Scalar:
+    if pa.types.is_date(column_type):
+        return pa.scalar(moment.date(), column_type)
+    return pa.scalar(moment, column_type)
+
+
+def split_by_partition(table: pa.Table, time_column: str, windows: dict[str, dg.TimeWindow]) -> dict[str, pa.Table]:
+    """Cut `table` into one slice per partition key by the time column; every row must land in one."""
+    column = table.column(time_column)
+    slices = {}
+    for key, window in windows.items():
+        mask = pc.and_(
+            pc.greater_equal(column, _bound(column.type, window.start)),
+            pc.less(column, _bound(column.type, window.end)),
+        )
+        slices[key] = table.filter(mask)
+    placed = sum(s.num_rows for s in slices.values())
+    if placed != table.num_rows:
+        raise ValueError(
+            f"{table.num_rows - placed} row(s) have a {time_column} outside the partitions being written "
+            f"({min(windows)} .. {max(windows)})"
+        )
+    return slices
+
+
+def _preview(table: pa.Table, rows: int = 5) -> str:
+    head = table.slice(0, rows).to_pylist()
+    if not head:
+        return "_no rows_"
+    names = list(head[0])
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in head:
+        cells = (str(row[n])[:60].replace("|", "\\|").replace("\n", " ") for n in names)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _json_bytes(table: pa.Table) -> int:
+    if table.num_rows <= JSON_SIZE_MAX_ROWS:
+        return json_size(table)
+    step = table.num_rows // JSON_SIZE_MAX_ROWS + 1
+    sample = table.take(pa.array(range(0, table.num_rows, step)))
+    return int(json_size(sample) * table.num_rows / sample.num_rows)
+
+
+def storage_metadata(table: pa.Table, stats: list[WriteStats], seconds: float) -> dict[str, object]:
+    """Rows, bytes, the JSON size of the same rows (the storage saving), timing and a preview."""
+    written = sum(s.bytes for s in stats)
+    as_json = _json_bytes(table)
+    return {
+        "rows": dg.MetadataValue.int(table.num_rows),
+        "partitions_written": dg.MetadataValue.int(len(stats)),
+        "bytes": dg.MetadataValue.int(written),
+        "json_bytes": dg.MetadataValue.int(as_json),
+        "parquet_to_json_ratio": dg.MetadataValue.float(round(written / as_json, 4) if as_json else 0.0),
+        "write_seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "path": dg.MetadataValue.path(stats[0].path if len(stats) == 1 else stats[0].path.rsplit("/", 2)[0]),
+        "preview": dg.MetadataValue.md(_preview(table)),
+    }
+
+
+class LakeIOManager(dg.ConfigurableIOManager):
+    """Stores Arrow tables in the Parquet lake, one file per partition."""
+
+    lake: LakeResource
+    # When set (MONGODB_URI), every partition of a mirrored asset written to the lake is also written to MongoDB.
+    mongo: MongoResource | None = None
+
+    def handle_output(self, context: dg.OutputContext, obj: pa.Table | None) -> None:
+        if obj is None:
+            return
+        name = context.asset_key.path[-1]
+        schema, time_column = ASSET_TABLES[name]
+        lake = self.lake.lake()
+        started = time.perf_counter()
+        if context.has_asset_partitions:
+            partitions = context.asset_partitions_def
+            assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+            windows = {k: partitions.time_window_for_partition_key(k) for k in context.asset_partition_keys}
+            slices = split_by_partition(obj, time_column, windows)
+            try:
+                stats = [lake.write(name, key, slices[key], schema) for key in sorted(slices)]
+            except StoreError as exc:
+                raise dg.Failure(description=str(exc)) from None
+        else:
+            stats = [lake.write(name, None, obj, schema)]
+        context.log.info(f"{name}: wrote {obj.num_rows} rows in {len(stats)} partition(s) to {lake.url}")
+        metadata = storage_metadata(obj, stats, time.perf_counter() - started)
+        if self.mongo is not None and name in COLLECTIONS and context.has_asset_partitions:
+            metadata.update(self._mirror(context, name, windows, slices))
+        context.add_output_metadata(metadata)
+
+    def _mirror(
+        self, context: dg.OutputContext, name: str, windows: dict[str, dg.TimeWindow], slices: dict[str, pa.Table]
+    ) -> dict[str, object]:
+        """Replace the same partitions in MongoDB, the operational copy (the lake was written first)."""
+        assert self.mongo is not None
+        started = time.perf_counter()
+        store = self.mongo.store()
+        try:
+            documents = sum(store.replace(name, windows[k].start, windows[k].end, slices[k]) for k in sorted(slices))
+        except StoreError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        finally:
+            store.close()
+        seconds = time.perf_counter() - started
+        context.log.info(f"{name}: wrote {documents} documents to MongoDB {COLLECTIONS[name].name} in {seconds:.2f}s")
+        return {
+            "mongo_collection": dg.MetadataValue.text(COLLECTIONS[name].name),
+            "mongo_documents": dg.MetadataValue.int(documents),
+            "mongo_seconds": dg.MetadataValue.float(round(seconds, 3)),
+        }
+
+    def load_input(self, context: dg.InputContext) -> pa.Table:
+        name = context.asset_key.path[-1]
+        schema = ASSET_TABLES[name][0]
+        lake = self.lake.lake()
+        keys = sorted(context.asset_partition_keys) if context.has_asset_partitions else None
+        allow_missing_last = bool((context.definition_metadata or {}).get(ALLOW_MISSING_LAST))
+        if keys and allow_missing_last and not lake.exists(name, keys[-1]):
+            context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
+            keys = keys[:-1]
+        try:
+            return lake.read(name, keys, schema)
+        except (MissingPartitionError, StoreError) as exc:
+            raise dg.Failure(description=str(exc)) from None

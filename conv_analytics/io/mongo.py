@@ -1,0 +1,264 @@
+"""MongoDB: the operational copy of conversations, messages and rollups.
+
+The lake stays the primary read path; MongoDB serves lookups by conversation, user, day and topic.
+Written the dagster-duckdb way: a small client (MongoStore) that deletes and writes one partition
+slice, plus the conversion between Arrow tables and documents. Each document's `_id` is its natural
+key, so a duplicate cannot exist. A partition is replaced by delete-then-insert of its time window in
+one transaction where the server has them (replica sets, mongos), else by upserts by natural key
+followed by deleting what the new slice no longer holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import dagster as dg
+import pyarrow as pa
+import pymongo
+import pymongo.errors
+from pymongo.uri_parser import parse_uri
+
+from conv_analytics.config import Config
+from conv_analytics.io.errors import StoreError
+from conv_analytics.io.lake import conform
+
+T = TypeVar("T")
+BATCH = 5_000  # documents per insert/upsert round trip
+TRANSACTION_ATTEMPTS = 3  # a transaction that hits a transient error is retried this often
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Where an asset lives in MongoDB: its collection, natural key, time column and query indexes."""
+
+    name: str
+    key: tuple[str, ...]
+    time_column: str
+    indexes: tuple[tuple[str, ...], ...]
+
+
+def _rollups(name: str) -> Collection:
+    # by day; by dimension and value over time (a topic's or intent's trend)
+    return Collection(
+        name,
+        ("period_start", "dimension", "value"),
+        "period_start",
+        (("period_start",), ("dimension", "value", "period_start")),
+    )
+
+
+COLLECTIONS: dict[str, Collection] = {
+    "conversation_categories": Collection(
+        "conversations",
+        ("conversation_id",),
+        "started_at",
+        (("started_at",), ("user_id", "started_at"), ("topic", "started_at"), ("primary_intent", "started_at")),
+    ),
+    "enriched_messages": Collection(
+        "messages", ("message_id",), "sent_at", (("conversation_id", "sent_at"), ("sent_at",), ("intent", "sent_at"))
+    ),
+    "daily_rollups": _rollups("daily_rollups"),
+    "weekly_rollups": _rollups("weekly_rollups"),
+    "monthly_rollups": _rollups("monthly_rollups"),
+}
+
+
+def to_documents(table: pa.Table, collection: Collection) -> list[dict[str, Any]]:
+    """Arrow rows as BSON-ready documents: dates become UTC midnights, `_id` is the natural key."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_date(column.type):  # BSON has no date type
+            table = table.set_column(i, table.field(i).name, column.cast(pa.timestamp("ms", tz="UTC")))
+    documents = table.to_pylist()
+    if len(collection.key) == 1:
+        (name,) = collection.key
+        for document in documents:
+            document["_id"] = document[name]
+    else:
+        for document in documents:
+            document["_id"] = "|".join(_key_part(document[name]) for name in collection.key)
+    return documents
+
+
+def _key_part(value: object) -> str:
+    return value.date().isoformat() if isinstance(value, datetime) else str(value)
+
+
+def from_documents(documents: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Documents read back as a table of `schema` (missing fields become nulls)."""
+    dates = [f.name for f in schema if pa.types.is_date(f.type)]
+    for document in documents:
+        document.pop("_id", None)
+        for name in dates:
+            if isinstance(document.get(name), datetime):
+                document[name] = document[name].date()
+    if not documents:
+        return schema.empty_table()
+    names = [f.name for f in schema]
+    loose = pa.Table.from_pylist(documents, schema=pa.schema([f.with_nullable(True) for f in schema]))
+    return conform(loose.select(names), schema)
+
+
+def describe_uri(uri: str) -> str:
+    """The servers of a connection string, without the password."""
+    try:
+        hosts = parse_uri(uri, validate=False)["nodelist"]
+    except (pymongo.errors.InvalidURI, ValueError):
+        return "<an invalid MONGODB_URI>"
+    return ",".join(f"{host}:{port}" for host, port in hosts)
+
+
+class MongoStore:
+    """A small client over one database: indexes, partition replacement and reads by time window."""
+
+    def __init__(self, uri: str, database: str, timeout_ms: int = 10_000) -> None:
+        self.where = describe_uri(uri)
+        try:
+            self.client: pymongo.MongoClient = pymongo.MongoClient(
+                uri,
+                tz_aware=True,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                appname="conv-analytics",
+            )
+        except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI, ValueError) as exc:
+            raise StoreError(f"MONGODB_URI is not a valid MongoDB connection string: {exc}") from None
+        self.db = self.client[database]
+        self._transactions: bool | None = None
+        self._indexed: set[str] = set()
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, doing: str, action: Callable[[], T]) -> T:
+        """Run `action`, turning driver errors into one StoreError that names the setting to fix."""
+        try:
+            return action()
+        except pymongo.errors.ConnectionFailure as exc:
+            raise StoreError(
+                f"MongoDB at {self.where} is unreachable while {doing}: start it or fix MONGODB_URI ({exc})"
+            ) from None
+        except pymongo.errors.OperationFailure as exc:
+            if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
+                raise StoreError(
+                    f"MongoDB at {self.where} refused the credentials in MONGODB_URI while {doing}: "
+                    f"fix the user or password there ({exc})"
+                ) from None
+            raise StoreError(f"MongoDB at {self.where} failed while {doing}: {exc}") from None
+        except pymongo.errors.PyMongoError as exc:
+            raise StoreError(f"MongoDB at {self.where} failed while {doing}: {exc}") from None
+
+    def ping(self) -> None:
+        self._call("connecting", lambda: self.client.admin.command("ping"))
+
+    @property
+    def transactions(self) -> bool:
+        """Whether the server runs transactions: a replica set member or a mongos router."""
+        if self._transactions is None:
+            hello = self._call("connecting", lambda: self.client.admin.command("hello"))
+            self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
+        return self._transactions
+
+    def ensure_indexes(self, asset: str) -> None:
+        spec = COLLECTIONS[asset]
+        if spec.name in self._indexed:
+            return
+        collection = self.db[spec.name]
+        models = [pymongo.IndexModel([(name, pymongo.ASCENDING) for name in fields]) for fields in spec.indexes]
+        self._call(f"indexing {spec.name}", lambda: collection.create_indexes(models))
+        self._indexed.add(spec.name)
+
+    def replace(self, asset: str, start: datetime, end: datetime, table: pa.Table) -> int:
+        """Make the documents of [start, end) exactly the rows of `table`; returns how many were written."""
+        spec = COLLECTIONS[asset]
+        self.ensure_indexes(asset)
+        documents = to_documents(table, spec)
+        window = {spec.time_column: {"$gte": start, "$lt": end}}
+        doing = f"replacing {spec.name} {start.date()}..{end.date()}"
+        if self.transactions:
+            self._call(doing, lambda: self._replace_in_transaction(spec, window, documents))
+        else:
+            self._call(doing, lambda: self._replace_by_upserts(spec, window, documents))
+        return len(documents)
+
+    def _replace_in_transaction(self, spec: Collection, window: dict, documents: list[dict[str, Any]]) -> None:
+        collection = self.db[spec.name]
+        ids = [d["_id"] for d in documents]
+        clear_ids = False  # a row that moved from another window (its time changed) is removed there too
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            with self.client.start_session() as session:
+                try:
+                    with session.start_transaction():
+                        collection.delete_many(window, session=session)
+                        if clear_ids:
+                            for i in range(0, len(ids), BATCH):
+                                collection.delete_many({"_id": {"$in": ids[i : i + BATCH]}}, session=session)
+                        for i in range(0, len(documents), BATCH):
+                            collection.insert_many(documents[i : i + BATCH], ordered=False, session=session)
+                    return
+                except pymongo.errors.BulkWriteError as exc:
+                    duplicate = any(e.get("code") == 11000 for e in exc.details.get("writeErrors", []))
+                    if not duplicate or clear_ids:
+                        raise
+                    clear_ids = True
+                except pymongo.errors.PyMongoError as exc:
+                    if not exc.has_error_label("TransientTransactionError") or attempt == TRANSACTION_ATTEMPTS - 1:
+                        raise
+        raise StoreError(
+            f"MongoDB at {self.where}: could not replace {spec.name} after {TRANSACTION_ATTEMPTS} attempts"
+        )
+
+    def _replace_by_upserts(self, spec: Collection, window: dict, documents: list[dict[str, Any]]) -> None:
+        collection = self.db[spec.name]
+        for i in range(0, len(documents), BATCH):
+            batch = documents[i : i + BATCH]
+            collection.bulk_write([pymongo.ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch], ordered=False)
+        collection.delete_many({**window, "_id": {"$nin": [d["_id"] for d in documents]}})
+
+    def read(self, asset: str, start: datetime, end: datetime, schema: pa.Schema) -> pa.Table:
+        """The documents of [start, end) as a table of `schema`, in time order."""
+        spec = COLLECTIONS[asset]
+        query = {spec.time_column: {"$gte": start, "$lt": end}}
+        cursor = self.db[spec.name].find(query).sort(spec.time_column, pymongo.ASCENDING)
+        return from_documents(self._call(f"reading {spec.name}", lambda: list(cursor)), schema)
+
+    def counts_by_day(self, asset: str) -> dict[str, int]:
+        """Documents per UTC day of the time column: what tests and operators compare with the lake."""
+        spec = COLLECTIONS[asset]
+        pipeline = [
+            {
+                "$group": {
+                    "_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${spec.time_column}"}},
+                    "n": {"$sum": 1},
+                }
+            }
+        ]
+        rows = self._call(f"counting {spec.name}", lambda: list(self.db[spec.name].aggregate(pipeline)))
+        return {row["_id"]: row["n"] for row in sorted(rows, key=lambda r: r["_id"])}
+
+
+class MongoResource(dg.ConfigurableResource):
+    """MongoDB connection settings (MONGODB_URI, MONGODB_DATABASE); `.store()` opens a MongoStore."""
+
+    uri: str
+    database: str = "conv_analytics"
+    timeout_ms: int = 10_000
+
+    @classmethod
+    def from_config(cls, config: Config) -> MongoResource | None:
+        """The resource for MONGODB_URI, or None when MongoDB is switched off (no URI).
+
+        The URI may hold a password, so when it came from the environment the resource refers to the
+        variable instead of copying the value into run configuration (which the UI shows).
+        """
+        if not config.mongodb_uri:
+            return None
+        from_env = os.environ.get("MONGODB_URI", "").strip() == config.mongodb_uri
+        uri = dg.EnvVar("MONGODB_URI") if from_env else config.mongodb_uri
+        return cls(uri=uri, database=config.mongodb_database)
+
+    def store(self) -> MongoStore:
+        return MongoStore(self.uri, self.database, self.timeout_ms)

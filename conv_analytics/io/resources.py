@@ -1,0 +1,41 @@
+"""The lake as a Dagster resource: where it lives comes from the configuration, nothing else."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+from dagster_aws.s3 import S3Resource
+
+from conv_analytics.io import duckdb as lake_duckdb
+from conv_analytics.io.lake import ParquetLake, S3Settings
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The Parquet lake: a local folder (the embedded default) or s3://bucket/prefix."""
+
+    root: str
+    s3_endpoint_url: str = ""
+    aws_region: str = "us-east-1"
+    # Explicit S3 credentials/profile the dagster-aws way; without it, the usual AWS chain (boto3 session).
+    s3: S3Resource | None = None
+
+    def lake(self) -> ParquetLake:
+        if self.s3 is None or not self.root.startswith("s3://"):
+            return ParquetLake.open(self.root, endpoint_url=self.s3_endpoint_url, region=self.aws_region)
+        endpoint = self.s3.endpoint_url or self.s3_endpoint_url
+        region = self.s3.region_name or self.aws_region
+        if self.s3.aws_access_key_id and self.s3.aws_secret_access_key:
+            settings = S3Settings(
+                endpoint,
+                region,
+                self.s3.aws_access_key_id,
+                self.s3.aws_secret_access_key,
+                self.s3.aws_session_token or "",
+            )
+        else:
+            settings = S3Settings.resolve(endpoint, region, self.s3.profile_name or "")
+        return ParquetLake.open(self.root, s3=settings)
+
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one view per asset of the lake."""
+        return lake_duckdb.connect(self.lake())

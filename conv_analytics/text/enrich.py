@@ -1,0 +1,245 @@
+"""Language, token counts and lemmas for the categoriser.
+
+Tokenisation uses spacy.blank(lang) (rules shipped with spaCy, no model download); lemmas
+come from spaCy's lookup tables (package spacy-lookups-data) for LEMMA_LANGUAGES, else the
+lowercase form. One pipeline, lemma table and chunk cache are kept per language.
+
+Chat messages are short and their vocabulary repeats. spaCy tokenises every
+whitespace-delimited chunk on its own, so each distinct chunk is tokenised once (many chunks
+joined into one Doc per nlp.pipe batch, tokens mapped back by character offset) and reused;
+building one Doc per message would cost more than tokenising it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from functools import cache
+
+import numpy as np
+import pyarrow as pa
+import spacy
+from spacy.attrs import IDX, NORM, ORTH
+from spacy.language import Language
+from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
+
+from conv_analytics.text.arrow import as_str_list, to_large_string, without_surrogates
+from conv_analytics.text.language import UNDETERMINED, detect_language
+from conv_analytics.text.redact import CARD, EMAIL, PHONE, URL
+from conv_analytics.text.spacy_data import lookup_table, spacy_lang_module
+
+# Multi-language tokenizer for "und" and for languages whose spaCy tokenizer needs a
+# third-party segmenter that is not installed (Japanese, Thai, Vietnamese, ...).
+FALLBACK_TOKENIZER = "xx"
+PLACEHOLDERS = (EMAIL, PHONE, CARD, URL)
+# Languages whose messages get dictionary lemmas (the product's main chat languages).
+LEMMA_LANGUAGES = frozenset({"en", "es", "de", "fr", "it", "pt", "nl"})
+# spacy.blank() of these compiles a huge tokenizer-exception regex on import (fr ~12 s,
+# id ~14 s, per process); they get the multi-language tokenizer with their own punctuation.
+LIGHT_TOKENIZERS = frozenset({"fr", "id"})
+# Chunks and characters per joined batch text handed to spaCy.
+BATCH_MESSAGES = 5000
+BATCH_CHARS = 200_000
+# A blank pipeline holds only tokens, so texts far past spaCy's 1M-character default are safe.
+MAX_TEXT_CHARS = 50_000_000
+# Cached chunk entries per language before the cache is reset, and the longest chunk cached
+# (bounds memory: one 1 MB "word" is tokenised but not kept).
+_CACHE_LIMIT = 500_000
+_CACHED_CHUNK_CHARS = 64
+# Lookup entries that are wrong far more often than right in chat ("it's", "John's").
+_LEMMA_OVERRIDES = {"en": {"'s": "'s"}}
+
+_LANG_CODE = re.compile(r"[a-z]{2,3}")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+
+SCHEMA = pa.schema(
+    [
+        pa.field("language", pa.string(), nullable=False),
+        pa.field("token_count", pa.int32(), nullable=False),
+        pa.field("lemmas", pa.large_string()),
+    ]
+)
+
+
+def normalise_language(code: str | None) -> str | None:
+    """'en-US' / 'EN' / 'pt_BR' -> 'en' / 'en' / 'pt'; None for missing, 'und' or malformed."""
+    if not code:
+        return None
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    if base == UNDETERMINED or not _LANG_CODE.fullmatch(base):
+        return None
+    return base
+
+
+def _light_pipeline(lang: str) -> Language:
+    """Multi-language pipeline with the language's own prefix/suffix/infix rules.
+
+    Used where spacy.blank(lang) would compile a huge exception regex at import; it keeps
+    the language's punctuation handling (French elision: "l'homme" -> "l'" "homme") and
+    loses only rare exceptions such as "aujourd'hui" staying one token.
+    """
+    nlp = spacy.blank(FALLBACK_TOKENIZER)
+    rules = spacy_lang_module(lang, "punctuation")
+    tokenizer = nlp.tokenizer
+    if prefixes := getattr(rules, "TOKENIZER_PREFIXES", None):
+        tokenizer.prefix_search = compile_prefix_regex(prefixes).search
+    if suffixes := getattr(rules, "TOKENIZER_SUFFIXES", None):
+        tokenizer.suffix_search = compile_suffix_regex(suffixes).search
+    if infixes := getattr(rules, "TOKENIZER_INFIXES", None):
+        tokenizer.infix_finditer = compile_infix_regex(infixes).finditer
+    return nlp
+
+
+@cache
+def tokenizer_pipeline(lang: str) -> Language:
+    """Blank spaCy pipeline for a language (cached), falling back to the multi-language one."""
+    if lang in LIGHT_TOKENIZERS:
+        nlp = _light_pipeline(lang)
+    else:
+        try:
+            nlp = spacy.blank(lang)
+        except ImportError:
+            # Unknown code, or a tokenizer that needs an optional segmenter package.
+            nlp = spacy.blank(FALLBACK_TOKENIZER)
+    nlp.max_length = MAX_TEXT_CHARS
+    for placeholder in PLACEHOLDERS:
+        nlp.tokenizer.add_special_case(placeholder, [{ORTH: placeholder}])
+    return nlp
+
+
+def lemma_table(lang: str) -> dict[str, str]:
+    """Form -> lemma lookup table for a language, with chat-specific corrections.
+
+    Only LEMMA_LANGUAGES get one: a table takes 1-7 s to load, which a handful of messages
+    detected as, say, Catalan should not cost every run; other languages keep word forms.
+    """
+    if lang not in LEMMA_LANGUAGES:
+        return {}
+    table = lookup_table(lang)
+    # Some tables (French) list candidate lemmas; the first is the most common reading.
+    for form, lemma in table.items():
+        if not isinstance(lemma, str):
+            table[form] = lemma[0] if lemma else form
+    table.update(_LEMMA_OVERRIDES.get(lang, {}))
+    return table
+
+
+class ChunkTokenizer:
+    """Tokens and lemmas of whitespace-free chunks for one language, memoised.
+
+    spaCy tokenises each whitespace-delimited chunk on its own, and chat vocabulary repeats,
+    so each distinct chunk ("Thanks!", "don't") is tokenised once and reused. This also
+    avoids building a spaCy Doc per message, which costs more than tokenising one.
+    """
+
+    def __init__(self, lang: str) -> None:
+        self.nlp = tokenizer_pipeline(lang)
+        self.table = lemma_table(lang)
+        self.chunks: dict[str, tuple[int, str]] = {}
+
+    def lemma(self, text: str, norm: str) -> str | None:
+        """Lowercase lemma of a word token; None for punctuation, numbers and symbols."""
+        if text in PLACEHOLDERS:
+            return text.lower()
+        if not _HAS_LETTER.search(text):
+            return None
+        # norm carries tokenizer exceptions ("n't" -> "not"); the original case finds
+        # capitalised entries (German nouns).
+        for key in (norm, text):
+            lemma = self.table.get(key)
+            if lemma:
+                return lemma.lower()
+        return norm.lower()
+
+    def _tokenise(self, chunks: list[str]) -> list[tuple[int, str]]:
+        """(token count, space-joined lemmas) per chunk, via one Doc per batch of chunks."""
+        strings = self.nlp.vocab.strings
+        words: dict[tuple[int, int], str | None] = {}
+        results: list[tuple[int, str]] = []
+        batches = list(_batches(chunks))
+        for batch, doc in zip(batches, self.nlp.pipe(" ".join(b) for b in batches), strict=True):
+            starts = np.cumsum([0] + [len(c) + 1 for c in batch[:-1]])
+            tokens = doc.to_array([IDX, ORTH, NORM])
+            owner = np.searchsorted(starts, tokens[:, 0], side="right") - 1
+            bounds = np.searchsorted(owner, np.arange(len(batch) + 1)).tolist()
+            lemmas = []
+            for orth, norm in zip(tokens[:, 1].tolist(), tokens[:, 2].tolist(), strict=True):
+                key = (orth, norm)
+                if key not in words:
+                    words[key] = self.lemma(strings[orth], strings[norm])
+                lemmas.append(words[key])
+            for k in range(len(batch)):
+                part = lemmas[bounds[k] : bounds[k + 1]]
+                results.append((len(part), " ".join([w for w in part if w])))
+        return results
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Non-space token counts and space-joined lemmas of word tokens, one per text."""
+        split = [text.split() for text in texts]
+        known = self.chunks
+        missing = list({c: None for chunks in split for c in chunks if c not in known})
+        fresh = dict(zip(missing, self._tokenise(missing), strict=True))
+        counts = np.zeros(len(texts), dtype=np.int32)
+        lemmas: list[str] = []
+        for i, chunks in enumerate(split):
+            parts = [known.get(c) or fresh[c] for c in chunks]
+            counts[i] = sum(n for n, _ in parts)
+            lemmas.append(" ".join([w for _, w in parts if w]))
+        if len(known) + len(fresh) > _CACHE_LIMIT:
+            known.clear()
+        known.update((c, v) for c, v in fresh.items() if len(c) <= _CACHED_CHUNK_CHARS)
+        return counts, lemmas
+
+
+@cache
+def chunk_tokenizer(lang: str) -> ChunkTokenizer:
+    """One ChunkTokenizer (pipeline, lemma table, chunk cache) per language."""
+    return ChunkTokenizer(lang)
+
+
+def _batches(texts: list[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    chars = 0
+    for text in texts:
+        if batch and (len(batch) >= BATCH_MESSAGES or chars + len(text) > BATCH_CHARS):
+            yield batch
+            batch, chars = [], 0
+        batch.append(text)
+        chars += len(text) + 1
+    if batch:
+        yield batch
+
+
+def enrich_texts(texts: Iterable[str | None] | pa.Array, languages_hint: pa.Array | None = None) -> pa.Table:
+    """One row per text: language, token_count (non-space tokens), lemmas (space-joined).
+
+    A non-null languages_hint entry (e.g. from the source system) overrides detection.
+    A null text gives language "und", 0 tokens and null lemmas.
+    """
+    values = without_surrogates(as_str_list(texts))
+    hints = None if languages_hint is None else as_str_list(languages_hint)
+    if hints is not None and len(hints) != len(values):
+        raise ValueError(f"languages_hint has {len(hints)} entries for {len(values)} texts")
+    languages = [
+        (normalise_language(hints[i]) if hints is not None else None) or detect_language(text)
+        for i, text in enumerate(values)
+    ]
+
+    groups: dict[str, list[int]] = {}
+    for i, text in enumerate(values):
+        if text:
+            lang = FALLBACK_TOKENIZER if languages[i] == UNDETERMINED else languages[i]
+            groups.setdefault(lang, []).append(i)
+
+    token_count = np.zeros(len(values), dtype=np.int32)
+    lemmas: list[str | None] = [None if t is None else "" for t in values]
+    for lang, rows in groups.items():
+        counts, group_lemmas = chunk_tokenizer(lang)([values[i] for i in rows])  # type: ignore[misc]
+        token_count[rows] = counts
+        for i, text in zip(rows, group_lemmas, strict=True):
+            lemmas[i] = text
+
+    return pa.Table.from_arrays(
+        [pa.array(languages, type=pa.string()), pa.array(token_count), to_large_string(lemmas)],
+        schema=SCHEMA,
+    )

@@ -1,0 +1,149 @@
+"""PII redaction applied at ingest, before any message text is stored.
+
+One compiled regex finds every candidate (URL, e-mail address, digit group) in a single scan;
+digit groups are then classified in Python (Luhn check for payment cards, digit counts and
+shape for phone numbers), so order numbers, prices, times and dates stay readable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from conv_analytics.text.arrow import as_large_string_array
+
+EMAIL = "[EMAIL]"
+PHONE = "[PHONE]"
+CARD = "[CARD]"
+URL = "[URL]"
+
+# Characters that end a URL when they are its last character (sentence punctuation).
+_URL_TRAILING = ".,;:!?)]}'\"»…"
+
+_PATTERN = re.compile(
+    r"""
+    (?P<url>
+        (?<![\w.@/-])
+        (?:
+            (?:https?|ftp)://[^\s<>"'`]{1,2048}
+          | www\.[^\s<>"'`]{1,2048}
+          | [a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,8}\.[a-z]{2,24}/[^\s<>"'`]{0,2048}
+        )
+    )
+  | (?P<email>
+        (?<![\w.+%-])
+        [\w+%-][\w.+%-]{0,63}@[\w-]{1,63}(?:\.[\w-]{1,63}){0,8}\.[^\W\d_]{2,24}
+        (?![\w-])
+    )
+  | (?P<num>
+        # Not glued to a word, a reference like "#48213", a currency sign or a path,
+        # and not the continuation of a decimal, a time or a range.
+        (?<![\w#$€£¥@/+])(?<!\d[.,:-])
+        (?:\+\ ?)?
+        (?:\(\d{1,5}\)[\ .-]?)?
+        \d{1,19}
+        (?:[\ .-]?\(\d{1,5}\)[\ .-]?\d{1,19}|[\ .-]\d{1,19})*
+        # Not followed by a word, a unit, a path, or more digits after '.', ',', ':' or '-'.
+        (?![\w/%€$£¥]|[.,:-]\d)
+    )
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+# Every candidate contains one of these; most chat messages contain none. RE2 syntax, run by
+# Arrow over the whole column, so only the few candidate texts reach Python.
+_ANCHOR_RE2 = r"[\p{Nd}@/]|(?i:www\.)"
+_DIGIT = re.compile(r"\d")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+
+
+def luhn_valid(digits: str) -> bool:
+    """Payment card check digit; rules out most random 13-19 digit numbers."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def classify_number(candidate: str) -> str | None:
+    """Return the placeholder for a digit group, or None when it is an ordinary number."""
+    digits = "".join(_DIGIT.findall(candidate))
+    n = len(digits)
+    if candidate.startswith("+"):
+        return PHONE if 7 <= n <= 15 else None
+    has_paren = "(" in candidate
+    if 13 <= n <= 19 and not has_paren and "." not in candidate and luhn_valid(digits):
+        return CARD
+    if digits.startswith("00") and 10 <= n <= 15:
+        return PHONE
+    if _IPV4.fullmatch(candidate):
+        return None
+    separated = candidate != digits
+    if 10 <= n <= 12 or (separated and n == 9):
+        return PHONE
+    return None
+
+
+class _Replacer:
+    """re.sub callback that also counts the replacements it made."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, m: re.Match[str]) -> str:
+        kind = m.lastgroup
+        text = m.group()
+        if kind == "num":
+            label = classify_number(text)
+            if label is None:
+                return text
+            self.count += 1
+            return label
+        if kind == "url":
+            stripped = text.rstrip(_URL_TRAILING)
+            # Keep a closing bracket that belongs to the URL, e.g. wiki links "Foo_(bar)".
+            while stripped.count("(") > stripped.count(")") and len(stripped) < len(text):
+                stripped += text[len(stripped)]
+            if not stripped or stripped.lower() in ("http://", "https://", "ftp://", "www."):
+                return text
+            self.count += 1
+            return URL + text[len(stripped) :]
+        self.count += 1
+        return EMAIL
+
+
+def redact_one(text: str) -> tuple[str, int]:
+    """Redact one message; returns the new text and how many items were replaced."""
+    rep = _Replacer()
+    out = _PATTERN.sub(rep, text)
+    return out, rep.count
+
+
+def redact_texts(texts: Iterable[str | None] | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Redact e-mails, phone numbers, card numbers and URLs; nulls stay null.
+
+    Returns the redacted texts as a large_string array and the redactions per text (int32).
+    """
+    column = as_large_string_array(texts)
+    counts = np.zeros(len(column), dtype=np.int32)
+    mask = pc.fill_null(pc.match_substring_regex(column, _ANCHOR_RE2), False)
+    rows = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    if len(rows) == 0:
+        return column, counts
+    redacted = []
+    for i, text in zip(rows, column.take(rows).to_pylist(), strict=True):
+        new_text, counts[i] = redact_one(text)
+        redacted.append(new_text)
+    replacements = pa.array(redacted, type=pa.large_string())
+    return pc.replace_with_mask(column, mask, replacements), counts

