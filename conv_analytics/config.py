@@ -124,6 +124,19 @@ def _float(name: str) -> float:
         raise ValueError(f"{name}={raw!r} is not a number") from None
 
 
+def parse_columns(raw: str) -> dict[str, dict[str, str]]:
+    """CONV_ANALYTICS_COLUMNS: per entity, our field names mapped to the source's column names."""
+    if not raw:
+        return {}
+    try:
+        columns = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"CONV_ANALYTICS_COLUMNS is not valid JSON: {exc}") from None
+    if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
+        raise ValueError('CONV_ANALYTICS_COLUMNS must look like {"messages": {"text": "body"}, "conversations": {...}}')
+    return columns
+
+
 @dataclass(frozen=True)
 class Config:
     """A snapshot of the settings; `Config.from_env()` reads them, tests build one directly."""
@@ -161,15 +174,7 @@ class Config:
             start = date.fromisoformat(raw_start)
         except ValueError:
             raise ValueError(f"CONV_ANALYTICS_START_DATE={raw_start!r} is not a date (YYYY-MM-DD)") from None
-        raw_columns = env("CONV_ANALYTICS_COLUMNS")
-        try:
-            columns = json.loads(raw_columns) if raw_columns else {}
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"CONV_ANALYTICS_COLUMNS is not valid JSON: {exc}") from None
-        if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
-            raise ValueError(
-                'CONV_ANALYTICS_COLUMNS must look like {"messages": {"text": "body"}, "conversations": {...}}'
-            )
+        columns = parse_columns(env("CONV_ANALYTICS_COLUMNS"))
         home = Path(env("CONV_ANALYTICS_HOME")).expanduser().resolve()
         optional_path = lambda name: Path(env(name)).expanduser() if env(name) else None  # noqa: E731
         return cls(

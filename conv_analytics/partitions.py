@@ -63,3 +63,8 @@ def period_end(period: str, start: date) -> date:
 eager_with_next_day = dg.AutomationCondition.eager().replace(
     "in_latest_time_window", dg.AutomationCondition.in_latest_time_window(timedelta(days=2))
 )
+
+
+def range_tags(first_key: str, last_key: str) -> dict[str, str]:
+    """Run tags that make one run cover a range of partitions (assets with a single-run backfill policy)."""
+    return {"dagster/asset_partition_range_start": first_key, "dagster/asset_partition_range_end": last_key}

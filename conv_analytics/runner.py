@@ -15,19 +15,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
 from conv_analytics.definitions import ASSETS, build_resources
-from conv_analytics.partitions import daily_partitions, monthly_partitions, weekly_partitions
-
-DAILY_ASSETS = (
-    "raw_conversations",
-    "raw_messages",
-    "quarantined_conversations",
-    "quarantined_messages",
-    "enriched_messages",
-    "conversation_categories",
-    "daily_rollups",
-)
+from conv_analytics.partitions import daily_partitions, monthly_partitions, range_tags, weekly_partitions
 
 
 @dataclass
@@ -83,10 +74,7 @@ def materialize_range(
     log_level: str = "DEBUG",
 ) -> dg.ExecuteInProcessResult:
     """One run over `keys` (consecutive partitions of one partitions definition) for the selected assets."""
-    tags = {
-        "dagster/asset_partition_range_start": keys[0],
-        "dagster/asset_partition_range_end": keys[-1],
-    }
+    tags = range_tags(keys[0], keys[-1])
     result = dg.materialize(
         ASSETS,
         selection=list(selection),

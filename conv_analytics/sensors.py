@@ -29,24 +29,14 @@ from typing import Any
 
 import dagster as dg
 
+from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import START_DATE
+from conv_analytics.partitions import START_DATE, range_tags
 from conv_analytics.sources.base import ENTITIES, Entity, SourceError, parse_timestamp
 from conv_analytics.sources.nocodb import NocoDBResource, NocoDBSource
 
-DAILY_ASSETS = (
-    "raw_conversations",
-    "quarantined_conversations",
-    "raw_messages",
-    "quarantined_messages",
-    "enriched_messages",
-    "conversation_categories",
-    "daily_rollups",
-)
 ID_FIELD: dict[Entity, str] = {"conversations": "conversation_id", "messages": "message_id"}
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -98,7 +88,7 @@ def _previous_days(lake: LakeResource, entity: Entity, ids: list[str], locators:
 
 @dataclass
 class Plan:
-    """What one tick found: days per entity, the new cursor, the runs to request."""
+    """What one tick found: the changed days per entity and the cursor to store."""
 
     days: dict[Entity, set[date]]
     cursor: Cursor
@@ -164,7 +154,7 @@ def run_requests(ranges: list[tuple[date, date]], cursor_text: str | None) -> li
         if start == end:
             requests.append(dg.RunRequest(run_key=key, partition_key=start.isoformat(), asset_selection=selection))
         else:
-            tags = {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
+            tags = range_tags(start.isoformat(), end.isoformat())
             requests.append(dg.RunRequest(run_key=key, tags=tags, asset_selection=selection))
     return requests
 

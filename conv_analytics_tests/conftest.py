@@ -9,9 +9,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
 from conv_analytics.definitions import ASSETS, build_resources
-from conv_analytics.runner import DAILY_ASSETS, materialize_range
+from conv_analytics.runner import materialize_range
 from conv_analytics.sources.demo import write_demo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,9 +24,16 @@ DEMO_DAYS = 10
 THREE_DAYS = [DEMO_FIRST_DAY + timedelta(days=i) for i in range(3)]
 
 
+# `scripts/servers env` exports settings that switch the platform itself (NocoDB source, S3 lake, MongoDB
+# mirror) for any code that reads the environment, the CLI and `dagster` subprocesses included. Tests
+# reach the servers through require_server only; everything else runs on the embedded defaults.
+SERVER_SETTINGS = ("NOCODB_URL", "NOCODB_API_TOKEN", "S3_BUCKET", "S3_ENDPOINT_URL", "MONGODB_URI", "MONGODB_DATABASE")
+SERVERS = {name: os.environ.pop(name) for name in SERVER_SETTINGS if name in os.environ}
+
+
 def require_server(variable: str, what: str) -> str:
     """The value of a server's environment variable; skip without it, but fail under CI, which starts them."""
-    value = os.environ.get(variable, "")
+    value = SERVERS.get(variable) or os.environ.get(variable, "")
     if not value:
         message = (
             f"{variable} is not set: start the servers with `scripts/servers start` and "

@@ -25,7 +25,8 @@ def test_train_then_categorize(tmp_path) -> None:
     _write_training_file(training)
     models = tmp_path / "models"
     result = runner.invoke(
-        train, ["--task", "topic", "--input", str(training), "--model-out", str(models), "--holdout", "0.25"]
+        train,
+        ["--task", "topic", "--input", str(training), "--model-out", str(models), "--holdout", "0.25", "--bits", "14"],
     )
     assert result.exit_code == 0, result.output
     assert "line 4: skipped, not valid JSON" in result.output
@@ -68,6 +69,12 @@ def test_train_needs_two_labels(tmp_path) -> None:
     result = CliRunner().invoke(train, ["--task", "intent", "--input", str(data), "--model-out", str(tmp_path / "m")])
     assert result.exit_code != 0
     assert "at least two distinct labels" in result.output
+    result = CliRunner().invoke(
+        train,
+        ["--task", "intent", "--input", str(data), "--model-out", str(tmp_path / "m"), "--char-ngrams", "x"],
+    )
+    assert result.exit_code != 0
+    assert "character n-grams must be" in result.output
 
 
 def test_train_sentiment_fits_only_thresholds(tmp_path) -> None:

@@ -24,16 +24,21 @@ PARITY_SCRIPT = textwrap.dedent(
     import numpy as np
     from conv_analytics.categorize.device import resolve_device
     from conv_analytics.categorize.features import FeatureSpec
+    from conv_analytics.categorize.models import FusedModel
     from conv_analytics.categorize.training import fit_linear
 
     texts, labels, probe = json.loads(sys.stdin.read())
-    model = fit_linear(texts, labels, task="intent", spec=FeatureSpec(bits=12, char_max=4))
+    spec = FeatureSpec(bits=12, char_max=4)
+    topic = fit_linear(texts, labels, task="topic", spec=spec)
+    intent = fit_linear(texts[:3], ["a", "b", "a"], task="intent", spec=spec)
+    both = FusedModel([topic, intent])  # two models in one pass, as Categorizer.predict runs them
     assert resolve_device("cuda") == "cuda"
-    cpu_best, cpu_conf = model.predict_indices(probe, "cpu")
-    gpu_best, gpu_conf = model.predict_indices(probe, "cuda")
+    cpu_best, cpu_conf = both.predict_indices(probe, "cpu")
+    gpu_best, gpu_conf = both.predict_indices(probe, "cuda")
     print(json.dumps({
         "cpu": cpu_best.tolist(), "gpu": gpu_best.tolist(),
         "max_diff": float(np.max(np.abs(cpu_conf - gpu_conf))),
+        "single": topic.predict_indices(probe, "cpu")[0].tolist(),
     }))
     """
 )
@@ -66,7 +71,8 @@ def test_cpu_and_cuda_simulator_agree() -> None:
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["cpu"] == out["gpu"]
     assert out["max_diff"] < 1e-6
-    assert out["cpu"][1] == 3  # empty text: the fallback index (after the three labels)
+    assert [row[0] for row in out["cpu"]] == out["single"]  # fusing changes nothing
+    assert out["cpu"][1] == [3, 2]  # empty text: each model's fallback index (after its labels)
 
 
 def test_feature_counts_match_written_codes() -> None:

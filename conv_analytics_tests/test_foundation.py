@@ -15,12 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.definitions import ASSETS, build_resources, defs
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.partitions import daily_partitions, monthly_partitions, weekly_partitions
-from conv_analytics.runner import DAILY_ASSETS, materialize_range
+from conv_analytics.runner import materialize_range
 from conv_analytics.schemas import ASSET_TABLES
 from conv_analytics.sources.base import normalize
 from conv_analytics.sources.demo import generate_day

@@ -7,9 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.assets.ingest import ingest_conversations, ingest_messages
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.sensors import DAILY_ASSETS, RANGE_END_TAG, RANGE_START_TAG, nocodb_changes
+from conv_analytics.sensors import nocodb_changes
 from conv_analytics.sources.nocodb import NocoDBResource
 from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server
 
@@ -47,7 +48,9 @@ def _ranges(result: dg.SensorResult | dg.SkipReason) -> list[tuple[str, str]]:
         if request.partition_key:
             out.append((request.partition_key, request.partition_key))
         else:
-            out.append((request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]))
+            out.append(
+                (request.tags["dagster/asset_partition_range_start"], request.tags["dagster/asset_partition_range_end"])
+            )
     return sorted(out)
 
 

@@ -22,10 +22,11 @@ import pytest
 
 from conv_analytics.analytics.render import render
 from conv_analytics.analytics.report import build_report, load_inputs
+from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
 from conv_analytics.definitions import ASSETS, build_resources
 from conv_analytics.io.lake import ParquetLake
-from conv_analytics.runner import DAILY_ASSETS, materialize_range
+from conv_analytics.runner import materialize_range
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ENRICHED_MESSAGES, RAW_CONVERSATIONS, ROLLUPS
 from conv_analytics.sources.demo import write_demo
 from conv_analytics_tests.rollup_reference import assert_matches, period_end, reference_rollups

@@ -214,3 +214,12 @@ def test_labels_use_vader_thresholds() -> None:
     assert sentiment_labels(np.array([])).to_pylist() == []
     with pytest.raises(ValueError, match="finite"):
         sentiment_labels(np.array([0.1, np.nan]))
+
+
+def test_byte_classes_match_python() -> None:
+    """The kernel's hard-coded ASCII classes are Python's str.split() whitespace and punctuation."""
+    from conv_analytics.categorize.kernels.sentiment_cpu import is_punct, is_space
+
+    for byte in range(128):
+        assert is_space(byte) == chr(byte).isspace(), byte
+        assert is_punct(byte) == (chr(byte) in string.punctuation), byte

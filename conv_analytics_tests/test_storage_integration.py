@@ -18,12 +18,13 @@ import pymongo
 import pytest
 from click.testing import CliRunner
 
+from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.mongo import COLLECTIONS, MongoStore
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.runner import DAILY_ASSETS, materialize_range
+from conv_analytics.runner import materialize_range
 from conv_analytics.schemas import ASSET_TABLES
 from conv_analytics_tests.conftest import DEMO_DAYS, DEMO_FIRST_DAY, demo_config
 from conv_analytics_tests.storage_support import mongo_uri, rows_by_day, s3_target

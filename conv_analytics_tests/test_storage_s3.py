@@ -13,7 +13,9 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
+from click.testing import CliRunner
 
+from conv_analytics.cli import main
 from conv_analytics.io import duckdb as lake_duckdb
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.lake import ParquetLake
@@ -90,3 +92,17 @@ def test_an_unreachable_server_names_s3_endpoint_url(s3_prefix) -> None:  # noqa
     lake = ParquetLake.open(f"s3://{target.bucket}/x", s3=replace(target.settings, endpoint_url=endpoint))
     with pytest.raises(StoreError, match=f"S3 store at {endpoint} is unreachable: start it or fix S3_ENDPOINT_URL"):
         lake.keys("raw_conversations")
+
+
+def test_the_query_command_reports_an_unreachable_store_without_a_traceback(
+    s3_prefix,  # noqa: F811
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target, prefix = s3_prefix
+    monkeypatch.setenv("CONV_ANALYTICS_HOME", str(tmp_path))
+    monkeypatch.setenv("S3_BUCKET", target.bucket)
+    monkeypatch.setenv("S3_PREFIX", prefix)
+    monkeypatch.setenv("S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    result = CliRunner().invoke(main, ["query", "SELECT 1"])
+    assert result.exit_code == 1 and "fix S3_ENDPOINT_URL" in result.output and "Traceback" not in result.output

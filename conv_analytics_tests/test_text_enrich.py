@@ -63,6 +63,19 @@ def test_placeholders_stay_single_tokens() -> None:
     assert row["lemmas"] == "mail [email] or call [phone] today"
 
 
+def test_placeholders_survive_every_tokenizer() -> None:
+    result = rows(["我的订单还没有到[EMAIL]。", "Mon numéro : [PHONE]."], ["zh", "fr"])
+    assert result[0]["lemmas"].endswith(" [email]")
+    assert result[1]["lemmas"] == "mon numéro [phone]"
+
+
+def test_a_row_does_not_depend_on_its_batch() -> None:
+    texts = ["Where is my order?", "Wo ist meine Bestellung?", "¿Dónde está mi pedido?", "ok"]
+    together = rows(texts)
+    assert [rows([t])[0] for t in texts] == together
+    assert rows(texts[::-1]) == together[::-1]
+
+
 def test_hints_override_detection() -> None:
     texts = ["Where is my order?", "Where is my order?", "Where is my order?"]
     result = rows(texts, ["de-DE", None, "und"])

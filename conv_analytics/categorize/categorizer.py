@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pyarrow as pa
 
 from .device import Device, resolve_device
 from .features import Texts
-from .models import MODEL_FILE, LinearModel
+from .models import MODEL_FILE, FusedModel, LinearModel
 from .training import TASKS, fit_linear, fit_taxonomy, load_taxonomy
 
 MODELS_ENV = "CONV_ANALYTICS_MODELS"
@@ -46,6 +45,8 @@ class Categorizer:
         self.intent = intent
         self.device = device
         self.sentiment_thresholds = sentiment_thresholds
+        # topic and intent in one pass over the text when their features agree
+        self.fused = FusedModel([topic, intent]) if topic.spec == intent.spec else None
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None) -> Categorizer:
@@ -68,11 +69,6 @@ class Categorizer:
             saved = json.loads((folder / "sentiment" / SENTIMENT_FILE).read_text())
             thresholds = (float(saved["negative_below"]), float(saved["positive_above"]))
         return cls(models["topic"], models["intent"], resolved, thresholds)
-
-    @classmethod
-    def from_env(cls) -> Categorizer:
-        """Load from $CONV_ANALYTICS_MODELS when set, else the shipped defaults."""
-        return cls.load(os.environ.get(MODELS_ENV) or None)
 
     @staticmethod
     def train(task: str, texts: Texts, labels: Sequence[str], **options) -> LinearModel | SentimentThresholds:
@@ -102,8 +98,13 @@ class Categorizer:
 
     def predict(self, texts: Texts) -> pa.Table:
         """One row per text, in order, with all three labels and their scores."""
-        topic, topic_conf = self.predict_topic(texts)
-        intent, intent_conf = self.predict_intent(texts)
+        if self.fused is not None:
+            best, confidence = self.fused.predict_indices(texts, self.device)
+            topic, topic_conf = self.topic.decode(best[:, 0]), confidence[:, 0]
+            intent, intent_conf = self.intent.decode(best[:, 1]), confidence[:, 1]
+        else:
+            topic, topic_conf = self.predict_topic(texts)
+            intent, intent_conf = self.predict_intent(texts)
         sentiment, score = self.predict_sentiment(texts)
         return pa.Table.from_arrays(
             [topic, pa.array(topic_conf), intent, pa.array(intent_conf), sentiment, pa.array(score)],

@@ -13,6 +13,7 @@ from .arrow import utf8_buffers
 from .device import Device
 from .features import FeatureSpec, Texts, Vocabulary
 from .kernels import hashing_cpu
+from .kernels.hashing_common import MAX_MODELS
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
@@ -36,8 +37,7 @@ class LinearModel:
     fallback: str = "other"
     threshold: float = 0.0
     info: dict = field(default_factory=dict)
-    _rows: np.ndarray | None = field(default=None, init=False, repr=False)
-    _device_model: object | None = field(default=None, init=False, repr=False)
+    _fused: FusedModel | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.weights = np.ascontiguousarray(self.weights, dtype=np.float32)
@@ -51,32 +51,22 @@ class LinearModel:
             raise ValueError("bias must have one value per label")
 
     @property
-    def rows(self) -> np.ndarray:
-        if self._rows is None:
-            self._rows = self.vocab.rows(self.spec.n_codes)
-        return self._rows
+    def fused(self) -> FusedModel:
+        """This model alone in the scoring layout (built on first use)."""
+        if self._fused is None:
+            self._fused = FusedModel([self])
+        return self._fused
 
     def predict_indices(self, texts: Texts, device: Device = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """(class index, confidence); index len(labels) means the fallback label."""
-        offsets, data = utf8_buffers(texts)
-        if device == "cuda":
-            from .kernels import hashing_cuda
+        best, confidence = self.fused.predict_indices(texts, device)
+        return best[:, 0], confidence[:, 0]
 
-            if self._device_model is None:
-                self._device_model = hashing_cuda.upload(
-                    self.rows, self.vocab.idf, self.weights, self.spec.scale(), self.bias
-                )
-            best, confidence = hashing_cuda.score_linear(
-                offsets, data, self.spec.kernel_args(), self._device_model, self.vocab.idf_unseen
-            )
-        else:
-            best, confidence = hashing_cpu.score_linear(
-                offsets, data, self.spec.kernel_args(), self.rows, self.vocab.idf,
-                self.vocab.idf_unseen, self.weights, self.spec.scale(), self.bias,
-            )  # fmt: skip
-        abstain = (best < 0) | (confidence < self.threshold)
-        best[abstain] = self._fallback_index
-        return best, confidence
+    def abstain(self, best: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """Replace unknown (-1) and under-threshold predictions by the fallback label's index."""
+        best = best.copy()
+        best[(best < 0) | (confidence < self.threshold)] = self._fallback_index
+        return best
 
     @property
     def _fallback_index(self) -> int:
@@ -140,3 +130,58 @@ class LinearModel:
                 threshold=float(meta.get("threshold", 0.0)),
                 info=meta.get("info", {}),
             )
+
+
+class FusedModel:
+    """Linear models over the same features, scored in one pass over each text.
+
+    Scoring layout: one joint vocabulary (`rows`: code -> joint row), per model and row the IDF
+    (negated where that model does not know the feature, so it only counts in the norm), and the
+    weights pre-multiplied by IDF and group scale with all models' classes side by side.
+    """
+
+    def __init__(self, models: list[LinearModel]) -> None:
+        if not 1 <= len(models) <= MAX_MODELS:
+            raise ValueError(f"can fuse 1..{MAX_MODELS} models, got {len(models)}")
+        spec = models[0].spec
+        if any(m.spec != spec for m in models):
+            raise ValueError("fused models must share one feature spec")
+        self.models = models
+        self.spec = spec
+        codes = np.unique(np.concatenate([m.vocab.codes for m in models]))
+        self.rows = np.full(spec.n_codes, -1, dtype=np.int32)
+        self.rows[codes] = np.arange(codes.size, dtype=np.int32)
+        self.known = np.zeros((spec.n_codes + 63) // 64, dtype=np.uint64)
+        np.bitwise_or.at(self.known, codes >> 6, np.left_shift(np.uint64(1), (codes & 63).astype(np.uint64)))
+        self.known = self.known.view(np.int64)  # signed words: Numba keeps int64 bit arithmetic exact
+        sizes = [len(m.labels) for m in models]
+        self.class_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.idfs = np.empty((codes.size, len(models)), dtype=np.float32)
+        self.unseen2 = np.array([m.vocab.idf_unseen**2 for m in models], dtype=np.float64)
+        self.weights = np.zeros((codes.size, int(self.class_offsets[-1])), dtype=np.float32)
+        self.bias = np.concatenate([m.bias for m in models]).astype(np.float64)
+        group_scale = spec.scale()
+        for k, model in enumerate(models):
+            self.idfs[:, k] = -np.float32(model.vocab.idf_unseen)
+            at = self.rows[model.vocab.codes]
+            self.idfs[at, k] = model.vocab.idf
+            scale = model.vocab.idf.astype(np.float64) * group_scale[model.vocab.codes // spec.dim]
+            lo, hi = self.class_offsets[k], self.class_offsets[k + 1]
+            self.weights[at, lo:hi] = scale[:, None] * model.weights
+        self._device_model = None
+
+    def predict_indices(self, texts: Texts, device: Device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """(class index int32[n, K], confidence float64[n, K]) with each model's fallback applied."""
+        offsets, data = utf8_buffers(texts)
+        arrays = (self.known, self.rows, self.idfs, self.unseen2, self.weights, self.bias, self.class_offsets)
+        if device == "cuda":
+            from .kernels import hashing_cuda
+
+            if self._device_model is None:
+                self._device_model = hashing_cuda.upload(*arrays)
+            best, confidence = hashing_cuda.score_linear(offsets, data, self.spec.kernel_args(), self._device_model)
+        else:
+            best, confidence = hashing_cpu.score_linear(offsets, data, self.spec.kernel_args(), *arrays)
+        for k, model in enumerate(self.models):
+            best[:, k] = model.abstain(best[:, k], confidence[:, k])
+        return best, confidence

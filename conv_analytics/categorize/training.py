@@ -46,10 +46,9 @@ class SparseRows:
         train_cpu.sparse_dot(self.indptr, self.indices, self.values, dense, out)
         return out
 
-    def t_dot(self, dense: np.ndarray) -> np.ndarray:
-        out = np.empty((self.n_cols, dense.shape[1]), dtype=np.float64)
+    def t_dot(self, dense: np.ndarray, out: np.ndarray) -> None:
+        """out = X.T @ dense, written into `out` (the gradient's own memory during training)."""
         train_cpu.sparse_dot(self.t_indptr, self.t_indices, self.t_values, dense, out)
-        return out
 
 
 def _loss_and_grad(
@@ -57,21 +56,23 @@ def _loss_and_grad(
 ) -> tuple[float, np.ndarray]:
     """Mean cross-entropy + l2/2 * |W|^2 (bias not penalised), and its gradient."""
     n_feat = x.n_cols
-    w = theta[: n_feat * n_classes].reshape(n_feat, n_classes)
+    flat_w = theta[: n_feat * n_classes]
+    w = flat_w.reshape(n_feat, n_classes)
     b = theta[n_feat * n_classes :]
     z = x.dot(w)
     z += b
     z -= z.max(axis=1, keepdims=True)
+    n = y.size
+    picked = z[np.arange(n), y]  # log-domain, so a confident wrong answer cannot underflow to log(0)
     np.exp(z, out=z)
     total = z.sum(axis=1)
-    n = y.size
-    picked = z[np.arange(n), y]
-    loss = float(np.mean(np.log(total) - np.log(picked))) + 0.5 * l2 * train_cpu.dot(w.ravel(), w.ravel())
+    loss = float(np.mean(np.log(total) - picked)) + 0.5 * l2 * train_cpu.dot(flat_w, flat_w)
     z /= total[:, None]
     z[np.arange(n), y] -= 1.0
     z /= n
     grad = np.empty_like(theta)
-    grad[: n_feat * n_classes] = (x.t_dot(z) + l2 * w).ravel()
+    x.t_dot(z, grad[: n_feat * n_classes].reshape(n_feat, n_classes))
+    train_cpu.axpy(l2, flat_w, grad[: n_feat * n_classes])
     grad[n_feat * n_classes :] = z.sum(axis=0)
     return loss, grad
 
@@ -80,11 +81,11 @@ def lbfgs(fun, theta: np.ndarray, max_iter: int = 300, history: int = 10, tol: f
     """Minimise a smooth convex function by L-BFGS with a backtracking (Armijo) line search.
 
     Deterministic: same data, same answer. Stops when the gradient's largest entry or the
-    relative loss change falls under `tol`.
+    relative loss change falls under `tol`. Vector updates run in place (models with many
+    classes have millions of parameters, and temporaries would dominate the time).
     """
     loss, grad = fun(theta)
-    s_hist: list[np.ndarray] = []
-    y_hist: list[np.ndarray] = []
+    pairs: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y.s), oldest first
     iterations = 0
     while iterations < max_iter:
         if float(np.max(np.abs(grad))) < tol:
@@ -92,39 +93,42 @@ def lbfgs(fun, theta: np.ndarray, max_iter: int = 300, history: int = 10, tol: f
         iterations += 1
         q = grad.copy()
         alphas = []
-        for s, yv in zip(reversed(s_hist), reversed(y_hist), strict=True):
-            rho = 1.0 / train_cpu.dot(yv, s)
+        for s, yv, rho in reversed(pairs):
             a = rho * train_cpu.dot(s, q)
-            q -= a * yv
-            alphas.append((rho, a))
-        if s_hist:
-            q *= train_cpu.dot(s_hist[-1], y_hist[-1]) / train_cpu.dot(y_hist[-1], y_hist[-1])
+            train_cpu.axpy(-a, yv, q)
+            alphas.append(a)
+        if pairs:
+            s, yv, _ = pairs[-1]
+            q *= train_cpu.dot(s, yv) / train_cpu.dot(yv, yv)
         else:
             q /= max(train_cpu.dot(q, q) ** 0.5, 1e-12)
-        for (s, yv), (rho, a) in zip(zip(s_hist, y_hist, strict=True), reversed(alphas), strict=True):
-            q += (a - rho * train_cpu.dot(yv, q)) * s
-        direction = -q
+        for (s, yv, rho), a in zip(pairs, reversed(alphas), strict=True):
+            train_cpu.axpy(a - rho * train_cpu.dot(yv, q), s, q)
+        direction = q
+        direction *= -1.0
         slope = train_cpu.dot(grad, direction)
         if slope >= 0:  # lost descent (numerical noise): restart from steepest descent
-            s_hist.clear()
-            y_hist.clear()
+            pairs.clear()
             direction = -grad / max(train_cpu.dot(grad, grad) ** 0.5, 1e-12)
             slope = train_cpu.dot(grad, direction)
         step = 1.0
+        candidate = np.empty_like(theta)
         while True:
-            candidate = theta + step * direction
+            np.copyto(candidate, theta)
+            train_cpu.axpy(step, direction, candidate)
             new_loss, new_grad = fun(candidate)
             if new_loss <= loss + 1e-4 * step * slope or step < 1e-10:
                 break
             step *= 0.5
-        s = candidate - theta
-        yv = new_grad - grad
-        if train_cpu.dot(s, yv) > 1e-12:
-            s_hist.append(s)
-            y_hist.append(yv)
-            if len(s_hist) > history:
-                s_hist.pop(0)
-                y_hist.pop(0)
+        s = direction
+        s *= step  # candidate - theta, without another pass over theta
+        yv = new_grad.copy()
+        train_cpu.axpy(-1.0, grad, yv)
+        sy = train_cpu.dot(s, yv)
+        if sy > 1e-12:
+            pairs.append((s, yv, 1.0 / sy))
+            if len(pairs) > history:
+                pairs.pop(0)
         change = abs(loss - new_loss) / max(abs(loss), abs(new_loss), 1.0)
         theta, loss, grad = candidate, new_loss, new_grad
         if change < tol * 1e-3:
@@ -244,6 +248,18 @@ def _check_taxonomy(taxonomy: object, source: str) -> None:
                 raise ValueError(f"{source}: {task} label {name!r} needs non-empty keywords/examples")
 
 
+def parse_char_ngrams(value: object) -> dict[str, int]:
+    """ "off" (or false) -> no character n-grams; "3-5" -> 3- to 5-grams; "4" -> 4-grams only."""
+    if value is False or str(value).strip().lower() in ("off", "none", "0", "false"):
+        return {"char_min": 1, "char_max": 0}
+    text = str(value).strip()
+    try:
+        low, _, high = text.partition("-")
+        return {"char_min": int(low), "char_max": int(high or low)}
+    except ValueError:
+        raise ValueError(f"character n-grams must be 'off', 'N' or 'N-M', got {value!r}") from None
+
+
 def taxonomy_examples(taxonomy: dict, task: str) -> tuple[list[str], list[str]]:
     """One training text per keyword and per example phrase."""
     texts: list[str] = []
@@ -263,7 +279,7 @@ def fit_taxonomy(taxonomy: dict, task: str) -> LinearModel:
         texts,
         labels,
         task=task,
-        spec=FeatureSpec(bits=int(section.get("bits", 18))),
+        spec=FeatureSpec(bits=int(section.get("bits", 18)), **parse_char_ngrams(section.get("char_ngrams", "off"))),
         c=float(section.get("c", 20.0)),
         fallback=str(section.get("fallback", "other")),
         threshold=float(section.get("threshold", 0.3)),

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import click
 
 from conv_analytics.config import Config, settings_table_markdown
+from conv_analytics.io.resources import LakeResource
 
 DEFAULT_DEMO_DAYS = 62  # any 62 consecutive days hold a whole calendar month and several ISO weeks
 
@@ -25,7 +26,24 @@ def _config() -> Config:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _lake(config: Config) -> LakeResource:
+    return LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url, aws_region=config.aws_region)
+
+
+class _Commands(click.Group):
+    """Errors users can fix (settings, stores, sources) end the command with one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from conv_analytics.io.errors import StoreError
+        from conv_analytics.sources.base import SourceError
+
+        try:
+            return super().invoke(ctx)
+        except (StoreError, SourceError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Conversation analytics on Dagster: NocoDB in; topics, intents, sentiment and rollups out."""
 
@@ -85,9 +103,7 @@ def demo(days: int, end_date: datetime | None, per_day: int, seed: int) -> None:
 
 
 def _print_counts(config: Config) -> None:
-    from conv_analytics.io.resources import LakeResource
-
-    con = LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url).duckdb()
+    con = _lake(config).duckdb()
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     for view in sorted(views):
         rows = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
@@ -108,10 +124,7 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
     """Run SQL with DuckDB over the lake; each asset is a view (raw_messages, daily_rollups, ...)."""
     import duckdb
 
-    from conv_analytics.io.resources import LakeResource
-
-    config = _config()
-    con = LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url).duckdb()
+    con = _lake(_config()).duckdb()
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
@@ -130,10 +143,7 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
 @main.command()
 def status() -> None:
     """Which partitions of each asset are in the lake, and the days missing between them."""
-    from conv_analytics.io.resources import LakeResource
-
-    config = _config()
-    lake = LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url).lake()
+    lake = _lake(_config()).lake()
     assets = lake.assets()
     if not assets:
         click.echo(f"the lake at {lake.url} is empty: run `conv-analytics demo` or materialise assets")
@@ -145,9 +155,8 @@ def status() -> None:
         if not keys:
             continue
         present = [date.fromisoformat(k) for k in keys]
-        step = 1 if asset not in ("weekly_rollups", "monthly_rollups") else None
         gaps = []
-        if step:
+        if asset not in ("weekly_rollups", "monthly_rollups"):  # daily assets: every day in between
             expected = {present[0] + timedelta(days=i) for i in range((present[-1] - present[0]).days + 1)}
             gaps = sorted(expected - set(present))
         gap_text = ", ".join(d.isoformat() for d in gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"

@@ -83,6 +83,13 @@ def _report_bad(number: int, reason: str) -> None:
     show_default=True,
     help="Texts whose best probability is lower get the fallback label.",
 )
+@click.option(
+    "--char-ngrams",
+    default="3-5",
+    show_default=True,
+    help="Character n-grams of words besides word 1-2-grams: 'off', 'N' or 'N-M' (off is several times faster).",
+)
+@click.option("--bits", default=19, show_default=True, help="Hashed feature buckets per group: 2**bits.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the validation split.")
 def train(
     task: str,
@@ -94,16 +101,23 @@ def train(
     c: float,
     fallback: str,
     abstain_threshold: float,
+    char_ngrams: str,
+    bits: int,
     seed: int,
 ) -> None:
     """Fit a model, print validation accuracy and macro-F1 on a held-out split, save the model
     refitted on all records. For sentiment only the two cut-offs on the VADER compound score
     are fitted (the scores themselves are VADER's)."""
     from conv_analytics.categorize import Categorizer
-    from conv_analytics.categorize.training import accuracy_and_macro_f1, holdout_split
+    from conv_analytics.categorize.features import FeatureSpec
+    from conv_analytics.categorize.training import accuracy_and_macro_f1, holdout_split, parse_char_ngrams
 
     if not 0.0 <= holdout < 1.0:
         raise click.BadParameter("must be in [0, 1)", param_hint="--holdout")
+    try:
+        spec = FeatureSpec(bits=bits, **parse_char_ngrams(char_ngrams))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--char-ngrams/--bits") from exc
     texts: list[str] = []
     labels: list[str] = []
     bad = 0
@@ -118,7 +132,9 @@ def train(
     if len(set(labels)) < 2:
         raise click.ClickException(f"need at least two distinct labels in {label_field!r}, found {sorted(set(labels))}")
 
-    options = {} if task == "sentiment" else {"c": c, "fallback": fallback, "threshold": abstain_threshold}
+    options = (
+        {} if task == "sentiment" else {"c": c, "fallback": fallback, "threshold": abstain_threshold, "spec": spec}
+    )
     train_idx, valid_idx = holdout_split(labels, holdout, seed)
     if holdout > 0 and valid_idx.size:
         started = time.perf_counter()
@@ -159,10 +175,11 @@ def categorize(model_dir: Path | None, input_path: Path, output_path: Path, text
     numbers on stderr, counted, and left out of the output.
     """
     from conv_analytics.categorize import Categorizer
+    from conv_analytics.categorize.categorizer import MODELS_ENV
 
     if batch_size < 1:
         raise click.BadParameter("must be >= 1", param_hint="--batch-size")
-    model_path = model_dir or os.environ.get("CONV_ANALYTICS_MODELS") or None
+    model_path = model_dir or os.environ.get(MODELS_ENV) or None
     try:
         categorizer = Categorizer.load(model_path)
     except (ValueError, RuntimeError) as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 PART_FILE = "part-0.parquet"
 ROW_GROUP_ROWS = 256 * 1024  # large enough for scans, small enough to stream
-S3_READ_THREADS = 8  # partitions fetched at once from S3 (latency-bound, not CPU-bound)
+S3_THREADS = 8  # partitions fetched at once from S3 (latency-bound, not CPU-bound)
 
 
 class MissingPartitionError(LookupError):
@@ -190,11 +191,6 @@ class ParquetLake:
             reason = explain_s3_error(exc, self.bucket, endpoint)
             raise StoreError(f"S3 lake {self.url}: {doing} failed: {reason} ({exc})") from exc
 
-    def check(self) -> None:
-        """Fail now, with the setting to fix, when the store cannot be used."""
-        with self._store("opening the lake"):
-            pass
-
     def partition_dir(self, asset: str, key: str | None) -> str:
         return f"{self.root}/{asset}" if key is None else f"{self.root}/{asset}/date={key}"
 
@@ -234,6 +230,20 @@ class ParquetLake:
         size = self.fs.get_file_info(final).size or 0
         return WriteStats(rows=table.num_rows, bytes=size, path=final)
 
+    def write_partitions(self, asset: str, slices: dict[str, pa.Table], schema: pa.Schema) -> list[WriteStats]:
+        """Replace several partitions (a single-run backfill), in key order of the result.
+
+        The files are independent and pyarrow encodes without the GIL, so they are written in parallel,
+        one per core (encoding is the bottleneck; on S3 one file's upload overlaps the next one's
+        encoding). Each file is still replaced atomically.
+        """
+        keys = sorted(slices)
+        threads = min(len(keys), os.cpu_count() or 1)
+        if threads <= 1:
+            return [self.write(asset, key, slices[key], schema) for key in keys]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda key: self.write(asset, key, slices[key], schema), keys))
+
     def _upload(self, table: pa.Table, path: str) -> WriteStats:
         """Encode the whole file first, then send it: the object appears only once it is complete."""
         sink = pa.BufferOutputStream()
@@ -262,7 +272,7 @@ class ParquetLake:
             if self.is_local or len(wanted) == 1:
                 found = [read_one(key) for key in wanted]
             else:
-                with ThreadPoolExecutor(S3_READ_THREADS) as pool:
+                with ThreadPoolExecutor(S3_THREADS) as pool:
                     found = list(pool.map(read_one, wanted))
         tables = [t for t in found if t is not None]
         missing = [key for key, t in zip(wanted, found, strict=True) if t is None]

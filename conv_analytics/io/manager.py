@@ -22,7 +22,7 @@ from conv_analytics.schemas import ASSET_TABLES
 
 # Input metadata: the last upstream partition may be absent (a look-ahead day that has not happened yet).
 ALLOW_MISSING_LAST = "allow_missing_last_partition"
-JSON_SIZE_MAX_ROWS = 10_000  # beyond this the JSON size is estimated from an even sample
+JSON_SIZE_MAX_ROWS = 5_000  # beyond this the JSON size is estimated from an even sample
 
 
 def _bound(column_type: pa.DataType, moment: datetime) -> pa.Scalar:
@@ -32,22 +32,35 @@ def _bound(column_type: pa.DataType, moment: datetime) -> pa.Scalar:
 
 
 def split_by_partition(table: pa.Table, time_column: str, windows: dict[str, dg.TimeWindow]) -> dict[str, pa.Table]:
-    """Cut `table` into one slice per partition key by the time column; every row must land in one."""
+    """Cut `table` into one slice per partition key by the time column; every row must land in one.
+
+    Copies only when it must: one partition takes the table as it is, and rows already in time order
+    are cut into zero-copy slices; otherwise each partition's rows are filtered out.
+    """
     column = table.column(time_column)
-    slices = {}
-    for key, window in windows.items():
-        mask = pc.and_(
+    masks = {
+        key: pc.and_(
             pc.greater_equal(column, _bound(column.type, window.start)),
             pc.less(column, _bound(column.type, window.end)),
         )
-        slices[key] = table.filter(mask)
-    placed = sum(s.num_rows for s in slices.values())
+        for key, window in windows.items()
+    }
+    counts = {key: pc.sum(mask).as_py() or 0 for key, mask in masks.items()}
+    placed = sum(counts.values())
     if placed != table.num_rows:
         raise ValueError(
             f"{table.num_rows - placed} row(s) have a {time_column} outside the partitions being written "
             f"({min(windows)} .. {max(windows)})"
         )
-    return slices
+    if len(windows) == 1:
+        return {key: table for key in windows}
+    if table.num_rows < 2 or pc.all(pc.less_equal(column.slice(0, len(column) - 1), column.slice(1))).as_py():
+        slices, offset = {}, 0
+        for key in sorted(windows, key=lambda k: windows[k].start):
+            slices[key] = table.slice(offset, counts[key])
+            offset += counts[key]
+        return slices
+    return {key: table.filter(mask) for key, mask in masks.items()}
 
 
 def _preview(table: pa.Table, rows: int = 5) -> str:
@@ -106,7 +119,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             windows = {k: partitions.time_window_for_partition_key(k) for k in context.asset_partition_keys}
             slices = split_by_partition(obj, time_column, windows)
             try:
-                stats = [lake.write(name, key, slices[key], schema) for key in sorted(slices)]
+                stats = lake.write_partitions(name, slices, schema)
             except StoreError as exc:
                 raise dg.Failure(description=str(exc)) from None
         else:

@@ -5,7 +5,7 @@ Written the dagster-duckdb way: a small client (MongoStore) that deletes and wri
 slice, plus the conversion between Arrow tables and documents. Each document's `_id` is its natural
 key, so a duplicate cannot exist. A partition is replaced by delete-then-insert of its time window in
 one transaction where the server has them (replica sets, mongos), else by upserts by natural key
-followed by deleting what the new slice no longer holds.
+followed by deleting what the new slice no longer holds. Times are stored to the millisecond (BSON).
 """
 
 from __future__ import annotations

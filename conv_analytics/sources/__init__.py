@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics.config import parse_columns
 from conv_analytics.sources.base import Entity, RawRecord, Source, SourceError, normalize
 from conv_analytics.sources.files import FilesSource
 from conv_analytics.sources.nocodb import NocoDBResource
@@ -23,7 +23,7 @@ class SourceResource(dg.ConfigurableResource):
 
     @property
     def columns(self) -> dict[str, dict[str, str]]:
-        return json.loads(self.columns_json) if self.columns_json else {}
+        return parse_columns(self.columns_json)
 
     def open(self) -> Source:
         if self.nocodb is not None and self.nocodb.enabled:

@@ -28,7 +28,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
-from conv_analytics.config import Config
+from conv_analytics.config import Config, parse_columns
 from conv_analytics.partitions import days_between
 from conv_analytics.sources.base import (
     FIELDS,
@@ -643,18 +643,6 @@ class NocoDBSource:
         return list(rows.values())
 
 
-def _columns(raw: str) -> dict[str, dict[str, str]]:
-    if not raw:
-        return {}
-    try:
-        mapping = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"CONV_ANALYTICS_COLUMNS is not valid JSON: {exc}") from None
-    if not isinstance(mapping, dict) or not all(isinstance(v, dict) for v in mapping.values()):
-        raise SourceError('CONV_ANALYTICS_COLUMNS must look like {"messages": {"text": "body"}}')
-    return mapping
-
-
 class NocoDBResource(dg.ConfigurableResource):
     """NocoDB as the source; empty `url` means NocoDB is not used. The token is never logged."""
 
@@ -714,7 +702,7 @@ class NocoDBResource(dg.ConfigurableResource):
             self.client(),
             base=self.base,
             tables={"conversations": self.conversations_table, "messages": self.messages_table},
-            columns=columns if columns is not None else _columns(self.columns_json),
+            columns=columns if columns is not None else parse_columns(self.columns_json),
             page_size=self.page_size,
             threads=self.threads,
         )

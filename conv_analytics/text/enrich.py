@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 import spacy
-from spacy.attrs import IDX, NORM, ORTH
+from spacy.attrs import IDX, IS_SPACE, NORM, ORTH
 from spacy.language import Language
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
@@ -35,15 +35,15 @@ PLACEHOLDERS = (EMAIL, PHONE, CARD, URL)
 # Languages whose messages get dictionary lemmas (the product's main chat languages).
 LEMMA_LANGUAGES = frozenset({"en", "es", "de", "fr", "it", "pt", "nl"})
 # spacy.blank() of these compiles a huge tokenizer-exception regex on import (fr ~12 s,
-# id ~14 s, per process); they get the multi-language tokenizer with their own punctuation.
-LIGHT_TOKENIZERS = frozenset({"fr", "id"})
-# Chunks and characters per joined batch text handed to spaCy.
-BATCH_MESSAGES = 5000
+# id ~14 s, ms ~4 s, per process); they get the multi-language tokenizer with their own
+# punctuation rules.
+LIGHT_TOKENIZERS = frozenset({"fr", "id", "ms"})
+# Chunks and characters per joined batch text handed to spaCy (well under its 1M limit).
+BATCH_CHUNKS = 5000
 BATCH_CHARS = 200_000
-# A blank pipeline holds only tokens, so texts far past spaCy's 1M-character default are safe.
-MAX_TEXT_CHARS = 50_000_000
-# Cached chunk entries per language before the cache is reset, and the longest chunk cached
-# (bounds memory: one 1 MB "word" is tokenised but not kept).
+# Longest chunk (whitespace-free run) given to spaCy; see ChunkTokenizer.__call__.
+MAX_CHUNK_CHARS = 1000
+# Cached chunk entries per language before the cache is reset, and the longest chunk cached.
 _CACHE_LIMIT = 500_000
 _CACHED_CHUNK_CHARS = 64
 # Lookup entries that are wrong far more often than right in chat ("it's", "John's").
@@ -51,6 +51,7 @@ _LEMMA_OVERRIDES = {"en": {"'s": "'s"}}
 
 _LANG_CODE = re.compile(r"[a-z]{2,3}")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
+_PLACEHOLDER = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + ")")
 
 SCHEMA = pa.schema(
     [
@@ -101,9 +102,9 @@ def tokenizer_pipeline(lang: str) -> Language:
         except ImportError:
             # Unknown code, or a tokenizer that needs an optional segmenter package.
             nlp = spacy.blank(FALLBACK_TOKENIZER)
-    nlp.max_length = MAX_TEXT_CHARS
-    for placeholder in PLACEHOLDERS:
-        nlp.tokenizer.add_special_case(placeholder, [{ORTH: placeholder}])
+    if hasattr(nlp.tokenizer, "add_special_case"):  # not on the Chinese character segmenter
+        for placeholder in PLACEHOLDERS:
+            nlp.tokenizer.add_special_case(placeholder, [{ORTH: placeholder}])
     return nlp
 
 
@@ -159,7 +160,8 @@ class ChunkTokenizer:
         batches = list(_batches(chunks))
         for batch, doc in zip(batches, self.nlp.pipe(" ".join(b) for b in batches), strict=True):
             starts = np.cumsum([0] + [len(c) + 1 for c in batch[:-1]])
-            tokens = doc.to_array([IDX, ORTH, NORM])
+            tokens = doc.to_array([IDX, ORTH, NORM, IS_SPACE])
+            tokens = tokens[tokens[:, 3] == 0]
             owner = np.searchsorted(starts, tokens[:, 0], side="right") - 1
             bounds = np.searchsorted(owner, np.arange(len(batch) + 1)).tolist()
             lemmas = []
@@ -175,10 +177,15 @@ class ChunkTokenizer:
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
         """Non-space token counts and space-joined lemmas of word tokens, one per text."""
-        split = [text.split() for text in texts]
+        split = [_chunks(text) for text in texts]
         known = self.chunks
-        missing = list({c: None for chunks in split for c in chunks if c not in known})
-        fresh = dict(zip(missing, self._tokenise(missing), strict=True))
+        missing = {c: None for chunks in split for c in chunks if c not in known}
+        # A chunk this long is no word (a blob, a run of symbols); spaCy's affix loop is
+        # quadratic in chunk length, so it counts as one token without a lemma.
+        normal = [c for c in missing if len(c) <= MAX_CHUNK_CHARS and c not in PLACEHOLDERS]
+        fresh = dict(zip(normal, self._tokenise(normal), strict=True))
+        fresh.update((c, (1, "")) for c in missing if len(c) > MAX_CHUNK_CHARS)
+        fresh.update((c, (1, c.lower())) for c in missing if c in PLACEHOLDERS)
         counts = np.zeros(len(texts), dtype=np.int32)
         lemmas: list[str] = []
         for i, chunks in enumerate(split):
@@ -191,21 +198,31 @@ class ChunkTokenizer:
         return counts, lemmas
 
 
+def _chunks(text: str) -> list[str]:
+    """Whitespace-free runs of a text, redaction placeholders cut out as runs of their own
+    (so that no tokenizer, not even the Chinese character segmenter, splits them)."""
+    chunks = text.split()
+    if "[" not in text:
+        return chunks
+    return [part for chunk in chunks for part in _PLACEHOLDER.split(chunk) if part]
+
+
 @cache
 def chunk_tokenizer(lang: str) -> ChunkTokenizer:
     """One ChunkTokenizer (pipeline, lemma table, chunk cache) per language."""
     return ChunkTokenizer(lang)
 
 
-def _batches(texts: list[str]) -> Iterator[list[str]]:
+def _batches(chunks: list[str]) -> Iterator[list[str]]:
+    """Consecutive runs of chunks small enough for one spaCy Doc."""
     batch: list[str] = []
     chars = 0
-    for text in texts:
-        if batch and (len(batch) >= BATCH_MESSAGES or chars + len(text) > BATCH_CHARS):
+    for chunk in chunks:
+        if batch and (len(batch) >= BATCH_CHUNKS or chars + len(chunk) > BATCH_CHARS):
             yield batch
             batch, chars = [], 0
-        batch.append(text)
-        chars += len(text) + 1
+        batch.append(chunk)
+        chars += len(chunk) + 1
     if batch:
         yield batch
 

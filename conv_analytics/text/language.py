@@ -59,18 +59,29 @@ _SCRIPT_RANGES = sorted(
 )  # fmt: skip
 _RANGE_STARTS = [r[0] for r in _SCRIPT_RANGES]
 
-# Everyday chat words that stop-word lists leave out (greetings, thanks, yes/no, apologies).
+# Everyday chat words that stop-word lists leave out (greetings, thanks, yes/no, apologies,
+# requests) and customer-support vocabulary (order, delivery, refund, account, card ...).
 _CHAT_WORDS: dict[str, str] = {
     "en": "hello hi hey thanks thank please yes yeah ok okay sorry bye goodbye hours order "
     "account payment refund n't don't can't won't isn't doesn't didn't i'm i've i'd i'll "
     "it's that's what's there's you're we're they're let's oh wow hmm yep nope cool",
-    "es": "hola gracias favor sí vale adiós buenos buenas días perdón ayuda pedido cuenta "
-    "quiero quisiera necesito puedo",
-    "de": "hallo danke bitte ja nein tschüss guten morgen tag entschuldigung hilfe bestellung möchte brauche",
-    "fr": "bonjour merci oui salut bonsoir revoir désolé aide commande compte voudrais veux besoin",
-    "it": "ciao grazie prego sì buongiorno buonasera arrivederci scusa aiuto ordine vorrei voglio posso potete",
-    "pt": "olá obrigado obrigada sim não tchau bom dia desculpe ajuda pedido conta gostaria quero preciso",
-    "nl": "hallo dank bedankt alstublieft graag ja nee doei goedemorgen sorry hulp bestelling",
+    "es": "hola gracias favor sí vale adiós buenos buenas días perdón ayuda quiero quisiera "
+    "necesito puedo pedido envío entrega reembolso pago cuenta tarjeta correo factura "
+    "suscripción cancelar problema precio devolución dinero contraseña todavía",
+    "de": "hallo danke bitte ja nein tschüss guten morgen tag entschuldigung hilfe möchte "
+    "brauche bestellung lieferung versand rückerstattung zahlung konto karte rechnung abo "
+    "stornieren preis rücksendung geld passwort angekommen",
+    "fr": "bonjour merci oui salut bonsoir revoir désolé aide voudrais veux besoin commande "
+    "livraison remboursement paiement compte carte courriel facture abonnement annuler "
+    "problème prix retour argent reçu",
+    "it": "ciao grazie prego sì buongiorno buonasera arrivederci scusa aiuto vorrei voglio "
+    "posso potete ordine consegna spedizione rimborso pagamento conto carta fattura "
+    "abbonamento annullare problema prezzo soldi",
+    "pt": "olá obrigado obrigada sim não tchau bom dia desculpe ajuda gostaria quero preciso "
+    "pedido encomenda entrega envio reembolso pagamento conta cartão fatura assinatura "
+    "cancelar problema preço devolução dinheiro senha",
+    "nl": "hallo dank bedankt alstublieft graag ja nee doei goedemorgen sorry hulp bestelling "
+    "levering terugbetaling betaling rekening factuur abonnement annuleren",
     "ru": "привет спасибо пожалуйста здравствуйте да нет",
     "uk": "привіт дякую будь ласка так ні",
 }
@@ -103,6 +114,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 _NON_LATIN_LETTER = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 _CHUNK_CACHE_LIMIT = 500_000
+_CACHED_CHUNK_CHARS = 64
 _EPSILON = 1e-6  # votes are sums of 1/sqrt(n): compare thresholds without rounding noise
 
 # Evidence rules, tuned on DailyDialog/MultiWOZ/CLINC/Banking77 train and validation English
@@ -171,9 +183,10 @@ class _ScriptModel:
         if votes is None:
             words = self.words
             votes = tuple(v for w in _WORD.findall(chunk) for v in words.get(w, ()))
-            if len(self.chunks) >= _CHUNK_CACHE_LIMIT:
-                self.chunks.clear()
-            self.chunks[chunk] = votes
+            if len(chunk) <= _CACHED_CHUNK_CHARS:
+                if len(self.chunks) >= _CHUNK_CACHE_LIMIT:
+                    self.chunks.clear()
+                self.chunks[chunk] = votes
         return votes
 
     def classify(self, lowered: str) -> str:

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # A real NocoDB (npm `nocodb`, SQLite metadata) on 127.0.0.1, with a super user and an API token.
 #   nocodb.sh start|stop|status|env
-# The npm install (about 1.5 GB, 2-3 minutes: sqlite3 is built from source) is done once and
-# cached under $CONV_ANALYTICS_SERVERS_DIR/nocodb/app; it is redone only when
-# scripts/nocodb/package.json changes. Settings: CONV_ANALYTICS_NOCODB_PORT (8080),
-# CONV_ANALYTICS_SERVERS_DIR (<repo>/.servers). Another port and folder give a private instance.
+# The npm install (about 1.5 GB, 3-10 minutes: sqlite3 is built from source) is done once per version of
+# scripts/nocodb/package.json and cached outside the checkout, under
+# ${XDG_CACHE_HOME:-~/.cache}/conv-analytics/nocodb-<hash>, so fresh clones on the same machine (CI) reuse it.
+# Settings: CONV_ANALYTICS_NOCODB_PORT (8080), CONV_ANALYTICS_SERVERS_DIR (<repo>/.servers, data and logs),
+# CONV_ANALYTICS_NOCODB_APP (the install folder). Another port and folder give a private instance.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 port="${CONV_ANALYTICS_NOCODB_PORT:-8080}"
 dir="${CONV_ANALYTICS_SERVERS_DIR:-$root/.servers}/nocodb"
-app="$dir/app"
+stamp="$(sha256sum "$root/scripts/nocodb/package.json" | cut -c1-64)"
+app="${CONV_ANALYTICS_NOCODB_APP:-${XDG_CACHE_HOME:-$HOME/.cache}/conv-analytics/nocodb-${stamp:0:16}}"
 pidfile="$dir/nocodb.pid"
 url="http://127.0.0.1:$port"
 email="admin@conv-analytics.local"
@@ -30,11 +32,9 @@ json_field() {  # print field $1 of the JSON object on stdin (node is there anyw
 }
 
 install() {
-  local stamp
-  stamp="$(sha256sum "$root/scripts/nocodb/package.json" | cut -c1-64)"
   if [ -f "$app/.installed" ] && [ "$(cat "$app/.installed")" = "$stamp" ]; then return 0; fi
   echo "nocodb: installing into $app (once; 2-3 minutes, log: $dir/install.log)"
-  mkdir -p "$app"
+  mkdir -p "$app" "$dir"
   cp "$root/scripts/nocodb/package.json" "$app/package.json"
   # --ignore-scripts: a dependency's preinstall insists on pnpm; sqlite3 is then built from source.
   if ! (cd "$app" && npm install --ignore-scripts --no-audit --no-fund && npm rebuild sqlite3) \

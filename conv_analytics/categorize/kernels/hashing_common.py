@@ -7,7 +7,8 @@ Features: word unigrams and bigrams (group 0) and character n-grams of each spac
 (group 1), hashed with 32-bit FNV-1a into `2**bits` buckets per group: code = group * dim + bucket.
 
 `walk` visits every feature of one text in order and, depending on `mode`, counts them, writes
-their codes, or accumulates a linear model's class scores. Streaming the features this way needs
+their codes, or accumulates the class scores of one or more linear models at once (topic and
+intent share one pass: a joint vocabulary, one row lookup per feature). Streaming the features this way needs
 only a small fixed scratch per text, which is what lets the same code run as one CUDA thread per
 text.
 
@@ -28,11 +29,12 @@ MODE_SCORE = 2
 WORD_GROUP = 0
 CHAR_GROUP = 1
 N_GROUPS = 2
-# stats slots filled in MODE_SCORE: squared norm of each group, then the count of known features
+# stats[model] slots filled in MODE_SCORE: squared norm of each group, then the count of known features
 STATS_KNOWN = N_GROUPS
 N_STATS = N_GROUPS + 1
 
-MAX_CLASSES_CUDA = 256  # per-thread accumulators on the GPU are fixed-size local arrays
+MAX_CLASSES_CUDA = 256  # per-thread accumulators on the GPU are fixed-size local arrays (all models)
+MAX_MODELS = 4  # models scored in one pass
 MAX_WORD = 48  # longest word prefix used for character n-grams
 MAX_CHAR_SPAN = 4  # at most this many n-gram lengths (char_max - char_min + 1)
 FEATS = MAX_WORD + 2  # scratch layout: padded word bytes, then one token's feature codes
@@ -101,11 +103,11 @@ def walk(
     mode,
     out,
     pos,
+    known,
     rows,
-    idf,
-    idf_unseen,
+    idfs,
+    unseen2,
     weights,
-    scale,
     acc,
     stats,
     scratch,
@@ -164,49 +166,49 @@ def walk(
         elif mode == MODE_SCORE:
             for f in range(FEATS, n):
                 code = scratch[f]
-                group = code // dim
-                row = rows[code]
+                group = code >> bits
+                # the bit set (2 bits per 64 codes of table) turns most unknown words away in cache
+                row = rows[code] if (known[code >> 6] >> (code & 63)) & 1 else -1
                 if row < 0:
-                    w = idf_unseen
+                    for m_ in range(unseen2.shape[0]):
+                        stats[m_, group] += unseen2[m_]
                 else:
-                    w = float(idf[row])
-                    stats[STATS_KNOWN] += 1.0
-                    wg = w * scale[group]
+                    for m_ in range(unseen2.shape[0]):
+                        v = float(idfs[row, m_])
+                        if v > 0.0:
+                            stats[m_, STATS_KNOWN] += 1.0
+                        stats[m_, group] += v * v
                     for c in range(weights.shape[1]):
-                        acc[group, c] += wg * weights[row, c]
-                stats[group] += w * w
+                        acc[group, c] += weights[row, c]
         k += n - FEATS
     return k
 
 
 @register_jitable
-def finish_scores(acc, stats, bias, probs):  # pragma: no cover - inlined into kernels
-    """Turn accumulated group scores into softmax probabilities; return (argmax, its probability).
+def finish_scores(acc, stats, bias, model, lo, hi):  # pragma: no cover - inlined into kernels
+    """Softmax over one model's classes lo..hi-1; return (argmax - lo, its probability).
 
-    Each group's score is divided by that group's L2 norm (unseen features count in the norm, so a
-    text made mostly of words the model never saw gets a weak, low-confidence score). No known
-    feature at all gives (-1, 0.0): the caller labels such texts as the fallback label.
+    Each group's score is divided by that group's L2 norm for this model (features the model never
+    saw count in the norm, so a text made mostly of unknown words gets a weak, low-confidence
+    score). No known feature at all gives (-1, 0.0): the caller labels it with the fallback label.
     """
-    n_classes = bias.shape[0]
-    if stats[STATS_KNOWN] == 0.0:
-        for c in range(n_classes):
-            probs[c] = 0.0
+    if stats[model, STATS_KNOWN] == 0.0:
         return -1, 0.0
-    best = 0
+    best = lo
     top = -1e300
-    for c in range(n_classes):
+    for c in range(lo, hi):
         z = float(bias[c])
         for g in range(acc.shape[0]):
-            if stats[g] > 0.0:
-                z += acc[g, c] / (stats[g] ** 0.5)
-        probs[c] = z
+            if stats[model, g] > 0.0:
+                z += acc[g, c] / math.sqrt(stats[model, g])
         if z > top:
             top = z
             best = c
     total = 0.0
-    for c in range(n_classes):
-        probs[c] = math.exp(probs[c] - top)
-        total += probs[c]
-    for c in range(n_classes):
-        probs[c] = probs[c] / total
-    return best, probs[best]
+    for c in range(lo, hi):
+        z = float(bias[c])
+        for g in range(acc.shape[0]):
+            if stats[model, g] > 0.0:
+                z += acc[g, c] / math.sqrt(stats[model, g])
+        total += math.exp(z - top)
+    return best - lo, 1.0 / total

@@ -11,12 +11,12 @@ from numba import get_num_threads, njit, prange
 from numba.extending import register_jitable
 
 from .hashing_common import (
-    SCRATCH_SIZE,
     MODE_COUNT,
     MODE_SCORE,
     MODE_WRITE,
     N_GROUPS,
     N_STATS,
+    SCRATCH_SIZE,
     finish_scores,
     walk,
 )
@@ -24,56 +24,53 @@ from .hashing_common import (
 PARALLEL_MIN_BYTES = 1 << 16  # below this much text the serial kernels are faster
 
 _NO_INT = np.zeros(0, dtype=np.int32)
-_NO_F32 = np.zeros(0, dtype=np.float32)
 _NO_W = np.zeros((0, 0), dtype=np.float32)
 _NO_F64 = np.zeros(0, dtype=np.float64)
 _NO_ACC = np.zeros((0, 0), dtype=np.float64)
 
 
 @register_jitable
-def _count_range(
-    lo, hi, offsets, data, bits, char_min, char_max, max_word, counts, no_int, no_f32, no_w, no_f64, no_acc
-):
+def _count_range(lo, hi, offsets, data, bits, char_min, char_max, max_word, counts, no_int, no_w, no_f64, no_acc):
     buf = np.empty(SCRATCH_SIZE, dtype=np.int64)
+    no_known = np.zeros(1, dtype=np.int64)
     for i in range(lo, hi):
         counts[i] = walk(
             data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_COUNT,
-            no_int, 0, no_int, no_f32, 0.0, no_w, no_f64, no_acc, no_f64, buf,
+            no_int, 0, no_known, no_int, no_w, no_f64, no_w, no_acc, no_acc, buf,
         )  # fmt: skip
 
 
 @register_jitable
-def _write_range(
-    lo, hi, offsets, data, bits, char_min, char_max, max_word, starts, out, no_int, no_f32, no_w, no_f64, no_acc
-):
+def _write_range(lo, hi, offsets, data, bits, char_min, char_max, max_word, starts, out, no_int, no_w, no_f64, no_acc):
     buf = np.empty(SCRATCH_SIZE, dtype=np.int64)
+    no_known = np.zeros(1, dtype=np.int64)
     for i in range(lo, hi):
         walk(
             data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_WRITE,
-            out, starts[i], no_int, no_f32, 0.0, no_w, no_f64, no_acc, no_f64, buf,
+            out, starts[i], no_known, no_int, no_w, no_f64, no_w, no_acc, no_acc, buf,
         )  # fmt: skip
 
 
 @register_jitable
 def _score_range(
     lo, hi, offsets, data, bits, char_min, char_max, max_word,
-    rows, idf, idf_unseen, weights, scale, bias, no_int, labels, confidence,
+    known, rows, idfs, unseen2, weights, bias, class_offsets, no_int, labels, confidence,
 ):  # fmt: skip
-    n_classes = bias.shape[0]
-    acc = np.empty((N_GROUPS, n_classes), dtype=np.float64)
-    stats = np.empty(N_STATS, dtype=np.float64)
-    probs = np.empty(n_classes, dtype=np.float64)
-    buf = np.empty(SCRATCH_SIZE, dtype=np.int64)
+    n_models = unseen2.shape[0]
+    acc = np.empty((N_GROUPS, weights.shape[1]), dtype=np.float64)
+    stats = np.empty((n_models, N_STATS), dtype=np.float64)
+    scratch = np.empty(SCRATCH_SIZE, dtype=np.int64)
     for i in range(lo, hi):
         acc[:] = 0.0
         stats[:] = 0.0
         walk(
             data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_SCORE,
-            no_int, 0, rows, idf, idf_unseen, weights, scale, acc, stats, buf,
+            no_int, 0, known, rows, idfs, unseen2, weights, acc, stats, scratch,
         )  # fmt: skip
-        best, p = finish_scores(acc, stats, bias, probs)
-        labels[i] = best
-        confidence[i] = p
+        for m in range(n_models):
+            best, p = finish_scores(acc, stats, bias, m, class_offsets[m], class_offsets[m + 1])
+            labels[i, m] = best
+            confidence[i, m] = p
 
 
 @njit(cache=True)
@@ -125,7 +122,7 @@ def _chunks(offsets: np.ndarray) -> int:
 def count_features(offsets: np.ndarray, data: np.ndarray, spec: tuple[int, int, int, int]) -> np.ndarray:
     """Number of hashed features of each text (spec = bits, char_min, char_max, max_word)."""
     counts = np.zeros(offsets.size - 1, dtype=np.int64)
-    dummies = (_NO_INT, _NO_F32, _NO_W, _NO_F64, _NO_ACC)
+    dummies = (_NO_INT, _NO_W, _NO_F64, _NO_ACC)
     n_chunks = _chunks(offsets)
     if n_chunks:
         _count_parallel(n_chunks, offsets, data, *spec, counts, *dummies)
@@ -142,7 +139,7 @@ def hash_features(
     starts = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
     codes = np.empty(int(starts[-1]), dtype=np.int32)
-    dummies = (_NO_INT, _NO_F32, _NO_W, _NO_F64, _NO_ACC)
+    dummies = (_NO_INT, _NO_W, _NO_F64, _NO_ACC)
     n_chunks = _chunks(offsets)
     if n_chunks:
         _write_parallel(n_chunks, offsets, data, *spec, starts, codes, *dummies)
@@ -155,18 +152,24 @@ def score_linear(
     offsets: np.ndarray,
     data: np.ndarray,
     spec: tuple[int, int, int, int],
+    known: np.ndarray,
     rows: np.ndarray,
-    idf: np.ndarray,
-    idf_unseen: float,
+    idfs: np.ndarray,
+    unseen2: np.ndarray,
     weights: np.ndarray,
-    scale: np.ndarray,
     bias: np.ndarray,
+    class_offsets: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(best class int32, its softmax probability float64) per text; class -1 where nothing was known."""
+    """Score K models in one pass: (best class int32[n, K], its softmax probability float64[n, K]).
+
+    Model m owns columns class_offsets[m]:class_offsets[m+1] of weights and bias; best is -1
+    where the text had no feature that model knows. See models.FusedModel for the arrays.
+    """
     n = offsets.size - 1
-    labels = np.empty(n, dtype=np.int32)
-    confidence = np.empty(n, dtype=np.float64)
-    args = (offsets, data, *spec, rows, idf, idf_unseen, weights, scale, bias, _NO_INT, labels, confidence)
+    n_models = unseen2.shape[0]
+    labels = np.empty((n, n_models), dtype=np.int32)
+    confidence = np.empty((n, n_models), dtype=np.float64)
+    args = (offsets, data, *spec, known, rows, idfs, unseen2, weights, bias, class_offsets, _NO_INT, labels, confidence)
     n_chunks = _chunks(offsets)
     if n_chunks:
         _score_parallel(n_chunks, *args)

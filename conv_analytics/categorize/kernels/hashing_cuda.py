@@ -13,10 +13,11 @@ from numba import cuda, float64, int64
 
 from .hashing_common import (
     MAX_CLASSES_CUDA,
-    SCRATCH_SIZE,
+    MAX_MODELS,
     MODE_SCORE,
     N_GROUPS,
     N_STATS,
+    SCRATCH_SIZE,
     finish_scores,
     walk,
 )
@@ -27,43 +28,58 @@ _THREADS = 128
 @cuda.jit
 def _score_kernel(
     offsets, data, bits, char_min, char_max, max_word,
-    rows, idf, idf_unseen, weights, scale, bias, no_int, labels, confidence,
+    known, rows, idfs, unseen2, weights, bias, class_offsets, no_int, labels, confidence,
 ):  # fmt: skip
     i = cuda.grid(1)
     if i >= offsets.size - 1:
         return
     acc = cuda.local.array((N_GROUPS, MAX_CLASSES_CUDA), float64)
-    stats = cuda.local.array(N_STATS, float64)
-    probs = cuda.local.array(MAX_CLASSES_CUDA, float64)
-    buf = cuda.local.array(SCRATCH_SIZE, int64)
+    stats = cuda.local.array((MAX_MODELS, N_STATS), float64)
+    scratch = cuda.local.array(SCRATCH_SIZE, int64)
     for g in range(N_GROUPS):
-        for c in range(bias.shape[0]):
+        for c in range(weights.shape[1]):
             acc[g, c] = 0.0
-    for s in range(N_STATS):
-        stats[s] = 0.0
+    for m in range(MAX_MODELS):
+        for s in range(N_STATS):
+            stats[m, s] = 0.0
     walk(
         data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_SCORE,
-        no_int, 0, rows, idf, idf_unseen, weights, scale, acc, stats, buf,
+        no_int, 0, known, rows, idfs, unseen2, weights, acc, stats, scratch,
     )  # fmt: skip
-    best, p = finish_scores(acc, stats, bias, probs)
-    labels[i] = best
-    confidence[i] = p
+    for m in range(unseen2.shape[0]):
+        best, p = finish_scores(acc, stats, bias, m, class_offsets[m], class_offsets[m + 1])
+        labels[i, m] = best
+        confidence[i, m] = p
 
 
 class DeviceModel(NamedTuple):
-    """A linear model's arrays resident on the GPU, uploaded once per model."""
+    """A fused model's arrays resident on the GPU, uploaded once."""
 
+    known: object
     rows: object
-    idf: object
+    idfs: object
+    unseen2: object
     weights: object
-    scale: object
     bias: object
+    class_offsets: object
 
 
-def upload(rows: np.ndarray, idf: np.ndarray, weights: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> DeviceModel:
-    if bias.shape[0] > MAX_CLASSES_CUDA:
-        raise ValueError(f"the CUDA kernels handle at most {MAX_CLASSES_CUDA} classes, got {bias.shape[0]}")
-    return DeviceModel(*(cuda.to_device(np.ascontiguousarray(a)) for a in (rows, idf, weights, scale, bias)))
+def upload(
+    known: np.ndarray,
+    rows: np.ndarray,
+    idfs: np.ndarray,
+    unseen2: np.ndarray,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    class_offsets: np.ndarray,
+) -> DeviceModel:
+    if weights.shape[1] > MAX_CLASSES_CUDA or unseen2.shape[0] > MAX_MODELS:
+        raise ValueError(
+            f"the CUDA kernels score at most {MAX_CLASSES_CUDA} classes of {MAX_MODELS} models at once, "
+            f"got {weights.shape[1]} classes of {unseen2.shape[0]}"
+        )
+    arrays = (known, rows, idfs, unseen2, weights, bias, class_offsets)
+    return DeviceModel(*(cuda.to_device(np.ascontiguousarray(a)) for a in arrays))
 
 
 def score_linear(
@@ -71,23 +87,23 @@ def score_linear(
     data: np.ndarray,
     spec: tuple[int, int, int, int],
     model: DeviceModel,
-    idf_unseen: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Same contract as hashing_cpu.score_linear, computed on the GPU."""
     n = offsets.size - 1
-    labels = np.empty(n, dtype=np.int32)
-    confidence = np.empty(n, dtype=np.float64)
+    n_models = model.unseen2.shape[0]
+    labels = np.empty((n, n_models), dtype=np.int32)
+    confidence = np.empty((n, n_models), dtype=np.float64)
     if n == 0:
         return labels, confidence
     d_offsets = cuda.to_device(np.ascontiguousarray(offsets))
     d_data = cuda.to_device(data if data.size else np.zeros(1, dtype=np.uint8))
-    d_labels = cuda.device_array(n, dtype=np.int32)
-    d_conf = cuda.device_array(n, dtype=np.float64)
+    d_labels = cuda.device_array((n, n_models), dtype=np.int32)
+    d_conf = cuda.device_array((n, n_models), dtype=np.float64)
     no_int = cuda.device_array(1, dtype=np.int32)
     blocks = (n + _THREADS - 1) // _THREADS
     _score_kernel[blocks, _THREADS](
-        d_offsets, d_data, *spec, model.rows, model.idf, idf_unseen,
-        model.weights, model.scale, model.bias, no_int, d_labels, d_conf,
+        d_offsets, d_data, *spec, model.known, model.rows, model.idfs, model.unseen2,
+        model.weights, model.bias, model.class_offsets, no_int, d_labels, d_conf,
     )  # fmt: skip
     d_labels.copy_to_host(labels)
     d_conf.copy_to_host(confidence)

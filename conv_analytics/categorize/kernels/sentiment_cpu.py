@@ -77,6 +77,9 @@ ALPHA = 15.0
 # Rule functions allocate nothing, so they compile without Numba's reference counting: passing
 # the tables' arrays from call to call then costs no atomic increments (and CUDA has no NRT).
 rule = njit(cache=True, _nrt=False)
+# Small helpers of token_valence, inlined at Numba level: each call would otherwise pass every
+# array argument as its unpacked fields.
+rule_inlined = njit(cache=True, _nrt=False, inline="always")
 
 
 def readonly(array: np.ndarray) -> np.ndarray:
@@ -208,13 +211,25 @@ def is_upper(data, a, b, case_table):
 
 
 @rule
+def more_chars_than(data, a, b, limit):
+    """True when data[a:b] has more than `limit` code points."""
+    count = 0
+    pos = a
+    while pos < b:
+        count += 1
+        if count > limit:
+            return True
+        _, step = decode(data, pos, b)
+        pos += step
+    return False
+
+
+@rule
 def tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_table, ids, flags):
     """Split like str.split(), strip punctuation like VADER, look tokens up; fill ids/flags.
 
-    One pass over each token hashes (FNV-1a) both the whole lowercased token and its core without
-    leading and trailing punctuation (VADER keeps the whole token when the core has <= 2
-    characters), tells ALL-CAPS (ASCII; the case table only for non-ASCII tokens) and finds "n't".
-    Returns (tokens, ALL-CAPS tokens).
+    One pass over each token hashes its lowercase form (FNV-1a), tells ALL-CAPS (ASCII; the case
+    table only for non-ASCII tokens) and finds "n't". Returns (tokens, ALL-CAPS tokens).
     """
     count = 0
     upper = 0
@@ -225,24 +240,28 @@ def tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_t
         if pos >= end:
             break
         a = pos
-        core_start = -1
-        core_end = a
-        h_whole = FNV_OFFSET
-        h_core = FNV_OFFSET
-        h_core_kept = FNV_OFFSET
-        core_chars = 0
-        core_chars_kept = 0
+        while pos < end and not is_space(data[pos]):
+            pos += 1
+        b = pos
+        sa = a
+        sb = b
+        while sa < sb and is_punct(data[sa]):
+            sa += 1
+        while sb > sa and is_punct(data[sb - 1]):
+            sb -= 1
+        # VADER keeps the unstripped token when stripping leaves <= 2 characters (<= 8 bytes).
+        if sb - sa > 2 and (sb - sa > 8 or more_chars_than(data, sa, sb, 2)):
+            a = sa
+            b = sb
+        h = FNV_OFFSET
         has_upper = False
         has_lower = False
         non_ascii = False
         nt = False
         prev1 = 0
         prev2 = 0
-        while pos < end:
-            c = np.int64(data[pos])
-            if is_space(c):
-                break
-            punct = is_punct(c)
+        for p in range(a, b):
+            c = np.int64(data[p])
             if 65 <= c <= 90:
                 has_upper = True
                 c += 32
@@ -250,28 +269,11 @@ def tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_t
                 has_lower = True
             elif c >= 0x80:
                 non_ascii = True
-            h_whole = (h_whole ^ np.uint64(c)) * FNV_PRIME
+            h = (h ^ np.uint64(c)) * FNV_PRIME
             if c == 116 and prev1 == 39 and prev2 == 110:
                 nt = True
             prev2 = prev1
             prev1 = c
-            if core_start < 0 and not punct:
-                core_start = pos
-            if core_start >= 0:
-                h_core = (h_core ^ np.uint64(c)) * FNV_PRIME
-                if (c & 0xC0) != 0x80:
-                    core_chars += 1
-                if not punct:
-                    h_core_kept = h_core
-                    core_end = pos + 1
-                    core_chars_kept = core_chars
-            pos += 1
-        b = pos
-        h = h_whole
-        if core_chars_kept > 2:
-            a = core_start
-            b = core_end
-            h = h_core_kept
         flag = 0
         if non_ascii and not has_lower:
             has_upper = is_upper(data, a, b, case_table)
@@ -286,7 +288,7 @@ def tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_t
     return count, upper
 
 
-@rule
+@rule_inlined
 def find_ngram(ngrams, word_flags, kind, length, w0, w1, w2):
     """Row of the n-gram (w0, w1[, w2]) of this kind, or -1."""
     if w0 < 0 or (word_flags[w0] & NGRAM_START) == 0:
@@ -303,19 +305,19 @@ def find_ngram(ngrams, word_flags, kind, length, w0, w1, w2):
     return -1
 
 
-@rule
+@rule_inlined
 def in_lexicon(wid, word_flags):
     return wid >= 0 and (word_flags[wid] & IN_LEXICON) != 0
 
 
-@rule
+@rule_inlined
 def negated(j, ids, flags, word_flags):
     """VADER's negated([word]): a NEGATE word or any word containing "n't"."""
     wid = ids[j]
     return (wid >= 0 and (word_flags[wid] & NEGATION) != 0) or (flags[j] & TOKEN_NT) != 0
 
 
-@rule
+@rule_inlined
 def negation_check(v, start_i, i, ids, flags, word_flags, kw, n_scalar):
     """VADER's _negation_check for the word start_i + 1 places before token i."""
     never, so, this = kw[KW_NEVER], kw[KW_SO], kw[KW_THIS]
@@ -343,7 +345,7 @@ def negation_check(v, start_i, i, ids, flags, word_flags, kw, n_scalar):
     return v
 
 
-@rule
+@rule_inlined
 def idioms_check(v, i, n, ids, word_flags, ngrams, ngram_val):
     """VADER's _special_idioms_check around token i (i >= 3)."""
     row = find_ngram(ngrams, word_flags, NGRAM_SPECIAL, 2, ids[i - 1], ids[i], -1)

@@ -152,3 +152,10 @@ def dot(a, b):
     for i in range(a.size):
         total += a[i] * b[i]
     return total
+
+
+@njit(cache=True)
+def axpy(a, x, y):
+    """y += a * x in place (no temporaries)."""
+    for i in range(x.size):
+        y[i] += a * x[i]
