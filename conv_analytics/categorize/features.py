@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from .arrow import utf8_buffers
 from .kernels import hashing_cpu, train_cpu
-from .kernels.hashing_common import MAX_CHAR_SPAN, MAX_WORD
+from .kernels.hashing_cpu import MAX_CHAR_SPAN, MAX_WORD
 
 Texts = Sequence[str | None] | pa.Array | pa.ChunkedArray
 

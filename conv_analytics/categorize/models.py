@@ -13,7 +13,7 @@ from .arrow import utf8_buffers
 from .device import Device
 from .features import FeatureSpec, Texts, Vocabulary
 from .kernels import hashing_cpu
-from .kernels.hashing_common import MAX_MODELS
+from .kernels.hashing_cpu import MAX_MODELS
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.json"

@@ -11,10 +11,11 @@ python="${CONV_ANALYTICS_PYTHON:-$root/.venv/bin/python}"
 port="${CONV_ANALYTICS_MONGODB_PORT:-27018}"
 dir="${CONV_ANALYTICS_SERVERS_DIR:-$root/.servers}/mongodb"
 pidfile="$dir/secantusd.pid"
+name=mongodb
+. "$root/scripts/lib/process.sh"
 database="${MONGODB_DATABASE:-conv_analytics}"
 uri="mongodb://127.0.0.1:$port/?directConnection=true"
 
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 ping() {  # exit 0 when the server answers within a second
   "$python" - "$uri" <<'EOF'
@@ -44,30 +45,11 @@ start() {
   setsid "$server" --host 127.0.0.1 --port "$port" --storage-path "$dir/data" \
     ${CONV_ANALYTICS_MONGODB_OPTIONS:-} >>"$dir/secantusd.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  for _ in $(seq 1 60); do
-    if ping; then echo "mongodb: ready at $uri (pid $(cat "$pidfile"))"; return 0; fi
-    if ! running; then break; fi
-    sleep 0.5
-  done
-  echo "mongodb: not ready after 30 s; last log lines:" >&2
-  tail -n 20 "$dir/secantusd.log" >&2 || true
-  stop >/dev/null 2>&1 || true
-  return 1
+  wait_ready 30 ping "$dir/secantusd.log" || return 1
+  echo "mongodb: ready at $uri (pid $(cat "$pidfile"))"
 }
 
-stop() {
-  if ! running; then rm -f "$pidfile"; echo "mongodb: not running"; return 0; fi
-  local pid
-  pid="$(cat "$pidfile")"
-  kill -TERM "$pid"
-  for _ in $(seq 1 100); do
-    if ! kill -0 "$pid" 2>/dev/null; then rm -f "$pidfile"; echo "mongodb: stopped"; return 0; fi
-    sleep 0.1
-  done
-  echo "mongodb: pid $pid ignored SIGTERM for 10 s; killing it" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-}
+stop() { stop_process 10; }
 
 case "${1:-}" in
   start) start ;;

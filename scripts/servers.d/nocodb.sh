@@ -13,10 +13,11 @@ dir="${CONV_ANALYTICS_SERVERS_DIR:-$root/.servers}/nocodb"
 stamp="$(sha256sum "$root/scripts/nocodb/package.json" | cut -c1-64)"
 app="${CONV_ANALYTICS_NOCODB_APP:-${XDG_CACHE_HOME:-$HOME/.cache}/conv-analytics/nocodb-${stamp:0:16}}"
 pidfile="$dir/nocodb.pid"
+name=nocodb
+. "$root/scripts/lib/process.sh"
 url="http://127.0.0.1:$port"
 email="admin@conv-analytics.local"
 
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 healthy() { curl -fsS -m 2 -o /dev/null "$url/api/v1/health" 2>/dev/null; }
 
 secret() {  # a random value kept (mode 600) in $dir/NAME, made once so restarts keep the same users
@@ -76,34 +77,12 @@ start() {
     exec setsid node "$app/server.js" >>"$dir/nocodb.log" 2>&1 </dev/null
   ) &
   echo $! >"$pidfile"
-  for _ in $(seq 1 240); do
-    if healthy; then
-      if ! api_token; then echo "nocodb: could not create an API token (log: $dir/nocodb.log)" >&2; return 1; fi
-      echo "nocodb: ready at $url (pid $(cat "$pidfile"))"
-      return 0
-    fi
-    if ! running; then break; fi
-    sleep 0.5
-  done
-  echo "nocodb: not ready after 120 s; last log lines:" >&2
-  tail -n 20 "$dir/nocodb.log" >&2 || true
-  stop >/dev/null 2>&1 || true
-  return 1
+  wait_ready 120 healthy "$dir/nocodb.log" || return 1
+  if ! api_token; then echo "nocodb: could not create an API token (log: $dir/nocodb.log)" >&2; return 1; fi
+  echo "nocodb: ready at $url (pid $(cat "$pidfile"))"
 }
 
-stop() {
-  if ! running; then rm -f "$pidfile"; echo "nocodb: not running"; return 0; fi
-  local pid
-  pid="$(cat "$pidfile")"
-  kill -TERM "$pid"
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then rm -f "$pidfile"; echo "nocodb: stopped"; return 0; fi
-    sleep 0.1
-  done
-  echo "nocodb: pid $pid ignored SIGTERM for 15 s; killing it" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-}
+stop() { stop_process 15; }
 
 case "${1:-}" in
   start) start ;;

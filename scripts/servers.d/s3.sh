@@ -12,6 +12,8 @@ python="${CONV_ANALYTICS_PYTHON:-$root/.venv/bin/python}"
 port="${CONV_ANALYTICS_S3_PORT:-8333}"
 dir="${CONV_ANALYTICS_SERVERS_DIR:-$root/.servers}/s3"
 pidfile="$dir/weed.pid"
+name=s3
+. "$root/scripts/lib/process.sh"
 bucket="${S3_BUCKET:-conv-analytics}"
 access_key="${CONV_ANALYTICS_S3_ACCESS_KEY:-conv-analytics}"
 secret_key="${CONV_ANALYTICS_S3_SECRET_KEY:-conv-analytics-secret}"
@@ -20,7 +22,6 @@ endpoint="http://127.0.0.1:$port"
 master_port=$((port + 1000)) volume_port=$((port + 1007)) filer_port=$((port + 555))
 admin_port=$((port + 15313))
 
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 probe() {  # ready = the bucket exists (created if missing) and an object can be written
   AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key" \
@@ -65,30 +66,11 @@ start() {
     -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
     >>"$dir/weed.out" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  for _ in $(seq 1 120); do
-    if probe create; then echo "s3: ready at $endpoint, bucket $bucket (pid $(cat "$pidfile"))"; return 0; fi
-    if ! running; then break; fi
-    sleep 0.5
-  done
-  echo "s3: not ready after 60 s; last log lines:" >&2
-  tail -n 20 "$dir/weed.out" >&2 || true
-  stop >/dev/null 2>&1 || true
-  return 1
+  wait_ready 60 "probe create" "$dir/weed.out" || return 1
+  echo "s3: ready at $endpoint, bucket $bucket (pid $(cat "$pidfile"))"
 }
 
-stop() {
-  if ! running; then rm -f "$pidfile"; echo "s3: not running"; return 0; fi
-  local pid
-  pid="$(cat "$pidfile")"
-  kill -TERM "$pid"
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then rm -f "$pidfile"; echo "s3: stopped"; return 0; fi
-    sleep 0.1
-  done
-  echo "s3: pid $pid ignored SIGTERM for 15 s; killing it" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$pidfile"
-}
+stop() { stop_process 15; }
 
 case "${1:-}" in
   start) start ;;

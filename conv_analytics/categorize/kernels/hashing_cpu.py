@@ -1,25 +1,224 @@
-"""CPU kernels: hashed features and linear-model scoring over Arrow UTF-8 buffers, parallel per text.
+"""Hashed features and linear-model scoring over Arrow UTF-8 buffers: the feature code shared with
+the CUDA kernels (hashing_cuda imports `walk` and `finish_scores` from here) and the CPU kernels.
 
-Each kernel has a serial twin for small batches, where starting the thread pool costs more than
-the work (a single chat message is scored in microseconds).
+A text is read as raw UTF-8 bytes (invalid sequences are just bytes, never an error). Tokens are
+runs of word bytes (ASCII letters and digits, any byte >= 0x80 so accented words, CJK and emoji
+stay whole) plus single ASCII punctuation marks, which carry signal for dialogue acts ("?", "!").
+Features: word unigrams and bigrams (group 0) and character n-grams of each space-padded word
+(group 1), hashed with 32-bit FNV-1a into `2**bits` buckets per group: code = group * dim + bucket.
+
+`walk` visits every feature of one text in order and, depending on `mode`, counts them, writes
+their codes, or accumulates the class scores of one or more linear models at once (topic and
+intent share one pass: a joint vocabulary, one row lookup per feature). Streaming the features
+this way needs only a small fixed scratch per text, which is what lets the same code run as one
+CUDA thread per text.
+
+The functions are `register_jitable`: plain Python for the CUDA simulator, inlined into both the
+`njit` kernels and the `numba.cuda` kernels.
+
+Everything lives in this one file on purpose: Numba's on-disk cache is invalidated only by changes
+to the file of the cached kernel, not to files of the functions it calls. The CPU kernels below
+have serial twins for small batches, where starting the thread pool costs more than the work.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import get_num_threads, njit, prange
 from numba.extending import register_jitable
 
-from .hashing_common import (
-    MODE_COUNT,
-    MODE_SCORE,
-    MODE_WRITE,
-    N_GROUPS,
-    N_STATS,
-    SCRATCH_SIZE,
-    finish_scores,
-    walk,
-)
+MODE_COUNT = 0
+MODE_WRITE = 1
+MODE_SCORE = 2
+
+N_GROUPS = 2  # word 1-2-grams, character n-grams
+# stats[model] slots filled in MODE_SCORE: squared norm of each group, then the count of known features
+STATS_KNOWN = N_GROUPS
+N_STATS = N_GROUPS + 1
+
+MAX_CLASSES_CUDA = 256  # per-thread accumulators on the GPU are fixed-size local arrays (all models)
+MAX_MODELS = 4  # models scored in one pass
+MAX_WORD = 48  # longest word prefix used for character n-grams
+MAX_CHAR_SPAN = 4  # at most this many n-gram lengths (char_max - char_min + 1)
+FEATS = MAX_WORD + 2  # scratch layout: padded word bytes, then one token's feature codes
+SCRATCH_SIZE = FEATS + 2 + MAX_CHAR_SPAN * (MAX_WORD + 2)
+
+_MASK32 = 0xFFFFFFFF
+_FNV_OFFSET = 2166136261
+_FNV_PRIME = 16777619
+_SEED_WORD = 0x9E3779B1
+_SEED_PUNCT = 0x7F4A7C15
+_SEED_BIGRAM = 0x85EBCA77
+_SEED_CHAR = 0xC2B2AE3D
+
+
+@register_jitable
+def fnv_byte(h, b):
+    return ((h ^ b) * _FNV_PRIME) & _MASK32
+
+
+@register_jitable
+def fnv_word32(h, x):
+    """Feed the four bytes of a 32-bit value (bigrams hash the pair of token hashes)."""
+    h = fnv_byte(h, x & 0xFF)
+    h = fnv_byte(h, (x >> 8) & 0xFF)
+    h = fnv_byte(h, (x >> 16) & 0xFF)
+    return fnv_byte(h, (x >> 24) & 0xFF)
+
+
+@register_jitable
+def bucket(h, bits):
+    """Fold the high bits in: FNV's low bits alone are weakly mixed."""
+    return (h ^ (h >> 15) ^ (h >> 27)) & ((1 << bits) - 1)
+
+
+@register_jitable
+def lower_at(data, q, start):
+    """Byte q lowercased: ASCII A-Z, and Latin-1 capitals (UTF-8 0xC3 0x80..0x9E but not x)."""
+    b = int(data[q])
+    if 65 <= b <= 90:
+        return b + 32
+    if 0x80 <= b <= 0x9E and b != 0x97 and q > start and int(data[q - 1]) == 0xC3:
+        return b + 0x20
+    return b
+
+
+@register_jitable
+def is_word_byte(b):
+    return (97 <= b <= 122) or (65 <= b <= 90) or (48 <= b <= 57) or b >= 0x80
+
+
+@register_jitable
+def is_punct_byte(b):
+    """Punctuation kept as a token; quotes and apostrophes only split words."""
+    return 33 <= b <= 126 and not is_word_byte(b) and b != 34 and b != 39 and b != 96
+
+
+@register_jitable
+def walk(
+    data,
+    start,
+    end,
+    bits,
+    char_min,
+    char_max,
+    max_word,
+    mode,
+    out,
+    pos,
+    known,
+    rows,
+    idfs,
+    unseen2,
+    weights,
+    acc,
+    stats,
+    scratch,
+):  # pragma: no cover - inlined into kernels
+    """Visit every feature of data[start:end] in a fixed order; return how many there were.
+
+    Per token, scratch[0:m+2] holds the word lowercased and space-padded and scratch[FEATS:]
+    collects the token's feature codes; one loop then counts, writes or scores them. Keeping a
+    single consuming site (rather than a call per feature) is what keeps this loop fast.
+    Each character n-gram start feeds its bytes once, emitting the char_min..char_max-grams.
+    """
+    dim = 1 << bits
+    k = 0
+    prev = -1
+    p = start
+    while p < end:
+        b = int(data[p])
+        word = is_word_byte(b)
+        if word:
+            h = _FNV_OFFSET ^ _SEED_WORD
+            m = 0
+            while p < end and is_word_byte(int(data[p])):
+                lb = lower_at(data, p, start)
+                h = fnv_byte(h, lb)
+                if m < max_word:
+                    m += 1
+                    scratch[m] = lb
+                p += 1
+        elif is_punct_byte(b):
+            h = fnv_byte(_FNV_OFFSET ^ _SEED_PUNCT, b)
+            p += 1
+        else:
+            p += 1
+            continue
+        n = FEATS
+        scratch[n] = bucket(h, bits)
+        n += 1
+        if prev >= 0:
+            scratch[n] = bucket(fnv_word32(fnv_word32(_FNV_OFFSET ^ _SEED_BIGRAM, prev), h), bits)
+            n += 1
+        prev = h
+        if char_max > 0 and word:
+            scratch[0] = 32
+            scratch[m + 1] = 32
+            length = m + 2
+            for i in range(0, length - char_min + 1):
+                g = _FNV_OFFSET ^ _SEED_CHAR
+                for j in range(i, min(i + char_max, length)):
+                    g = fnv_byte(g, scratch[j])
+                    if j - i + 1 >= char_min:
+                        scratch[n] = dim + bucket(g, bits)
+                        n += 1
+        if mode == MODE_WRITE:
+            for f in range(FEATS, n):
+                out[pos + k + f - FEATS] = scratch[f]
+        elif mode == MODE_SCORE:
+            for f in range(FEATS, n):
+                code = scratch[f]
+                group = code >> bits
+                # one bit per code (64 KiB at bits=18) turns unknown features away before the
+                # row table is touched
+                row = rows[code] if (known[code >> 6] >> (code & 63)) & 1 else -1
+                if row < 0:
+                    for m_ in range(unseen2.shape[0]):
+                        stats[m_, group] += unseen2[m_]
+                else:
+                    for m_ in range(unseen2.shape[0]):
+                        v = float(idfs[row, m_])
+                        if v > 0.0:
+                            stats[m_, STATS_KNOWN] += 1.0
+                        stats[m_, group] += v * v
+                    for c in range(weights.shape[1]):
+                        acc[group, c] += weights[row, c]
+        k += n - FEATS
+    return k
+
+
+@register_jitable
+def finish_scores(acc, stats, bias, model, lo, hi):  # pragma: no cover - inlined into kernels
+    """Softmax over one model's classes lo..hi-1; return (argmax - lo, its probability).
+
+    Each group's score is divided by that group's L2 norm for this model (features the model never
+    saw count in the norm, so a text made mostly of unknown words gets a weak, low-confidence
+    score). No known feature at all gives (-1, 0.0): the caller labels it with the fallback label.
+    """
+    if stats[model, STATS_KNOWN] == 0.0:
+        return -1, 0.0
+    best = lo
+    top = -1e300
+    for c in range(lo, hi):
+        z = float(bias[c])
+        for g in range(acc.shape[0]):
+            if stats[model, g] > 0.0:
+                z += acc[g, c] / math.sqrt(stats[model, g])
+        if z > top:
+            top = z
+            best = c
+    total = 0.0
+    for c in range(lo, hi):
+        z = float(bias[c])
+        for g in range(acc.shape[0]):
+            if stats[model, g] > 0.0:
+                z += acc[g, c] / math.sqrt(stats[model, g])
+        total += math.exp(z - top)
+    return best - lo, 1.0 / total
+
 
 PARALLEL_MIN_BYTES = 1 << 16  # below this much text the serial kernels are faster
 

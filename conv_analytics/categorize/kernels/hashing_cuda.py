@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import cuda, float64, int64
 
-from .hashing_common import (
+from .hashing_cpu import (
     MAX_CLASSES_CUDA,
     MAX_MODELS,
     MODE_SCORE,

@@ -50,7 +50,7 @@ def _known_counts(starts, codes, rows):
 def _fill_tfidf(starts, codes, rows, idf, idf_unseen, dim, scale, n_groups, indptr, indices, values):
     """Row i: tf * idf * scale[group] / sqrt(sum over the group's occurrences of idf**2).
 
-    This is exactly what the scoring kernel computes while streaming (see hashing_common.walk), so
+    This is exactly what the scoring kernel computes while streaming (see hashing_cpu.walk), so
     a model trained on these rows scores identically at prediction time.
     """
     for i in prange(starts.size - 1):
