@@ -5,12 +5,14 @@ exists yet); all of a conversation's figures are attributed to the day it starte
 """
 
 import time
+from collections import Counter
 
 import dagster as dg
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from conv_analytics.assets import label_counts
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.io.manager import ALLOW_MISSING_LAST
 from conv_analytics.partitions import daily_partitions, eager_with_next_day
@@ -89,16 +91,10 @@ def primary_intent(intents: list[str | None]) -> str:
     said = [i for i in intents if i]
     for pool in ([i for i in said if i not in SOCIAL_INTENTS], said):
         if pool:
-            counts: dict[str, int] = {}
-            for intent in pool:
-                counts[intent] = counts.get(intent, 0) + 1
+            counts = Counter(pool)
             best = max(counts.values())
             return next(i for i in pool if counts[i] == best)
     return "other"
-
-
-def sentiment_label(score: float) -> str:
-    return "positive" if score >= 0.05 else "negative" if score <= -0.05 else "neutral"
 
 
 def categorise(conversations: pa.Table, messages: pa.Table, categorizer: CategorizerResource) -> pa.Table:
@@ -119,7 +115,7 @@ def categorise(conversations: pa.Table, messages: pa.Table, categorizer: Categor
     table = table.append_column("topic", pa.array(topic_list, pa.string()))
     table = table.append_column("topic_confidence", pa.array(confidence, pa.float64()))
     table = table.append_column("primary_intent", pa.array([primary_intent(i) for i in intents], pa.string()))
-    table = table.append_column("sentiment", pa.array([sentiment_label(m) for m in means], pa.string()))
+    table = table.append_column("sentiment", model.sentiment_labels(np.asarray(means, dtype=np.float64)))
     return table.select(CONVERSATION_CATEGORIES.names).cast(CONVERSATION_CATEGORIES)
 
 
@@ -151,15 +147,8 @@ def conversation_categories(
         {
             "categorise_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
             "conversations_without_messages": dg.MetadataValue.int(without_messages),
-            "topics": dg.MetadataValue.json(_top(table.column("topic").to_pylist())),
-            "primary_intents": dg.MetadataValue.json(_top(table.column("primary_intent").to_pylist())),
+            "topics": dg.MetadataValue.json(label_counts(table.column("topic"))),
+            "primary_intents": dg.MetadataValue.json(label_counts(table.column("primary_intent"))),
         }
     )
     return table
-
-
-def _top(values: list[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

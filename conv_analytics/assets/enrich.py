@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from conv_analytics.assets import label_counts
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.config import Config
 from conv_analytics.partitions import daily_partitions
@@ -82,13 +83,8 @@ def enriched_messages(
         {
             "enrich_seconds": dg.MetadataValue.float(round(seconds, 3)),
             "messages_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
-            "languages": dg.MetadataValue.json(_counts(table.column("language"))),
-            "sentiment": dg.MetadataValue.json(_counts(table.column("sentiment"))),
+            "languages": dg.MetadataValue.json(label_counts(table.column("language"))),
+            "sentiment": dg.MetadataValue.json(label_counts(table.column("sentiment"))),
         }
     )
     return table.select(ENRICHED_MESSAGES.names).cast(ENRICHED_MESSAGES)
-
-
-def _counts(column: pa.ChunkedArray) -> dict[str, int]:
-    counts = pc.value_counts(column).to_pylist() if len(column) else []
-    return {str(c["values"]): int(c["counts"]) for c in sorted(counts, key=lambda c: -c["counts"])}

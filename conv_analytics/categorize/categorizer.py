@@ -12,6 +12,7 @@ import pyarrow as pa
 from .device import Device, resolve_device
 from .features import Texts
 from .models import MODEL_FILE, FusedModel, LinearModel
+from .sentiment import sentiment_labels, vader_compound
 from .training import TASKS, fit_linear, fit_taxonomy, load_taxonomy
 
 MODELS_ENV = "CONV_ANALYTICS_MODELS"
@@ -91,10 +92,12 @@ class Categorizer:
 
     def predict_sentiment(self, texts: Texts) -> tuple[pa.Array, np.ndarray]:
         """(negative|neutral|positive, VADER compound score in -1..1)."""
-        from .sentiment import vader_compound  # written in parallel; imported when first needed
-
         scores = np.asarray(vader_compound(texts, device=self.device), dtype=np.float64)
         return sentiment_labels(scores, self.sentiment_thresholds), scores
+
+    def sentiment_labels(self, scores: np.ndarray) -> pa.Array:
+        """Labels for compound scores (a conversation's mean, say) with this categoriser's thresholds."""
+        return sentiment_labels(scores, self.sentiment_thresholds)
 
     def predict(self, texts: Texts) -> pa.Table:
         """One row per text, in order, with all three labels and their scores."""
@@ -110,16 +113,6 @@ class Categorizer:
             [topic, pa.array(topic_conf), intent, pa.array(intent_conf), sentiment, pa.array(score)],
             schema=OUTPUT_SCHEMA,
         )
-
-
-def sentiment_labels(scores: np.ndarray, thresholds: tuple[float, float]) -> pa.Array:
-    """VADER's convention: compound >= +t positive, <= -t negative, else neutral."""
-    negative_below, positive_above = thresholds
-    index = np.ones(scores.size, dtype=np.int32)
-    index[scores <= negative_below] = 0
-    index[scores >= positive_above] = 2
-    names = pa.array(SENTIMENT_LABELS, type=pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(index), names).dictionary_decode()
 
 
 def _macro_f1(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:

@@ -245,12 +245,18 @@ def vader_compound(texts: Texts, device: str | None = None) -> np.ndarray:
     return np.round(scores, 4)
 
 
-def sentiment_labels(compound: np.ndarray) -> pa.Array:
-    """Label each score negative (<= -0.05), positive (>= 0.05) or neutral: VADER's usual thresholds."""
+def sentiment_labels(
+    compound: np.ndarray, thresholds: tuple[float, float] = (NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD)
+) -> pa.Array:
+    """Label each score negative (<= the first threshold), positive (>= the second) or neutral.
+
+    The defaults are VADER's usual -0.05 / +0.05; `conv-analytics train --task sentiment` fits others.
+    """
+    negative_below, positive_above = thresholds
     values = np.asarray(compound, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError("sentiment_labels needs finite compound scores (got NaN or inf)")
     index = np.ones(values.shape, dtype=np.int8)
-    index[values <= NEGATIVE_THRESHOLD] = 0
-    index[values >= POSITIVE_THRESHOLD] = 2
+    index[values <= negative_below] = 0
+    index[values >= positive_above] = 2
     return pa.array(LABELS, type=pa.string()).take(pa.array(index))

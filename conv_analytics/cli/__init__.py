@@ -175,10 +175,10 @@ def show_config(markdown: bool) -> None:
         click.echo(f"{name:<28} {'***' if hidden else value}")
 
 
+# The domain commands live in their own modules and join the group here.
+from conv_analytics.cli.categorize import categorize, train  # noqa: E402
+from conv_analytics.cli.nocodb import nocodb  # noqa: E402
 from conv_analytics.cli.report import report  # noqa: E402
 
-main.add_command(report)
-
-from conv_analytics.cli.nocodb import nocodb  # noqa: E402
-
-main.add_command(nocodb)
+for _command in (report, nocodb, train, categorize):
+    main.add_command(_command)
