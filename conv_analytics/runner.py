@@ -97,7 +97,6 @@ def materialize_days(
     last: date,
     instance: dg.DagsterInstance | None = None,
     progress: Callable[[str], None] = lambda _: None,
-    report: bool = True,
     log_level: str = "DEBUG",
 ) -> RunSummary:
     """Daily assets for [first, last], then every week and month wholly inside it, then the report."""
@@ -124,17 +123,19 @@ def materialize_days(
         materialize_range(config, selection, keys, instance, log_level)
         summary.steps.append(StepResult(name, keys, time.perf_counter() - started))
         progress(f"{name}: done in {summary.steps[-1].seconds:.1f}s")
-    if report:
-        progress("analytics report ...")
-        started = time.perf_counter()
-        result = dg.materialize(
-            ASSETS,
-            selection=["analytics_report"],
-            resources=build_resources(config),
-            instance=instance,
-        )
-        assert result.success
-        summary.steps.append(StepResult("analytics report", [], time.perf_counter() - started))
+    progress("analytics report ...")
+    started = time.perf_counter()
+    result = dg.materialize(
+        ASSETS,
+        selection=["analytics_report"],
+        resources=build_resources(config),
+        instance=instance,
+        run_config=console_log_level(log_level),
+        raise_on_error=False,
+    )
+    if not result.success:
+        raise RuntimeError(f"materialising analytics_report failed: {failure_reason(result)}")
+    summary.steps.append(StepResult("analytics report", [], time.perf_counter() - started))
     return summary
 
 

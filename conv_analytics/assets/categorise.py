@@ -102,7 +102,7 @@ def categorise(conversations: pa.Table, messages: pa.Table, categorizer: Categor
     con = duckdb.connect()
     con.register("conversations", conversations)
     con.register("messages", messages)
-    rows = con.execute(CONVERSATION_SQL).to_arrow_table()
+    rows = con.sql(CONVERSATION_SQL).to_arrow_table()
     con.close()
     model = categorizer.load()
     topics, topic_confidence = model.predict_topic(rows.column("user_text"))
