@@ -24,7 +24,7 @@ from conv_analytics.partitions import daily_partitions, monthly_partitions, week
 from conv_analytics.runner import materialize_range
 from conv_analytics.schemas import ASSET_TABLES
 from conv_analytics.sources.base import normalize
-from conv_analytics.sources.demo import generate_day
+from conv_analytics.sources.demo import generate_day, write_demo
 from conv_analytics.sources.files import FilesSource
 from conv_analytics_tests.conftest import DEMO_FIRST_DAY, REPO, THREE_DAYS, demo_config
 
@@ -219,10 +219,35 @@ def test_partition_mappings() -> None:
     assert month[0] == "2026-02-01" and month[-1] == "2026-02-28" and len(month) == 28
 
 
-def test_categories_are_requested_again_when_the_next_day_arrives() -> None:
-    condition = defs.resolve_asset_graph().get(dg.AssetKey("conversation_categories")).automation_condition
-    assert condition is not None
-    assert "days=2" in repr(condition)
+def test_the_next_days_messages_request_the_day_before_again(tmp_path: Path) -> None:
+    """Conversations run past midnight: when today's messages land, yesterday's categories are stale."""
+    config = Config(home=tmp_path)
+    today = datetime.now(timezone.utc).date()
+    yesterday = today - timedelta(days=1)
+    write_demo(config.source_folder, yesterday, 2, per_day=5)
+    automation_defs = dg.Definitions(assets=ASSETS, resources=build_resources(config))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        ASSETS,
+        selection=list(DAILY_ASSETS),
+        partition_key=yesterday.isoformat(),
+        resources=build_resources(config),
+        instance=instance,
+    )
+    assert result.success
+    first = dg.evaluate_automation_conditions(defs=automation_defs, instance=instance)
+    assert first.get_requested_partitions(dg.AssetKey("conversation_categories")) <= {today.isoformat()}
+    result = dg.materialize(
+        ASSETS,
+        selection=["raw_messages", "quarantined_messages", "enriched_messages"],
+        partition_key=today.isoformat(),
+        resources=build_resources(config),
+        instance=instance,
+    )
+    assert result.success
+    second = dg.evaluate_automation_conditions(defs=automation_defs, instance=instance, cursor=first.cursor)
+    for asset in ("conversation_categories", "daily_rollups"):
+        assert yesterday.isoformat() in second.get_requested_partitions(dg.AssetKey(asset)), asset
 
 
 def test_partitions_are_utc_days_iso_weeks_and_months() -> None:

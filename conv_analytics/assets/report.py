@@ -30,6 +30,7 @@ class ReportsResource(dg.ConfigurableResource):
 
 @dg.asset(
     deps=[daily_rollups, weekly_rollups, monthly_rollups],
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="analytics",
     kinds={"html", "markdown"},
 )

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from conv_analytics.analytics import checks
 from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import daily_partitions, monthly_partitions, weekly_partitions
+from conv_analytics.partitions import daily_partitions, eager_with_next_day, monthly_partitions, weekly_partitions
 
 CHECKS: dict[str, tuple[str, Callable[..., list[str]]]] = {
     "shares_in_unit_interval": (
@@ -102,6 +102,7 @@ def build_rollups(
     ins={"conversation_categories": dg.AssetIn()},
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=check_specs("daily_rollups"),
+    automation_condition=eager_with_next_day,
     group_name="analytics",
     kinds={"duckdb", "parquet"},
 )
@@ -118,6 +119,7 @@ def daily_rollups(
     ins={"daily_rollups": dg.AssetIn(), "conversation_categories": dg.AssetIn()},
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=check_specs("weekly_rollups"),
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="analytics",
     kinds={"duckdb", "parquet"},
 )
@@ -137,6 +139,7 @@ def weekly_rollups(
     ins={"daily_rollups": dg.AssetIn(), "conversation_categories": dg.AssetIn()},
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=check_specs("monthly_rollups"),
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="analytics",
     kinds={"duckdb", "parquet"},
 )
