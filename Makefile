@@ -28,7 +28,7 @@ demo: install
 ## Install the dev extras and system packages, start the real servers, run every test, stop the servers.
 test: install-dev
 	scripts/system-deps
-	scripts/run-tests
+	scripts/with-servers $(BIN)/python -m pytest
 
 ## The Dagster UI over the same instance and lake as the CLI.
 ui: install
@@ -38,8 +38,9 @@ lint: install-dev
 	$(BIN)/ruff check conv_analytics conv_analytics_tests bench
 	$(BIN)/ruff format --check conv_analytics conv_analytics_tests bench
 
+## Every benchmark, with the real servers running (each prints its figures against a same-run reference).
 bench: install-dev
-	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	scripts/with-servers sh -c 'for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done'
 
 servers-start: install-dev
 	scripts/servers start
