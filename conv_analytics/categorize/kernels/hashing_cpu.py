@@ -197,26 +197,29 @@ def finish_scores(acc, stats, bias, model, lo, hi):  # pragma: no cover - inline
     Each group's score is divided by that group's L2 norm for this model (features the model never
     saw count in the norm, so a text made mostly of unknown words gets a weak, low-confidence
     score). No known feature at all gives (-1, 0.0): the caller labels it with the fallback label.
+    Works in place to stay allocation-free on the GPU: this model's squared norms in stats become
+    norms (one square root per group, not per class) and acc[0, lo:hi] becomes the class scores
+    (computed once for both the argmax and the softmax sum).
     """
     if stats[model, STATS_KNOWN] == 0.0:
         return -1, 0.0
+    for g in range(acc.shape[0]):
+        if stats[model, g] > 0.0:
+            stats[model, g] = math.sqrt(stats[model, g])
     best = lo
     top = -1e300
     for c in range(lo, hi):
         z = float(bias[c])
         for g in range(acc.shape[0]):
             if stats[model, g] > 0.0:
-                z += acc[g, c] / math.sqrt(stats[model, g])
+                z += acc[g, c] / stats[model, g]
+        acc[0, c] = z
         if z > top:
             top = z
             best = c
     total = 0.0
     for c in range(lo, hi):
-        z = float(bias[c])
-        for g in range(acc.shape[0]):
-            if stats[model, g] > 0.0:
-                z += acc[g, c] / math.sqrt(stats[model, g])
-        total += math.exp(z - top)
+        total += math.exp(acc[0, c] - top)
     return best - lo, 1.0 / total
 
 
