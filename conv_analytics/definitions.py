@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 
 from conv_analytics.assets.categorise import conversation_categories
@@ -30,7 +32,7 @@ def build_resources(config: Config) -> dict[str, object]:
         "io_manager": LakeIOManager(lake=lake, mongo=MongoResource.from_config(config)),
         "source": SourceResource(
             files_dir=str(config.source_folder),
-            columns_json=dg.EnvVar("CONV_ANALYTICS_COLUMNS").get_value("") or "",
+            columns_json=json.dumps(config.columns) if config.columns else "",
             nocodb=nocodb,
         ),
         "reports": ReportsResource(folder=str(config.reports_dir)),
@@ -49,10 +51,12 @@ ASSETS = [
     analytics_report,
 ]
 
+CONFIG = Config.from_env()
+
 defs = dg.Definitions(
     assets=ASSETS,
-    resources=build_resources(Config.from_env()),
+    resources=build_resources(CONFIG),
     sensors=[nocodb_changes],
     # NocoDB reconciliation only where NocoDB is the source
-    asset_checks=reconciliation_checks if Config.from_env().nocodb_url else [],
+    asset_checks=reconciliation_checks if CONFIG.nocodb_url else [],
 )

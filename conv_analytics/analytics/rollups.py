@@ -176,6 +176,7 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         """
     )
     dims = ", ".join(c for c in DIMENSION_COLUMNS.values() if c != "'all'")
+    # avg_sentiment is summed as an exact decimal, so the result does not depend on the order rows arrive in
     metrics = _grouped(
         """
         count(*) AS conversations,
@@ -193,7 +194,7 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         avg(CASE WHEN status = 'resolved' THEN 1.0 ELSE 0.0 END) AS resolution_rate,
         avg(CASE WHEN status = 'abandoned' THEN 1.0 ELSE 0.0 END) AS abandonment_rate,
         sum(fallback_replies) / nullif(sum(assistant_messages), 0) AS fallback_rate,
-        avg(sentiment_mean) FILTER (WHERE user_messages > 0) AS avg_sentiment,
+        avg(sentiment_mean::DECIMAL(38, 18)) FILTER (WHERE user_messages > 0)::DOUBLE AS avg_sentiment,
         sum(negative_messages) / nullif(sum(user_messages), 0) AS negative_share,
         sum(positive_messages) / nullif(sum(user_messages), 0) AS positive_share
         """,

@@ -21,6 +21,8 @@ from conv_analytics.schemas import CONVERSATION_CATEGORIES
 # Intents that say little about why someone came; the primary intent is taken from the others first.
 SOCIAL_INTENTS = ("greeting", "thanks", "goodbye", "affirm", "deny", "other")
 
+# Averages of doubles are taken as exact decimals: DuckDB's parallel plans feed rows in no fixed order,
+# and a float sum that depends on that order would make a rerun's bytes differ in the last bits.
 CONVERSATION_SQL = """
 WITH msgs AS (
     SELECT m.*,
@@ -50,7 +52,7 @@ per_conversation AS (
            count(*) FILTER (WHERE is_fallback) AS fallback_replies,
            string_agg(text, '\n' ORDER BY sent_at, message_id) FILTER (WHERE role = 'user') AS user_text,
            list(intent ORDER BY sent_at, message_id) FILTER (WHERE role = 'user') AS intents,
-           avg(sentiment_score) FILTER (WHERE role = 'user') AS sentiment_mean,
+           avg(sentiment_score::DECIMAL(38, 18)) FILTER (WHERE role = 'user')::DOUBLE AS sentiment_mean,
            arg_max(sentiment_score, sent_at) FILTER (WHERE role = 'user')
              - arg_min(sentiment_score, sent_at) FILTER (WHERE role = 'user') AS sentiment_change,
            count(*) FILTER (WHERE role = 'user' AND sentiment = 'negative') AS negative_messages,
