@@ -13,7 +13,7 @@ and their D-1 are merged into contiguous ranges and each range is one single-run
 within a run D-1's categories are built after D's messages. Weekly and monthly rollups are left to
 their automation conditions.
 
-Cursor: the latest change time seen plus the ids changed in that very second (on SQLite `gt`
+Cursor: the latest change time seen plus the changes (row Id, UpdatedAt, own time) of that very second (on SQLite `gt`
 also matches the boundary second), kept by Dagster. Run keys are the range and the cursor the tick
 started from, so a tick evaluated again after a daemon restart requests nothing twice. Deletes are
 invisible to polling; the reconciliation check (checks.py) catches them.
@@ -41,7 +41,7 @@ ID_FIELD: dict[Entity, str] = {"conversations": "conversation_id", "messages": "
 
 @dataclass
 class Cursor:
-    """The latest NocoDB change time seen, and the rows changed in that second (already handled)."""
+    """The latest NocoDB change time seen, and the changes made in that second (already handled)."""
 
     since: datetime | None = None
     at_since: dict[str, list[str]] = field(default_factory=dict)
@@ -57,6 +57,12 @@ class Cursor:
     def dump(self) -> str:
         since = self.since.isoformat() if self.since else None
         return json.dumps({"since": since, "at_since": self.at_since}, sort_keys=True)
+
+
+def _change_key(row: dict[str, Any], time_column: str) -> str:
+    """What identifies one change of a row within a second: its Id alone cannot tell an insert from an
+    edit made in the same second, but an edit sets `UpdatedAt` and usually moves the row's own time."""
+    return f"{row.get('Id')}|{row.get('UpdatedAt') or ''}|{row.get(time_column) or ''}"
 
 
 def _change_time(row: dict[str, Any]) -> datetime | None:
@@ -102,18 +108,19 @@ def plan_changes(source: NocoDBSource, lake: LakeResource | None, cursor: Cursor
     changed: list[tuple[Entity, dict[str, Any], datetime]] = []
     for entity in ENTITIES:
         handled = set(cursor.at_since.get(entity, []))
+        time_column = source.table(entity).time_column
         for row in source.changes(entity, cursor.since):
             moment = _change_time(row)
             if moment is None or (cursor.since and moment < cursor.since):
                 continue
-            if cursor.since and moment == cursor.since and str(row.get("Id")) in handled:
+            if cursor.since and moment == cursor.since and _change_key(row, time_column) in handled:
                 continue
             changed.append((entity, row, moment))
             latest = moment if latest is None or moment > latest else latest
     at_since: dict[str, list[str]] = {}
     for entity, row, moment in changed:
         if moment == latest:
-            at_since.setdefault(entity, []).append(str(row.get("Id")))
+            at_since.setdefault(entity, []).append(_change_key(row, source.table(entity).time_column))
         placed = source.placement(entity, row)
         if placed is not None:
             days[entity].add(placed.date())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
+from types import SimpleNamespace
 
 import pytest
 
 from conv_analytics.partitions import range_tags
-from conv_analytics.sensors import Cursor, day_ranges, run_requests
+from conv_analytics.sensors import Cursor, day_ranges, plan_changes, run_requests
 from conv_analytics.sources.base import SourceError
 from conv_analytics.sources.nocodb import NocoDBClient, RateLimiter, _retry_after, nocodb_time
 from conv_analytics.sources.nocodb_setup import synthesize
@@ -103,3 +104,38 @@ def test_synthesize_is_deterministic(tmp_path) -> None:
     assert [m["role"] for m in m1] == ["user", "assistant"]
     assert c1["started_at"].startswith("2026-03-02") and c2["started_at"].startswith("2026-03-03")
     assert c1["ended_at"] == m1[-1]["sent_at"] > m1[0]["sent_at"]
+
+
+class _SecondResolutionSource:
+    """The parts of NocoDBSource the sensor's planning uses, with NocoDB's boundary behaviour: change
+    times have whole seconds and `gt` on SQLite also returns the rows of the cursor's own second."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+
+    def table(self, entity: str) -> SimpleNamespace:
+        return SimpleNamespace(time_column="sent_at", title=entity)
+
+    def column(self, entity: str, name: str) -> str:
+        return name
+
+    def changes(self, entity: str, since: datetime | None) -> list[dict]:
+        if entity != "messages":
+            return []
+        return [r for r in self.rows if since is None or max(filter(None, (r["CreatedAt"], r["UpdatedAt"]))) >= since]
+
+    def placement(self, entity: str, row: dict) -> datetime:
+        return datetime.fromisoformat(row["sent_at"])
+
+
+def test_an_edit_in_the_same_second_as_the_insert_is_not_missed() -> None:
+    second = datetime(2026, 3, 10, 9, 0, 0, tzinfo=timezone.utc)
+    row = {"Id": 2, "message_id": "m2", "sent_at": "2026-03-10T09:00:00+00:00", "CreatedAt": second, "UpdatedAt": None}
+    source = _SecondResolutionSource([row])
+    first = plan_changes(source, None, Cursor())
+    assert first.days["messages"] == {date(2026, 3, 10)}
+    again = plan_changes(source, None, first.cursor)
+    assert again.days["messages"] == set(), "a change already handled is not requested twice"
+    row.update(sent_at="2026-03-15T08:00:00+00:00", UpdatedAt=second)  # edited within the same second
+    edited = plan_changes(source, None, again.cursor)
+    assert edited.days["messages"] == {date(2026, 3, 15)}
