@@ -66,15 +66,15 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
-def materialize_range(
+def _materialize(
     config: Config,
     selection: Sequence[str],
-    keys: list[str],
-    instance: dg.DagsterInstance | None = None,
-    log_level: str = "DEBUG",
+    what: str,
+    instance: dg.DagsterInstance | None,
+    log_level: str,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """One run over `keys` (consecutive partitions of one partitions definition) for the selected assets."""
-    tags = range_tags(keys[0], keys[-1])
+    """One in-process run of the selected assets; a failure raises with the error the step raised."""
     result = dg.materialize(
         ASSETS,
         selection=list(selection),
@@ -85,10 +85,20 @@ def materialize_range(
         raise_on_error=False,
     )
     if not result.success:
-        raise RuntimeError(
-            f"materialising {', '.join(selection)} for {keys[0]}..{keys[-1]} failed: {failure_reason(result)}"
-        )
+        raise RuntimeError(f"materialising {what} failed: {failure_reason(result)}")
     return result
+
+
+def materialize_range(
+    config: Config,
+    selection: Sequence[str],
+    keys: list[str],
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "DEBUG",
+) -> dg.ExecuteInProcessResult:
+    """One run over `keys` (consecutive partitions of one partitions definition) for the selected assets."""
+    what = f"{', '.join(selection)} for {keys[0]}..{keys[-1]}"
+    return _materialize(config, selection, what, instance, log_level, range_tags(keys[0], keys[-1]))
 
 
 def materialize_days(
@@ -125,16 +135,7 @@ def materialize_days(
         progress(f"{name}: done in {summary.steps[-1].seconds:.1f}s")
     progress("analytics report ...")
     started = time.perf_counter()
-    result = dg.materialize(
-        ASSETS,
-        selection=["analytics_report"],
-        resources=build_resources(config),
-        instance=instance,
-        run_config=console_log_level(log_level),
-        raise_on_error=False,
-    )
-    if not result.success:
-        raise RuntimeError(f"materialising analytics_report failed: {failure_reason(result)}")
+    _materialize(config, ["analytics_report"], "analytics_report", instance, log_level)
     summary.steps.append(StepResult("analytics report", [], time.perf_counter() - started))
     return summary
 

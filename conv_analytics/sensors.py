@@ -13,10 +13,10 @@ and their D-1 are merged into contiguous ranges and each range is one single-run
 within a run D-1's categories are built after D's messages. Weekly and monthly rollups are left to
 their automation conditions.
 
-Cursor: the latest change time seen plus the changes (row Id, UpdatedAt, own time) of that very second (on SQLite `gt`
-also matches the boundary second), kept by Dagster. Run keys are the range and the cursor the tick
-started from, so a tick evaluated again after a daemon restart requests nothing twice. Deletes are
-invisible to polling; the reconciliation check (checks.py) catches them.
+Cursor: the latest change time seen plus the changes (row Id, UpdatedAt, own time) of that very
+second (on SQLite `gt` also matches the boundary second), kept by Dagster. Run keys are the range
+and the cursor the tick started from, so a tick evaluated again after a daemon restart requests
+nothing twice. Deletes are invisible to polling; the reconciliation check (checks.py) catches them.
 """
 
 from __future__ import annotations
@@ -106,21 +106,21 @@ def plan_changes(source: NocoDBSource, lake: LakeResource | None, cursor: Cursor
     days: dict[Entity, set[date]] = {e: set() for e in ENTITIES}
     latest = cursor.since
     changed: list[tuple[Entity, dict[str, Any], datetime]] = []
+    time_columns = {entity: source.table(entity).time_column for entity in ENTITIES}
     for entity in ENTITIES:
         handled = set(cursor.at_since.get(entity, []))
-        time_column = source.table(entity).time_column
         for row in source.changes(entity, cursor.since):
             moment = _change_time(row)
             if moment is None or (cursor.since and moment < cursor.since):
                 continue
-            if cursor.since and moment == cursor.since and _change_key(row, time_column) in handled:
+            if cursor.since and moment == cursor.since and _change_key(row, time_columns[entity]) in handled:
                 continue
             changed.append((entity, row, moment))
             latest = moment if latest is None or moment > latest else latest
     at_since: dict[str, list[str]] = {}
     for entity, row, moment in changed:
         if moment == latest:
-            at_since.setdefault(entity, []).append(_change_key(row, source.table(entity).time_column))
+            at_since.setdefault(entity, []).append(_change_key(row, time_columns[entity]))
         placed = source.placement(entity, row)
         if placed is not None:
             days[entity].add(placed.date())

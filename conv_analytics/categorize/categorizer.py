@@ -12,13 +12,10 @@ import pyarrow as pa
 from .device import Device, resolve_device
 from .features import Texts
 from .models import MODEL_FILE, FusedModel, LinearModel
-from .sentiment import sentiment_labels, vader_compound
+from .sentiment import LABELS, NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD, sentiment_labels, vader_compound
 from .training import TASKS, fit_linear, fit_taxonomy, load_taxonomy
 
-MODELS_ENV = "CONV_ANALYTICS_MODELS"
 SENTIMENT_FILE = "thresholds.json"
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
-VADER_THRESHOLD = 0.05
 
 OUTPUT_SCHEMA = pa.schema(
     [
@@ -40,7 +37,7 @@ class Categorizer:
         topic: LinearModel,
         intent: LinearModel,
         device: Device = "cpu",
-        sentiment_thresholds: tuple[float, float] = (-VADER_THRESHOLD, VADER_THRESHOLD),
+        sentiment_thresholds: tuple[float, float] = (NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD),
     ) -> None:
         self.topic = topic
         self.intent = intent
@@ -65,7 +62,7 @@ class Categorizer:
             else:
                 taxonomy = taxonomy or load_taxonomy()
                 models[task] = fit_taxonomy(taxonomy, task)
-        thresholds = (-VADER_THRESHOLD, VADER_THRESHOLD)
+        thresholds = (NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD)
         if folder is not None and (folder / "sentiment" / SENTIMENT_FILE).is_file():
             saved = json.loads((folder / "sentiment" / SENTIMENT_FILE).read_text())
             thresholds = (float(saved["negative_below"]), float(saved["positive_above"]))
@@ -139,17 +136,17 @@ class SentimentThresholds:
     def fit(cls, texts: Texts, labels: Sequence[str]) -> SentimentThresholds:
         from .sentiment import vader_compound
 
-        unknown = set(labels) - set(SENTIMENT_LABELS)
+        unknown = set(labels) - set(LABELS)
         if unknown:
-            raise ValueError(f"sentiment labels must be {SENTIMENT_LABELS}; found {sorted(unknown)[:5]}")
-        truth = np.array([SENTIMENT_LABELS.index(label) for label in labels], dtype=np.int64)
+            raise ValueError(f"sentiment labels must be {LABELS}; found {sorted(unknown)[:5]}")
+        truth = np.array([LABELS.index(label) for label in labels], dtype=np.int64)
         scores = np.asarray(vader_compound(texts), dtype=np.float64)
         grid = np.round(np.arange(0.0, 0.801, 0.025), 3)
-        best = (-1.0, -VADER_THRESHOLD, VADER_THRESHOLD)
+        best = (-1.0, NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD)
         for neg in grid:
             for pos in grid:
                 predicted = np.where(scores >= pos, 2, np.where(scores <= -neg, 0, 1))
-                f1 = _macro_f1(truth, predicted, len(SENTIMENT_LABELS))
+                f1 = _macro_f1(truth, predicted, len(LABELS))
                 if f1 > best[0] + 1e-12:
                     best = (f1, -float(neg), float(pos))
         return cls(best[1], best[2], {"train_macro_f1": best[0], "n_train": len(labels)})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,13 +174,13 @@ def categorize(model_dir: Path | None, input_path: Path, output_path: Path, text
     numbers on stderr, counted, and left out of the output.
     """
     from conv_analytics.categorize import Categorizer
-    from conv_analytics.categorize.categorizer import MODELS_ENV
+    from conv_analytics.config import Config
 
     if batch_size < 1:
         raise click.BadParameter("must be >= 1", param_hint="--batch-size")
-    model_path = model_dir or os.environ.get(MODELS_ENV) or None
+    config = Config.from_env()
     try:
-        categorizer = Categorizer.load(model_path)
+        categorizer = Categorizer.load(model_dir or config.models, device=config.device)
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     started = time.perf_counter()
