@@ -216,10 +216,15 @@ def test_labels_use_vader_thresholds() -> None:
         sentiment_labels(np.array([0.1, np.nan]))
 
 
-def test_byte_classes_match_python() -> None:
-    """The kernel's hard-coded ASCII classes are Python's str.split() whitespace and punctuation."""
-    from conv_analytics.categorize.kernels.sentiment_cpu import is_punct, is_space
-
-    for byte in range(128):
-        assert is_space(byte) == chr(byte).isspace(), byte
-        assert is_punct(byte) == (chr(byte) in string.punctuation), byte
+def test_every_ascii_byte_splits_strips_and_cases_like_vader() -> None:
+    """The kernel's byte table decides whitespace, punctuation, case, "!"/"?" and "n't": each ASCII
+    byte around, between and inside sentiment words scores as vaderSentiment scores it."""
+    texts = []
+    for byte in range(1, 128):
+        c = chr(byte)
+        texts += [
+            f"good{c}bad {c}GREAT{c} nice{c}{c}",
+            f"not{c}good at{c}least{c}ok {c}{c}love it",
+            f"isn{c}t good, DON{c}T like{c} it!? {c}",
+        ]
+    assert_parity(texts)

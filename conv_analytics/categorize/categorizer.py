@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .arrow import as_string_array
 from .device import Device, resolve_device
 from .features import Texts
 from .models import MODEL_FILE, FusedModel, LinearModel
@@ -98,6 +99,7 @@ class Categorizer:
 
     def predict(self, texts: Texts) -> pa.Table:
         """One row per text, in order, with all three labels and their scores."""
+        texts = as_string_array(texts)  # once: a cast or copy here would otherwise happen per kernel
         if self.fused is not None:
             best, confidence = self.fused.predict_indices(texts, self.device)
             topic, topic_conf = self.topic.decode(best[:, 0]), confidence[:, 0]

@@ -13,7 +13,7 @@ from .arrow import utf8_buffers
 from .device import Device
 from .features import FeatureSpec, Texts, Vocabulary
 from .kernels import hashing_cpu
-from .kernels.hashing_cpu import MAX_MODELS
+from .kernels.hashing_cpu import EXTRA_KNOWN, EXTRA_NORM_HI, EXTRA_NORM_LO, MAX_MODELS, N_EXTRA
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.json"
@@ -135,9 +135,12 @@ class LinearModel:
 class FusedModel:
     """Linear models over the same features, scored in one pass over each text.
 
-    Scoring layout: one joint vocabulary (`rows`: code -> joint row), per model and row the IDF
-    (negated where that model does not know the feature, so it only counts in the norm), and the
-    weights pre-multiplied by IDF and group scale with all models' classes side by side.
+    Scoring layout: one joint vocabulary (sorted codes; `known`: one bit per code, `rank`: how
+    many known codes precede each 64-bit word of it, so a known code's row is its rank, found
+    without a table per code) and one float32 weight row per joint feature: all models' class weights side by side,
+    pre-multiplied by IDF and group scale, then N_EXTRA columns per model for the norm (the
+    feature's IDF squared, or the unseen IDF squared where the model lacks it, split into two
+    float32s whose float64 sum is exact) and a 1 where the model knows the feature.
     """
 
     def __init__(self, models: list[LinearModel]) -> None:
@@ -149,31 +152,36 @@ class FusedModel:
         self.models = models
         self.spec = spec
         codes = np.unique(np.concatenate([m.vocab.codes for m in models]))
-        self.rows = np.full(spec.n_codes, -1, dtype=np.int32)
-        self.rows[codes] = np.arange(codes.size, dtype=np.int32)
-        self.known = np.zeros((spec.n_codes + 63) // 64, dtype=np.uint64)
-        np.bitwise_or.at(self.known, codes >> 6, np.left_shift(np.uint64(1), (codes & 63).astype(np.uint64)))
-        self.known = self.known.view(np.int64)  # signed words: Numba keeps int64 bit arithmetic exact
+        known = np.zeros((spec.n_codes + 63) // 64, dtype=np.uint64)
+        np.bitwise_or.at(known, codes >> 6, np.left_shift(np.uint64(1), (codes & 63).astype(np.uint64)))
+        self.known = known.view(np.int64)  # signed words: Numba keeps int64 bit arithmetic exact
+        per_word = np.bincount(codes >> 6, minlength=known.size)
+        self.rank = np.concatenate([[0], np.cumsum(per_word)[:-1]]).astype(np.int32)
         sizes = [len(m.labels) for m in models]
         self.class_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.idfs = np.empty((codes.size, len(models)), dtype=np.float32)
+        n_classes = int(self.class_offsets[-1])
         self.unseen2 = np.array([m.vocab.idf_unseen**2 for m in models], dtype=np.float64)
-        self.weights = np.zeros((codes.size, int(self.class_offsets[-1])), dtype=np.float32)
+        self.weights = np.zeros((codes.size, n_classes + N_EXTRA * len(models)), dtype=np.float32)
         self.bias = np.concatenate([m.bias for m in models]).astype(np.float64)
         group_scale = spec.scale()
         for k, model in enumerate(models):
-            self.idfs[:, k] = -np.float32(model.vocab.idf_unseen)
-            at = self.rows[model.vocab.codes]
-            self.idfs[at, k] = model.vocab.idf
+            at = np.searchsorted(codes, model.vocab.codes)
             scale = model.vocab.idf.astype(np.float64) * group_scale[model.vocab.codes // spec.dim]
             lo, hi = self.class_offsets[k], self.class_offsets[k + 1]
             self.weights[at, lo:hi] = scale[:, None] * model.weights
+            idf = np.full(codes.size, np.float32(model.vocab.idf_unseen), dtype=np.float32)
+            idf[at] = model.vocab.idf
+            square = idf.astype(np.float64) ** 2  # exact: a float32 squared fits a float64
+            col = n_classes + N_EXTRA * k
+            self.weights[:, col + EXTRA_NORM_HI] = square
+            self.weights[:, col + EXTRA_NORM_LO] = square - self.weights[:, col + EXTRA_NORM_HI]
+            self.weights[at, col + EXTRA_KNOWN] = 1.0
         self._device_model = None
 
     def predict_indices(self, texts: Texts, device: Device = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """(class index int32[n, K], confidence float64[n, K]) with each model's fallback applied."""
         offsets, data = utf8_buffers(texts)
-        arrays = (self.known, self.rows, self.idfs, self.unseen2, self.weights, self.bias, self.class_offsets)
+        arrays = (self.known, self.rank, self.unseen2, self.weights, self.bias, self.class_offsets)
         if device == "cuda":
             from .kernels import hashing_cuda
 

@@ -16,6 +16,7 @@ then scored by the kernel again.
 from __future__ import annotations
 
 import functools
+import string
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -41,8 +42,10 @@ Texts = Sequence[str | None] | pa.Array | pa.ChunkedArray
 class SentimentTables(NamedTuple):
     """The kernels' tables; the kernels take them as a plain tuple in this order."""
 
+    byte_kind: np.ndarray  # uint8[256]: BYTE_* bits of each byte value
+    word_bits: np.ndarray  # uint64[2**WORD_BITS_LOG2 / 64]: bits set at vocabulary words' top hash bits
     slot_ids: np.ndarray  # int32[cap]: open-addressing table of vocabulary ids, -1 empty
-    slot_hash: np.ndarray  # uint64[cap]: FNV-1a hash of the word in each slot
+    slot_hash: np.ndarray  # uint64[cap]: word_hash of the word in each slot
     word_off: np.ndarray  # int64[V + 1]: word i is word_bytes[word_off[i]:word_off[i + 1]]
     word_bytes: np.ndarray  # uint8
     word_flags: np.ndarray  # uint8[V]: IN_LEXICON | BOOSTER | NEGATION | NGRAM_START
@@ -91,6 +94,26 @@ def _vader():
 def _reachable(word: str) -> bool:
     """VADER looks words up lowercased and single tokens have no whitespace."""
     return bool(word) and word == word.lower() and not any(c.isspace() for c in word)
+
+
+def _byte_kinds() -> np.ndarray:
+    """The tokenizer's byte classes, from Python's own str.split() whitespace, string.punctuation
+    and ASCII case (bytes >= 0x80 are only marked as such: the case table handles them)."""
+    kinds = np.zeros(256, dtype=np.uint8)
+    for byte in range(256):
+        char = chr(byte)
+        if byte >= 0x80:
+            kinds[byte] = rules.BYTE_HIGH
+            continue
+        kinds[byte] = (
+            rules.BYTE_UPPER * char.isupper()
+            | rules.BYTE_LOWER * char.islower()
+            | rules.BYTE_PUNCT * (char in string.punctuation)
+            | rules.BYTE_SPACE * char.isspace()
+            | rules.BYTE_MARK * (char in "!?")
+            | rules.BYTE_QUOTE * (char == "'")
+        )
+    return kinds
 
 
 def _case_and_prepass(emojis: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
@@ -164,8 +187,11 @@ def sentiment_tables() -> SentimentTables:
     cap = 1 << (2 * len(vocab)).bit_length()
     slot_ids = np.full(cap, -1, dtype=np.int32)
     slot_hash = np.zeros(cap, dtype=np.uint64)
+    word_bits = np.zeros((1 << rules.WORD_BITS_LOG2) // 64, dtype=np.uint64)
     for wid, raw in enumerate(encoded):
-        h = rules.fnv1a(raw)
+        h = rules.word_hash(raw)
+        bit = h >> (64 - rules.WORD_BITS_LOG2)
+        word_bits[bit >> 6] |= np.uint64(1 << (bit & 63))
         slot = h & (cap - 1)
         while slot_ids[slot] >= 0:
             slot = (slot + 1) & (cap - 1)
@@ -175,6 +201,8 @@ def sentiment_tables() -> SentimentTables:
     word_off[1:] = np.cumsum([len(raw) for raw in encoded])
     case_table, prepass_cps = _case_and_prepass(analyzer.emojis)
     return SentimentTables(
+        byte_kind=_byte_kinds(),
+        word_bits=word_bits,
         slot_ids=slot_ids,
         slot_hash=slot_hash,
         word_off=word_off,
@@ -256,7 +284,6 @@ def sentiment_labels(
     values = np.asarray(compound, dtype=np.float64)
     if not np.isfinite(values).all():
         raise ValueError("sentiment_labels needs finite compound scores (got NaN or inf)")
-    index = np.ones(values.shape, dtype=np.int8)
-    index[values <= negative_below] = 0
-    index[values >= positive_above] = 2
-    return pa.array(LABELS, type=pa.string()).take(pa.array(index))
+    # positive wins where the two cut-offs overlap (both 0, say)
+    index = np.where(values >= positive_above, 2, values > negative_below)
+    return pa.array(LABELS, type=pa.string()).take(index)

@@ -136,7 +136,7 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
     elif fmt == "csv":
         relation.to_df().to_csv(sys.stdout, index=False)
     else:
-        for row in relation.fetch_arrow_table().to_pylist():
+        for row in relation.to_arrow_table().to_pylist():
             click.echo(json.dumps(row, default=str, ensure_ascii=False))
 
 

@@ -9,12 +9,14 @@ Features: word unigrams and bigrams (group 0) and character n-grams of each spac
 
 `walk` visits every feature of one text in order and, depending on `mode`, counts them, writes
 their codes, or accumulates the class scores of one or more linear models at once (topic and
-intent share one pass: a joint vocabulary, one row lookup per feature). Streaming the features
+intent share one pass: a joint vocabulary, one bit test per feature and a rank for the known
+ones, whose weight rows also carry what the norms need). Streaming the features
 this way needs only a small fixed scratch per text, which is what lets the same code run as one
 CUDA thread per text.
 
-The functions are `register_jitable`: plain Python for the CUDA simulator, inlined into both the
-`njit` kernels and the `numba.cuda` kernels.
+The functions are `register_jitable`: plain Python for the CUDA simulator, compiled into both the
+`njit` kernels and the `numba.cuda` kernels (so they avoid what the CUDA target lacks, such as
+the min/max builtins).
 
 Everything lives in this one file on purpose: Numba's on-disk cache is invalidated only by changes
 to the file of the cached kernel, not to files of the functions it calls. The CPU kernels below
@@ -34,9 +36,13 @@ MODE_WRITE = 1
 MODE_SCORE = 2
 
 N_GROUPS = 2  # word 1-2-grams, character n-grams
-# stats[model] slots filled in MODE_SCORE: squared norm of each group, then the count of known features
-STATS_KNOWN = N_GROUPS
-N_STATS = N_GROUPS + 1
+# Columns each model adds after all models' classes in the scoring weights (models.FusedModel):
+# its IDF**2 split into two float32s that sum exactly to the float64 square, and 1 where it knows
+# the feature. Accumulated with the class weights, they give each group's norm and known count.
+EXTRA_NORM_HI = 0
+EXTRA_NORM_LO = 1
+EXTRA_KNOWN = 2
+N_EXTRA = 3
 
 MAX_CLASSES_CUDA = 256  # per-thread accumulators on the GPU are fixed-size local arrays (all models)
 MAX_MODELS = 4  # models scored in one pass
@@ -74,26 +80,35 @@ def bucket(h, bits):
     return (h ^ (h >> 15) ^ (h >> 27)) & ((1 << bits) - 1)
 
 
-@register_jitable
-def lower_at(data, q, start):
-    """Byte q lowercased: ASCII A-Z, and Latin-1 capitals (UTF-8 0xC3 0x80..0x9E but not x)."""
-    b = int(data[q])
-    if 65 <= b <= 90:
-        return b + 32
-    if 0x80 <= b <= 0x9E and b != 0x97 and q > start and int(data[q - 1]) == 0xC3:
-        return b + 0x20
-    return b
+# Per byte value: 1 for word bytes (ASCII letters and digits, and any byte >= 0x80, so accented
+# words, CJK and emoji stay whole), and the byte ASCII-lowercased. Global arrays are constants to
+# Numba, on the CPU and in CUDA's constant memory alike.
+WORD_BYTE = np.array([chr(b).isascii() and chr(b).isalnum() or b >= 0x80 for b in range(256)], dtype=np.uint8)
+ASCII_LOWER = np.array([ord(chr(b).lower()) if chr(b).isascii() else b for b in range(256)], dtype=np.int64)
 
 
 @register_jitable
-def is_word_byte(b):
-    return (97 <= b <= 122) or (65 <= b <= 90) or (48 <= b <= 57) or b >= 0x80
+def popcount(x):
+    """Set bits of a 64-bit word (the bit-parallel sum, which LLVM turns into one popcnt)."""
+    x = x - ((x >> 1) & 0x5555555555555555)
+    x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333)
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F
+    return (x * 0x0101010101010101) >> 56
 
 
 @register_jitable
 def is_punct_byte(b):
     """Punctuation kept as a token; quotes and apostrophes only split words."""
-    return 33 <= b <= 126 and not is_word_byte(b) and b != 34 and b != 39 and b != 96
+    return 33 <= b <= 126 and WORD_BYTE[b] == 0 and b != 34 and b != 39 and b != 96
+
+
+@register_jitable
+def lower_byte(b, before):
+    """Byte b lowercased, `before` being the byte ahead of it in the same word (0 at its start):
+    ASCII A-Z, and Latin-1 capitals (UTF-8 0xC3 0x80..0x9E, but not the multiplication sign)."""
+    if b >= 0x80 and before == 0xC3 and b <= 0x9E and b != 0x97:
+        return b + 0x20
+    return ASCII_LOWER[b]
 
 
 @register_jitable
@@ -109,38 +124,51 @@ def walk(
     out,
     pos,
     known,
-    rows,
-    idfs,
+    rank,
     unseen2,
     weights,
     acc,
-    stats,
     scratch,
 ):  # pragma: no cover - inlined into kernels
     """Visit every feature of data[start:end] in a fixed order; return how many there were.
 
-    Per token, scratch[0:m+2] holds the word lowercased and space-padded and scratch[FEATS:]
-    collects the token's feature codes; one loop then counts, writes or scores them. Keeping a
-    single consuming site (rather than a call per feature) is what keeps this loop fast.
-    Each character n-gram start feeds its bytes once, emitting the char_min..char_max-grams.
+    Per token, scratch[1:m+1] holds the word lowercased (space-padded at 0 and m+1) when
+    character n-grams are on, and scratch[FEATS:] collects the token's feature codes; one loop then
+    counts, writes or scores them. Keeping a single consuming site (rather than a call per
+    feature) is what keeps this loop fast. Each character n-gram start feeds its bytes once,
+    emitting the char_min..char_max-grams. A word's bytes are read once: the byte after it ends
+    the word and is the next token's first byte.
+
+    In MODE_SCORE, acc[group] sums the weight rows of known features (class scores and the
+    extra norm and known-count columns: one branch-free loop); features no model knows (most of
+    them) only count, and their share of each model's norm is added once at the end.
     """
     dim = 1 << bits
     k = 0
     prev = -1
+    unseen = 0  # features the joint vocabulary lacks ...
+    unseen_char = 0  # ... and how many of them are character n-grams (group 1)
     p = start
     while p < end:
         b = int(data[p])
-        word = is_word_byte(b)
+        word = WORD_BYTE[b] != 0
         if word:
             h = _FNV_OFFSET ^ _SEED_WORD
             m = 0
-            while p < end and is_word_byte(int(data[p])):
-                lb = lower_at(data, p, start)
+            before = 0
+            while True:
+                lb = lower_byte(b, before)
                 h = fnv_byte(h, lb)
-                if m < max_word:
+                if char_max > 0 and m < max_word:
                     m += 1
                     scratch[m] = lb
+                before = b
                 p += 1
+                if p == end:
+                    break
+                b = int(data[p])
+                if WORD_BYTE[b] == 0:
+                    break
         elif is_punct_byte(b):
             h = fnv_byte(_FNV_OFFSET ^ _SEED_PUNCT, b)
             p += 1
@@ -160,7 +188,9 @@ def walk(
             length = m + 2
             for i in range(0, length - char_min + 1):
                 g = _FNV_OFFSET ^ _SEED_CHAR
-                for j in range(i, min(i + char_max, length)):
+                # no min(): Numba's CUDA target does not take builtins from shared CPU code
+                stop = i + char_max if i + char_max < length else length
+                for j in range(i, stop):
                     g = fnv_byte(g, scratch[j])
                     if j - i + 1 >= char_min:
                         scratch[n] = dim + bucket(g, bits)
@@ -171,52 +201,56 @@ def walk(
         elif mode == MODE_SCORE:
             for f in range(FEATS, n):
                 code = scratch[f]
-                group = code >> bits
-                # one bit per code (64 KiB at bits=18) turns unknown features away before the
-                # row table is touched
-                row = rows[code] if (known[code >> 6] >> (code & 63)) & 1 else -1
-                if row < 0:
-                    for m_ in range(unseen2.shape[0]):
-                        stats[m_, group] += unseen2[m_]
-                else:
-                    for m_ in range(unseen2.shape[0]):
-                        v = float(idfs[row, m_])
-                        if v > 0.0:
-                            stats[m_, STATS_KNOWN] += 1.0
-                        stats[m_, group] += v * v
+                # one bit per code (64 KiB at bits=18) turns unknown features away; a known
+                # code's row is its rank among the known codes
+                word_bits = known[code >> 6]
+                bit = code & 63
+                if (word_bits >> bit) & 1:
+                    group = code >> bits
+                    row = rank[code >> 6] + popcount(word_bits & ((1 << bit) - 1))
                     for c in range(weights.shape[1]):
                         acc[group, c] += weights[row, c]
+                else:
+                    unseen += 1
+                    unseen_char += code >> bits
         k += n - FEATS
+    if mode == MODE_SCORE:
+        extra = weights.shape[1] - N_EXTRA * unseen2.shape[0]
+        for m_ in range(unseen2.shape[0]):
+            acc[0, extra + N_EXTRA * m_ + EXTRA_NORM_HI] += (unseen - unseen_char) * unseen2[m_]
+            acc[1, extra + N_EXTRA * m_ + EXTRA_NORM_HI] += unseen_char * unseen2[m_]
     return k
 
 
 @register_jitable
-def finish_scores(acc, stats, bias, model, lo, hi):  # pragma: no cover - inlined into kernels
+def finish_scores(acc, bias, extra, model, lo, hi):  # pragma: no cover - inlined into kernels
     """Softmax over one model's classes lo..hi-1; return (argmax - lo, its probability).
 
     Each group's score is divided by that group's L2 norm for this model (features the model never
     saw count in the norm, so a text made mostly of unknown words gets a weak, low-confidence
     score). No known feature at all gives (-1, 0.0): the caller labels it with the fallback label.
-    Works in place to stay allocation-free on the GPU: this model's squared norms in stats become
-    norms (one square root per group, not per class) and acc[0, lo:hi] becomes the class scores
-    (computed once for both the argmax and the softmax sum).
+    `extra` is the first column after all models' classes (see walk). Works in place to stay
+    allocation-free on the GPU: this model's norm column in acc becomes the inverse norm (one
+    square root and division per group, not per class) and acc[0, lo:hi] becomes the class
+    scores (computed once for both the argmax and the softmax sum).
     """
-    if stats[model, STATS_KNOWN] == 0.0:
+    col = extra + N_EXTRA * model
+    if acc[0, col + EXTRA_KNOWN] + acc[1, col + EXTRA_KNOWN] == 0.0:
         return -1, 0.0
     for g in range(acc.shape[0]):
-        if stats[model, g] > 0.0:
-            stats[model, g] = math.sqrt(stats[model, g])
-    best = lo
+        norm2 = acc[g, col + EXTRA_NORM_HI] + acc[g, col + EXTRA_NORM_LO]
+        # an empty group has no weights to scale: 0 keeps the loop below free of branches
+        acc[g, col] = 1.0 / math.sqrt(norm2) if norm2 > 0.0 else 0.0
+    inv_word = acc[0, col]
+    inv_char = acc[1, col]
     top = -1e300
     for c in range(lo, hi):
-        z = float(bias[c])
-        for g in range(acc.shape[0]):
-            if stats[model, g] > 0.0:
-                z += acc[g, c] / stats[model, g]
+        z = float(bias[c]) + acc[0, c] * inv_word + acc[1, c] * inv_char
         acc[0, c] = z
-        if z > top:
-            top = z
-            best = c
+        top = z if z > top else top
+    best = lo
+    while acc[0, best] != top:
+        best += 1
     total = 0.0
     for c in range(lo, hi):
         total += math.exp(acc[0, c] - top)
@@ -238,7 +272,7 @@ def _count_range(lo, hi, offsets, data, bits, char_min, char_max, max_word, coun
     for i in range(lo, hi):
         counts[i] = walk(
             data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_COUNT,
-            no_int, 0, no_known, no_int, no_w, no_f64, no_w, no_acc, no_acc, buf,
+            no_int, 0, no_known, no_int, no_f64, no_w, no_acc, buf,
         )  # fmt: skip
 
 
@@ -249,28 +283,26 @@ def _write_range(lo, hi, offsets, data, bits, char_min, char_max, max_word, star
     for i in range(lo, hi):
         walk(
             data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_WRITE,
-            out, starts[i], no_known, no_int, no_w, no_f64, no_w, no_acc, no_acc, buf,
+            out, starts[i], no_known, no_int, no_f64, no_w, no_acc, buf,
         )  # fmt: skip
 
 
 @register_jitable
 def _score_range(
     lo, hi, offsets, data, bits, char_min, char_max, max_word,
-    known, rows, idfs, unseen2, weights, bias, class_offsets, no_int, labels, confidence,
+    known, rank, unseen2, weights, bias, class_offsets, no_int, labels, confidence,
 ):  # fmt: skip
     n_models = unseen2.shape[0]
     acc = np.empty((N_GROUPS, weights.shape[1]), dtype=np.float64)
-    stats = np.empty((n_models, N_STATS), dtype=np.float64)
     scratch = np.empty(SCRATCH_SIZE, dtype=np.int64)
     for i in range(lo, hi):
         acc[:] = 0.0
-        stats[:] = 0.0
         walk(
             data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_SCORE,
-            no_int, 0, known, rows, idfs, unseen2, weights, acc, stats, scratch,
+            no_int, 0, known, rank, unseen2, weights, acc, scratch,
         )  # fmt: skip
         for m in range(n_models):
-            best, p = finish_scores(acc, stats, bias, m, class_offsets[m], class_offsets[m + 1])
+            best, p = finish_scores(acc, bias, class_offsets[n_models], m, class_offsets[m], class_offsets[m + 1])
             labels[i, m] = best
             confidence[i, m] = p
 
@@ -355,8 +387,7 @@ def score_linear(
     data: np.ndarray,
     spec: tuple[int, int, int, int],
     known: np.ndarray,
-    rows: np.ndarray,
-    idfs: np.ndarray,
+    rank: np.ndarray,
     unseen2: np.ndarray,
     weights: np.ndarray,
     bias: np.ndarray,
@@ -364,14 +395,15 @@ def score_linear(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score K models in one pass: (best class int32[n, K], its softmax probability float64[n, K]).
 
-    Model m owns columns class_offsets[m]:class_offsets[m+1] of weights and bias; best is -1
-    where the text had no feature that model knows. See models.FusedModel for the arrays.
+    Model m owns columns class_offsets[m]:class_offsets[m+1] of weights and bias, and the N_EXTRA
+    columns from class_offsets[K] + N_EXTRA * m; best is -1 where the text had no feature that
+    model knows. See models.FusedModel for the arrays.
     """
     n = offsets.size - 1
     n_models = unseen2.shape[0]
     labels = np.empty((n, n_models), dtype=np.int32)
     confidence = np.empty((n, n_models), dtype=np.float64)
-    args = (offsets, data, *spec, known, rows, idfs, unseen2, weights, bias, class_offsets, _NO_INT, labels, confidence)
+    args = (offsets, data, *spec, known, rank, unseen2, weights, bias, class_offsets, _NO_INT, labels, confidence)
     n_chunks = _chunks(offsets)
     if n_chunks:
         _score_parallel(n_chunks, *args)

@@ -15,8 +15,8 @@ from .hashing_cpu import (
     MAX_CLASSES_CUDA,
     MAX_MODELS,
     MODE_SCORE,
+    N_EXTRA,
     N_GROUPS,
-    N_STATS,
     SCRATCH_SIZE,
     finish_scores,
     walk,
@@ -28,26 +28,23 @@ _THREADS = 128
 @cuda.jit
 def _score_kernel(
     offsets, data, bits, char_min, char_max, max_word,
-    known, rows, idfs, unseen2, weights, bias, class_offsets, no_int, labels, confidence,
+    known, rank, unseen2, weights, bias, class_offsets, no_int, labels, confidence,
 ):  # fmt: skip
     i = cuda.grid(1)
     if i >= offsets.size - 1:
         return
     acc = cuda.local.array((N_GROUPS, MAX_CLASSES_CUDA), float64)
-    stats = cuda.local.array((MAX_MODELS, N_STATS), float64)
     scratch = cuda.local.array(SCRATCH_SIZE, int64)
     for g in range(N_GROUPS):
         for c in range(weights.shape[1]):
             acc[g, c] = 0.0
-    for m in range(MAX_MODELS):
-        for s in range(N_STATS):
-            stats[m, s] = 0.0
     walk(
         data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_SCORE,
-        no_int, 0, known, rows, idfs, unseen2, weights, acc, stats, scratch,
+        no_int, 0, known, rank, unseen2, weights, acc, scratch,
     )  # fmt: skip
-    for m in range(unseen2.shape[0]):
-        best, p = finish_scores(acc, stats, bias, m, class_offsets[m], class_offsets[m + 1])
+    n_models = unseen2.shape[0]
+    for m in range(n_models):
+        best, p = finish_scores(acc, bias, class_offsets[n_models], m, class_offsets[m], class_offsets[m + 1])
         labels[i, m] = best
         confidence[i, m] = p
 
@@ -56,8 +53,7 @@ class DeviceModel(NamedTuple):
     """A fused model's arrays resident on the GPU, uploaded once."""
 
     known: object
-    rows: object
-    idfs: object
+    rank: object
     unseen2: object
     weights: object
     bias: object
@@ -66,8 +62,7 @@ class DeviceModel(NamedTuple):
 
 def upload(
     known: np.ndarray,
-    rows: np.ndarray,
-    idfs: np.ndarray,
+    rank: np.ndarray,
     unseen2: np.ndarray,
     weights: np.ndarray,
     bias: np.ndarray,
@@ -75,10 +70,10 @@ def upload(
 ) -> DeviceModel:
     if weights.shape[1] > MAX_CLASSES_CUDA or unseen2.shape[0] > MAX_MODELS:
         raise ValueError(
-            f"the CUDA kernels score at most {MAX_CLASSES_CUDA} classes of {MAX_MODELS} models at once, "
-            f"got {weights.shape[1]} classes of {unseen2.shape[0]}"
+            f"the CUDA kernels score at most {MAX_MODELS} models with {MAX_CLASSES_CUDA} weight columns "
+            f"(their classes plus {N_EXTRA} per model) at once, got {unseen2.shape[0]} with {weights.shape[1]}"
         )
-    arrays = (known, rows, idfs, unseen2, weights, bias, class_offsets)
+    arrays = (known, rank, unseen2, weights, bias, class_offsets)
     return DeviceModel(*(cuda.to_device(np.ascontiguousarray(a)) for a in arrays))
 
 
@@ -102,7 +97,7 @@ def score_linear(
     no_int = cuda.device_array(1, dtype=np.int32)
     blocks = (n + _THREADS - 1) // _THREADS
     _score_kernel[blocks, _THREADS](
-        d_offsets, d_data, *spec, model.known, model.rows, model.idfs, model.unseen2,
+        d_offsets, d_data, *spec, model.known, model.rank, model.unseen2,
         model.weights, model.bias, model.class_offsets, no_int, d_labels, d_conf,
     )  # fmt: skip
     d_labels.copy_to_host(labels)

@@ -4,7 +4,7 @@ The rule functions below (``@rule``: ``njit`` without reference counting) never 
 hand in scratch arrays. ``score_texts_cpu`` runs ``score_range`` over many texts with ``prange``,
 and ``sentiment_cuda`` calls the very same ``score_range`` for one text per CUDA thread (Numba
 compiles a CPU function called from device code as a device function), so both devices run one
-implementation. Tokens map to vocabulary ids through an FNV-1a open-addressing hash table with a
+implementation. Tokens map to vocabulary ids through an open-addressing hash table with a
 byte-by-byte check of the stored word.
 
 The tables they read (vocabulary hash table, word flags, valences, n-grams, case table) are built
@@ -56,9 +56,21 @@ NGRAM_BOOSTER = 1
 # ``case_table`` values for code points >= 128 (Python's str.isupper() semantics).
 CASE_UPPER = 1
 CASE_LOWER_OR_TITLE = 2
+# Bits of the ``byte_kind`` table: what the tokenizer needs to know of each byte, in one load.
+BYTE_UPPER = 1  # ASCII A-Z (the bit's place value, 1, times 32 lowercases it)
+BYTE_LOWER = 2  # ASCII a-z
+BYTE_HIGH = 4  # >= 0x80: part of a multi-byte character
+BYTE_PUNCT = 8  # string.punctuation
+BYTE_SPACE = 16  # whitespace to Python's str.split()
+BYTE_MARK = 32  # "!" or "?", which VADER counts for emphasis
+BYTE_QUOTE = 64  # "'", which "n't" needs
 
-FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-FNV_PRIME = np.uint64(0x100000001B3)
+# ``word_bits``: a bit per value of a token hash's top WORD_BITS_LOG2 bits, set for vocabulary words.
+WORD_BITS_LOG2 = 18
+
+HASH_ROTATE = 5
+MIX_1 = np.uint64(0xFF51AFD7ED558CCD)
+MIX_2 = np.uint64(0xC4CEB9FE1A85EC53)
 HASH_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 # Figures VADER writes inline in its functions (its module constants come from the tables).
@@ -89,24 +101,32 @@ def readonly(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def fnv1a(word: bytes) -> int:
-    """The kernel's token hash, for building the vocabulary table in Python."""
-    h = int(FNV_OFFSET)
+def word_hash(word: bytes) -> int:
+    """The kernel's token hash (hash_step over the bytes, then mix_hash), for building the
+    vocabulary table in Python."""
+    mask = 0xFFFFFFFFFFFFFFFF
+    h = 0
     for byte in word:
-        h = ((h ^ byte) * int(FNV_PRIME)) & 0xFFFFFFFFFFFFFFFF
-    return h
+        h = (((h << HASH_ROTATE) | (h >> (64 - HASH_ROTATE))) & mask) ^ byte
+    for shift, factor in ((33, int(MIX_1)), (33, int(MIX_2))):
+        h = ((h ^ (h >> shift)) * factor) & mask
+    return h ^ (h >> 33)
 
 
-@rule
-def is_space(c):
-    """ASCII whitespace as Python's str.split() sees it (incl. the \\x1c-\\x1f separators)."""
-    return c == 32 or (9 <= c <= 13) or (28 <= c <= 31)
+@rule_inlined
+def hash_step(h, byte, kind):
+    """Feed one byte, lowercased, to a token hash: rotate and xor, so the chain from byte to byte
+    is two cycles long (a multiply per byte would make it the tokenizer's critical path)."""
+    lowered = np.uint64(byte + ((kind & BYTE_UPPER) << 5))
+    return ((h << np.uint64(HASH_ROTATE)) | (h >> np.uint64(64 - HASH_ROTATE))) ^ lowered
 
 
-@rule
-def is_punct(c):
-    """string.punctuation."""
-    return (33 <= c <= 47) or (58 <= c <= 64) or (91 <= c <= 96) or (123 <= c <= 126)
+@rule_inlined
+def mix_hash(h):
+    """MurmurHash3's 64-bit finaliser: spreads every input bit over the bits the tables use."""
+    h = (h ^ (h >> np.uint64(33))) * MIX_1
+    h = (h ^ (h >> np.uint64(33))) * MIX_2
+    return h ^ (h >> np.uint64(33))
 
 
 @rule
@@ -225,67 +245,86 @@ def more_chars_than(data, a, b, limit):
 
 
 @rule
-def tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_table, ids, flags):
+def tokenize(data, start, end, byte_kind, word_bits, slot_ids, slot_hash, word_off, word_bytes, case_table, ids, flags):
     """Split like str.split(), strip punctuation like VADER, look tokens up; fill ids/flags.
 
-    One pass over each token hashes its lowercase form (FNV-1a), tells ALL-CAPS (ASCII; the case
-    table only for non-ASCII tokens) and finds "n't". Returns (tokens, ALL-CAPS tokens).
+    Each token is scanned once for its end while its bytes' kinds are OR-ed together and its
+    lowercase form is hashed (hashed again only when VADER strips punctuation off it); only
+    tokens holding punctuation, an apostrophe or non-ASCII bytes take the slower paths. One bit
+    of `word_bits` per hash turns most words (those VADER has no entry for) away before the
+    vocabulary table is probed.
+    Returns (tokens, ALL-CAPS tokens, "!" count, "?" count, BYTE_* kinds of all its bytes).
     """
     count = 0
     upper = 0
+    seen = 0
+    exclamations = 0
+    questions = 0
     pos = start
     while True:
-        while pos < end and is_space(data[pos]):
+        while pos < end and byte_kind[data[pos]] & BYTE_SPACE:
             pos += 1
         if pos >= end:
             break
         a = pos
-        while pos < end and not is_space(data[pos]):
+        kinds = 0
+        h = np.uint64(0)
+        while pos < end:
+            c = data[pos]
+            kind = byte_kind[c]
+            if kind & BYTE_SPACE:
+                break
+            kinds |= kind
+            h = hash_step(h, c, kind)
             pos += 1
         b = pos
-        sa = a
-        sb = b
-        while sa < sb and is_punct(data[sa]):
-            sa += 1
-        while sb > sa and is_punct(data[sb - 1]):
-            sb -= 1
-        # VADER keeps the unstripped token when stripping leaves <= 2 characters (<= 8 bytes).
-        if sb - sa > 2 and (sb - sa > 8 or more_chars_than(data, sa, sb, 2)):
-            a = sa
-            b = sb
-        h = FNV_OFFSET
-        has_upper = False
-        has_lower = False
-        non_ascii = False
-        nt = False
-        prev1 = 0
-        prev2 = 0
-        for p in range(a, b):
-            c = np.int64(data[p])
-            if 65 <= c <= 90:
-                has_upper = True
-                c += 32
-            elif 97 <= c <= 122:
-                has_lower = True
-            elif c >= 0x80:
-                non_ascii = True
-            h = (h ^ np.uint64(c)) * FNV_PRIME
-            if c == 116 and prev1 == 39 and prev2 == 110:
-                nt = True
-            prev2 = prev1
-            prev1 = c
+        seen |= kinds
+        if kinds & BYTE_MARK:
+            for p in range(a, b):
+                exclamations += data[p] == 33
+                questions += data[p] == 63
+        if kinds & BYTE_PUNCT:
+            sa = a
+            sb = b
+            while sa < sb and byte_kind[data[sa]] & BYTE_PUNCT:
+                sa += 1
+            while sb > sa and byte_kind[data[sb - 1]] & BYTE_PUNCT:
+                sb -= 1
+            # VADER keeps the unstripped token when stripping leaves <= 2 characters (an ASCII
+            # token has as many characters as bytes)
+            stripped = sa > a or sb < b
+            if (
+                stripped
+                and sb - sa > 2
+                and (sb - sa > 8 or (kinds & BYTE_HIGH) == 0 or more_chars_than(data, sa, sb, 2))
+            ):
+                a = sa
+                b = sb
+                h = np.uint64(0)
+                for p in range(a, b):
+                    h = hash_step(h, data[p], byte_kind[data[p]])
+        h = mix_hash(h)
         flag = 0
-        if non_ascii and not has_lower:
+        # stripped bytes are ASCII punctuation, which has no case: the kinds still hold for a..b
+        has_upper = (kinds & BYTE_UPPER) != 0
+        if kinds & BYTE_HIGH and not kinds & BYTE_LOWER:
             has_upper = is_upper(data, a, b, case_table)
-        if has_upper and not has_lower:
+        if has_upper and not kinds & BYTE_LOWER:
             flag |= TOKEN_UPPER
             upper += 1
-        if nt:
-            flag |= TOKEN_NT
-        ids[count] = probe(h, data, a, b, slot_ids, slot_hash, word_off, word_bytes)
+        if kinds & BYTE_QUOTE:
+            for p in range(a + 2, b):
+                if data[p - 1] == 39 and (data[p] | 32) == 116 and (data[p - 2] | 32) == 110:
+                    flag |= TOKEN_NT
+                    break
+        bit = h >> np.uint64(64 - WORD_BITS_LOG2)
+        if (word_bits[bit >> np.uint64(6)] >> (bit & np.uint64(63))) & np.uint64(1):
+            ids[count] = probe(h, data, a, b, slot_ids, slot_hash, word_off, word_bytes)
+        else:
+            ids[count] = -1
         flags[count] = flag
         count += 1
-    return count, upper
+    return count, upper, exclamations, questions, seen
 
 
 @rule_inlined
@@ -530,6 +569,8 @@ def score_text(
     data,
     start,
     end,
+    byte_kind,
+    word_bits,
     slot_ids,
     slot_hash,
     word_off,
@@ -548,16 +589,19 @@ def score_text(
     keys,
     counts,
 ):
-    """Unrounded VADER compound of data[start:end].
+    """(Unrounded VADER compound of data[start:end], whether the text has non-ASCII bytes).
 
     The table arguments are the ``SentimentTables`` fields (conv_analytics.categorize.sentiment),
     passed one by one so that a caller looping over texts unpacks them once (fewer refcounts).
     ids/flags/sents need room for token_room(end - start) tokens and keys/counts for twice that
     plus one.
     """
-    n, upper = tokenize(data, start, end, slot_ids, slot_hash, word_off, word_bytes, case_table, ids, flags)
+    n, upper, exclamations, questions, seen = tokenize(
+        data, start, end, byte_kind, word_bits, slot_ids, slot_hash, word_off, word_bytes, case_table, ids, flags
+    )
+    non_ascii = (seen & BYTE_HIGH) != 0
     if n == 0:
-        return 0.0
+        return 0.0, non_ascii
     cap_diff = 0 < n - upper < n
     c_incr = consts[0]
     n_scalar = consts[1]
@@ -590,16 +634,8 @@ def score_text(
     if but_at >= 0:
         total = but_weighted_sum(sents, n, but_at, keys, counts)
     if total == 0.0:
-        return 0.0  # punctuation only amplifies a non-zero sum
-    exclamations = 0
-    questions = 0
-    for pos in range(start, end):
-        c = data[pos]
-        if c == 33:
-            exclamations += 1
-        elif c == 63:
-            questions += 1
-    return normalized_compound(total, exclamations, questions)
+        return 0.0, non_ascii  # punctuation only amplifies a non-zero sum
+    return normalized_compound(total, exclamations, questions), non_ascii
 
 
 @njit(cache=True)
@@ -617,6 +653,8 @@ def score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged):
     pre-pass get flagged[i] = 1 (and out[i] = 0).
     """
     (
+        byte_kind,
+        word_bits,
         slot_ids,
         slot_hash,
         word_off,
@@ -635,14 +673,12 @@ def score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged):
     for i in range(lo, hi):
         start = offsets[i]
         end = offsets[i + 1]
-        if detect and needs_prepass(data, start, end, prepass_cps):
-            flagged[i] = 1
-            out[i] = 0.0
-            continue
-        out[i] = score_text(
+        score, non_ascii = score_text(
             data,
             start,
             end,
+            byte_kind,
+            word_bits,
             slot_ids,
             slot_hash,
             word_off,
@@ -661,6 +697,11 @@ def score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged):
             keys,
             counts,
         )
+        # only a non-ASCII text can hold what the pre-pass rewrites
+        if detect and non_ascii and needs_prepass(data, start, end, prepass_cps):
+            flagged[i] = 1
+            score = 0.0
+        out[i] = score
 
 
 @njit(parallel=True, cache=True)
