@@ -119,6 +119,7 @@ def main() -> None:
     print(f"speed-up vs VADER:   {vader / ours:.1f}x (target >= 50x)")
     print(f"  sentiment part alone vs VADER: {vader / sentiment_only:.1f}x")
     print(f"ours: {rate:,.0f} messages/s, {mb / ours:.1f} MB/s of text")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (ours uses both cores, the references one)")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"peak memory: tracemalloc peak during one full predict {traced_peak / 1e6:.1f} MB "

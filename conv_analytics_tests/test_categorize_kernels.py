@@ -11,12 +11,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conv_analytics.categorize.arrow import utf8_buffers
 from conv_analytics.categorize.features import FeatureSpec
 from conv_analytics.categorize.kernels import hashing_cpu
-from conv_analytics_tests.test_sentiment_cuda import cuda_home
+from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,42 +95,15 @@ def test_feature_counts_match_written_codes() -> None:
     assert n_char == sum(length - n + 1 for n in range(spec.char_min, spec.char_max + 1))
 
 
-PTX_SCRIPT = textwrap.dedent(
-    """
-    import types
-    import numpy as np
-    import numba.cuda.dispatcher
-    from numba.core.typing.typeof import typeof
-    from numba.cuda import compile_ptx
-    from conv_analytics.categorize.kernels.hashing_cuda import _score_kernel
-
-    # Device functions ask the current GPU for its compute capability; there is none here.
-    numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
-    args = (
-        np.zeros(3, np.int64), np.zeros(4, np.uint8), 12, 3, 5, 24,  # texts, then the feature spec
-        np.zeros(128, np.int64), np.zeros(128, np.int32), np.zeros(2),  # known, rank, unseen2
-        np.zeros((10, 12), np.float32), np.zeros(6), np.zeros(3, np.int64),  # weights, bias, class offsets
-        np.zeros(1, np.int32), np.zeros((2, 2), np.int32), np.zeros((2, 2)),  # no_int, labels, confidence
-    )
-    ptx, _ = compile_ptx(_score_kernel.py_func, tuple(typeof(a) for a in args), cc=(8, 0))
-    print(ptx.count(".entry"))
-    """
-)
-
-
 def test_cuda_kernel_compiles_to_ptx() -> None:
-    """NVVM accepts every function the scoring kernel shares with the CPU (no GPU needed)."""
-    home = cuda_home()
-    if home is None:
-        pytest.skip("no CUDA toolkit libnvvm found (set CUDA_HOME) to compile the kernel to PTX")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    result = subprocess.run(
-        [sys.executable, "-c", PTX_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=dict(env, CUDA_HOME=home, PYTHONPATH=str(REPO)),
-        timeout=600,
-        check=False,
+    assert_compiles_to_ptx(
+        "conv_analytics.categorize.kernels.hashing_cuda",
+        """
+        args = (
+            np.zeros(3, np.int64), np.zeros(4, np.uint8), 12, 3, 5, 24,  # texts, then the feature spec
+            np.zeros(128, np.int64), np.zeros(128, np.int32), np.zeros(2),  # known, rank, unseen2
+            np.zeros((10, 12), np.float32), np.zeros(6), np.zeros(3, np.int64),  # weights, bias, class offsets
+            np.zeros(1, np.int32), np.zeros((2, 2), np.int32), np.zeros((2, 2)),  # no_int, labels, confidence
+        )
+        """,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "1"

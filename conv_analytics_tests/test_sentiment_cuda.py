@@ -8,7 +8,6 @@ that every rule function called from the kernel is valid CUDA device code.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import subprocess
@@ -16,9 +15,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conv_analytics.categorize.sentiment import vader_compound
+from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
 
 TEXTS = [
     "VADER is VERY SMART, uber handsome, and FRIGGIN FUNNY!!!",
@@ -33,6 +32,7 @@ SCRIPT = """
 import json, sys
 from conv_analytics.categorize.device import resolve_device
 from conv_analytics.categorize.sentiment import vader_compound
+from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
 texts = json.loads(sys.stdin.read())
 print(json.dumps({"device": resolve_device("cuda"), "scores": vader_compound(texts, device="cuda").tolist()}))
 """
@@ -56,46 +56,14 @@ def test_cuda_simulator_matches_cpu() -> None:
     np.testing.assert_allclose(answer["scores"], vader_compound(TEXTS, device="cpu"), atol=1e-6)
 
 
-PTX_SCRIPT = """
-import types
-import numpy as np
-import numba.cuda.dispatcher
-from numba.core.typing.typeof import typeof
-from numba.cuda import compile_ptx
-from conv_analytics.categorize.kernels.sentiment_cuda import _score_kernel
-from conv_analytics.categorize.sentiment import sentiment_tables
-
-# Device functions ask the current GPU for its compute capability; there is none here.
-numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(8, 0))
-texts = (np.zeros(3, np.int64), np.zeros(4, np.uint8))
-scratch = tuple(np.empty(4, t) for t in (np.int32, np.uint8, np.float64, np.float64, np.int64))
-results = (np.zeros(2), np.zeros(2, np.uint8))
-args = (texts, True, tuple(sentiment_tables()), scratch, results)
-ptx, _ = compile_ptx(_score_kernel.py_func, tuple(typeof(a) for a in args), cc=(8, 0))
-print(ptx.count(".entry"))
-"""
-
-
-def cuda_home() -> str | None:
-    for home in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
-        if home and glob.glob(os.path.join(home, "**", "libnvvm.so*"), recursive=True):
-            return home
-    return None
-
-
 def test_cuda_kernel_compiles_to_ptx() -> None:
-    home = cuda_home()
-    if home is None:
-        pytest.skip("no CUDA toolkit libnvvm found (set CUDA_HOME) to compile the kernel to PTX")
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    result = subprocess.run(
-        [sys.executable, "-c", PTX_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=dict(env, CUDA_HOME=home),
-        cwd=Path(__file__).resolve().parents[1],
-        timeout=600,
-        check=False,
+    assert_compiles_to_ptx(
+        "conv_analytics.categorize.kernels.sentiment_cuda",
+        """
+        from conv_analytics.categorize.sentiment import sentiment_tables
+        texts = (np.zeros(3, np.int64), np.zeros(4, np.uint8))
+        scratch = tuple(np.empty(4, t) for t in (np.int32, np.uint8, np.float64, np.float64, np.int64))
+        results = (np.zeros(2), np.zeros(2, np.uint8))
+        args = (texts, True, tuple(sentiment_tables()), scratch, results)
+        """,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "1"
