@@ -111,7 +111,7 @@ def lower_byte(b, before):
     return ASCII_LOWER[b]
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def walk(
     data,
     start,
@@ -222,7 +222,7 @@ def walk(
     return k
 
 
-@register_jitable
+@register_jitable(_nrt=False)
 def finish_scores(acc, bias, extra, model, lo, hi):  # pragma: no cover - inlined into kernels
     """Softmax over one model's classes lo..hi-1; return (argmax - lo, its probability).
 
