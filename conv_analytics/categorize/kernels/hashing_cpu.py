@@ -129,7 +129,7 @@ def walk(
     weights,
     acc,
     scratch,
-):  # pragma: no cover - inlined into kernels
+):  # pragma: no cover - compiled into the kernels
     """Visit every feature of data[start:end] in a fixed order; return how many there were.
 
     Per token, scratch[1:m+1] holds the word lowercased (space-padded at 0 and m+1) when
@@ -223,7 +223,7 @@ def walk(
 
 
 @register_jitable(_nrt=False)
-def finish_scores(acc, bias, extra, model, lo, hi):  # pragma: no cover - inlined into kernels
+def finish_scores(acc, bias, extra, model, lo, hi):  # pragma: no cover - compiled into the kernels
     """Softmax over one model's classes lo..hi-1; return (argmax - lo, its probability).
 
     Each group's score is divided by that group's L2 norm for this model (features the model never
