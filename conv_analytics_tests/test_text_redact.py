@@ -29,6 +29,9 @@ def redact(text: str) -> str:
         ("mon portable 06 12 34 56 78", "mon portable [PHONE]"),
         ("llámame al 612 345 678", "llámame al [PHONE]"),
         ("phone 4155552671", "phone [PHONE]"),
+        ("or locally 555-1234, after six", "or locally [PHONE], after six"),
+        ("ring 555 1234", "ring [PHONE]"),
+        ("ring me on 12 34 56 78", "ring me on [PHONE]"),
         ("card 4111 1111 1111 1111 expired", "card [CARD] expired"),
         ("card 4111-1111-1111-1111", "card [CARD]"),
         ("amex 3782 822463 10005!", "amex [CARD]!"),
@@ -48,6 +51,7 @@ def test_replaces_pii(text: str, expected: str) -> None:
     [
         "my order #48213 has not arrived",
         "order 48213 and order no. 1234567",
+        "the 2023-2024 season, scores 3-4 and 12-14",
         "meet at 10:30 or 14:45:00",
         "it cost $1,299.99 (or €1.299,99) yesterday",
         "total 12,345,678.90 USD",

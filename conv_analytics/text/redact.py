@@ -3,8 +3,8 @@
 Arrow's RE2 engine first picks the texts that could hold anything (a digit, '@', '/', 'www.');
 most chat messages hold none. In the rest one regex, built from the candidate kinds the text
 can hold, finds URLs, e-mail addresses and digit groups; digit groups are classified in Python
-(Luhn check for payment cards, digit count and shape for phone numbers), so order numbers,
-prices, times and dates stay readable.
+(Luhn check for payment cards, digit count and shape for phone numbers, including local numbers
+such as 555-1234), so order numbers, prices, times and dates stay readable.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ def candidate_pattern(kinds: tuple[str, ...] = tuple(_BRANCHES)) -> re.Pattern[s
 _ANCHOR_RE2 = r"[\p{Nd}@/]|(?i:www\.)"
 _DIGIT = re.compile(r"\d")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# Local numbers without an area code: 555-1234 and 12 34 56 78. A year range (2023-2024) or an
+# unseparated order number (1234567) does not have these shapes.
+_LOCAL_PHONE = re.compile(r"\d{3}[ .-]\d{4}|\d{2}(?:[ .-]\d{2}){3}")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -98,7 +101,7 @@ def classify_number(candidate: str) -> str | None:
     if _IPV4.fullmatch(candidate):
         return None
     separated = candidate != digits
-    if 10 <= n <= 12 or (separated and n == 9):
+    if 10 <= n <= 12 or (separated and n == 9) or _LOCAL_PHONE.fullmatch(candidate):
         return PHONE
     return None
 
