@@ -137,10 +137,10 @@ class FusedModel:
 
     Scoring layout: one joint vocabulary (sorted codes; `known`: one bit per code, `rank`: how
     many known codes precede each 64-bit word of it, so a known code's row is its rank, found
-    without a table per code) and one float32 weight row per joint feature: all models' class weights side by side,
-    pre-multiplied by IDF and group scale, then N_EXTRA columns per model for the norm (the
-    feature's IDF squared, or the unseen IDF squared where the model lacks it, split into two
-    float32s whose float64 sum is exact) and a 1 where the model knows the feature.
+    without a table per code) and one float32 weight row per joint feature: all models' class
+    weights side by side, pre-multiplied by IDF and group scale, then N_EXTRA columns per model:
+    the norm's share (the feature's IDF squared, or the unseen IDF squared where the model lacks
+    it, split into two float32s whose float64 sum is exact) and a 1 where the model knows it.
     """
 
     def __init__(self, models: list[LinearModel]) -> None:

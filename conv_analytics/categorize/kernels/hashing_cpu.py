@@ -44,7 +44,7 @@ EXTRA_NORM_LO = 1
 EXTRA_KNOWN = 2
 N_EXTRA = 3
 
-MAX_CLASSES_CUDA = 256  # per-thread accumulators on the GPU are fixed-size local arrays (all models)
+MAX_CLASSES_CUDA = 256  # weight columns (all models' classes and extras): GPU accumulators are fixed-size
 MAX_MODELS = 4  # models scored in one pass
 MAX_WORD = 48  # longest word prefix used for character n-grams
 MAX_CHAR_SPAN = 4  # at most this many n-gram lengths (char_max - char_min + 1)
@@ -136,8 +136,7 @@ def walk(
     character n-grams are on, and scratch[FEATS:] collects the token's feature codes; one loop then
     counts, writes or scores them. Keeping a single consuming site (rather than a call per
     feature) is what keeps this loop fast. Each character n-gram start feeds its bytes once,
-    emitting the char_min..char_max-grams. A word's bytes are read once: the byte after it ends
-    the word and is the next token's first byte.
+    emitting the char_min..char_max-grams.
 
     In MODE_SCORE, acc[group] sums the weight rows of known features (class scores and the
     extra norm and known-count columns: one branch-free loop); features no model knows (most of
