@@ -1,209 +1,276 @@
-"""Every setting of the platform, read from environment variables in this one place.
+"""Every setting of the platform, each declared once: its variable, default, meaning, parser and secrecy.
 
-`SETTINGS` lists each variable with its default and meaning; the README table is generated from it
-(`conv-analytics config`), so the two cannot drift apart.
+`Config` is a snapshot of the environment whose values are parsed on first use, so a bad value fails
+only the command that needs it, with one line naming the variable and what it expects. Resources take
+their values from here (`conv_analytics.resources.configured`), secrets as `dg.EnvVar` so Dagster
+shows their name and never their value. The README's table is generated from the declarations
+(`conv-analytics config --markdown`). No other module reads the environment.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+
+class SettingError(ValueError):
+    """A setting's value cannot be used; the message names the variable and what it expects."""
 
 
 @dataclass(frozen=True)
-class Setting:
-    name: str
+class Setting(Generic[T]):
+    """One environment variable. As a class attribute of `Config` it reads as its parsed value."""
+
+    env: str
     default: str
     meaning: str
+    parse: Callable[[str], T] = str  # type: ignore[assignment]
+    expected: str = ""  # what a valid value looks like, for the error message
+    secret: bool = False
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        object.__setattr__(self, "attr", name)
+
+    @overload
+    def __get__(self, config: None, owner: type) -> Setting[T]: ...
+    @overload
+    def __get__(self, config: Config, owner: type) -> T: ...
+    def __get__(self, config: Config | None, owner: type) -> Setting[T] | T:
+        return self if config is None else config.value(self)
+
+    @property
+    def default_value(self) -> T:
+        return self.parse(self.default)
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "CONV_ANALYTICS_HOME",
-        "./.conv_analytics",
-        "Working folder: local Parquet lake, demo source files, reports.",
-    ),
-    Setting("CONV_ANALYTICS_START_DATE", "2024-01-01", "First day of the daily partitions (UTC)."),
-    Setting(
-        "CONV_ANALYTICS_SOURCE_DIR",
-        "",
-        "Folder of NocoDB-shaped JSONL/CSV exports for the files source (default: <home>/source).",
-    ),
-    Setting(
-        "CONV_ANALYTICS_COLUMNS",
-        "",
-        'JSON mapping of our field names to your column names, e.g. {"messages": {"text": "body"}}.',
-    ),
-    Setting(
-        "CONV_ANALYTICS_MODELS",
-        "",
-        "Folder of trained categorisation models (`conv-analytics train`); empty: the shipped defaults.",
-    ),
-    Setting(
-        "CONV_ANALYTICS_TAXONOMY",
-        "",
-        "YAML file of topic and intent labels with keywords and examples; empty: the shipped taxonomy.",
-    ),
-    Setting(
-        "CONV_ANALYTICS_DEVICE",
-        "auto",
-        "Where categorisation kernels run: auto (CUDA if a GPU is found), cpu or cuda.",
-    ),
-    Setting(
-        "CONV_ANALYTICS_FALLBACK_PATTERNS",
-        "",
-        "Extra regular expressions (separated by ||) that mark an assistant reply as a fallback (did not understand).",
-    ),
-    Setting(
-        "CONV_ANALYTICS_LAKE_URL",
-        "",
-        "Lake root override, e.g. s3://bucket/prefix (default: <home>/lake, or S3 when S3_BUCKET is set).",
-    ),
-    Setting(
-        "NOCODB_URL",
-        "",
-        "NocoDB base URL, e.g. http://127.0.0.1:8080. When set, NocoDB is the source.",
-    ),
-    Setting("NOCODB_API_TOKEN", "", "NocoDB API token (sent as xc-token; never logged)."),
-    Setting("NOCODB_BASE", "", "NocoDB base id or title holding the tables."),
-    Setting("NOCODB_CONVERSATIONS_TABLE", "conversations", "Conversations table id or title."),
-    Setting("NOCODB_MESSAGES_TABLE", "messages", "Messages table id or title."),
-    Setting(
-        "NOCODB_PAGE_SIZE",
-        "1000",
-        "Rows asked for per page (the server may return fewer; paging follows pageInfo).",
-    ),
-    Setting("NOCODB_THREADS", "4", "Parallel requests for independent windows and pages."),
-    Setting("NOCODB_REQUESTS_PER_SECOND", "4", "Client-side rate limit (NocoDB throttles at about 5/s)."),
-    Setting("NOCODB_TIMEOUT_SECONDS", "30", "Timeout of one HTTP request."),
-    Setting(
-        "NOCODB_MAX_RETRIES",
-        "6",
-        "Retries on timeouts, 5xx and 429 (exponential back-off, honouring Retry-After).",
-    ),
-    Setting("S3_BUCKET", "", "Bucket of the Parquet lake. When set, the lake lives on S3."),
-    Setting("S3_PREFIX", "conv-analytics", "Key prefix of the lake inside the bucket."),
-    Setting("S3_ENDPOINT_URL", "", "Endpoint of an S3-compatible store (SeaweedFS, MinIO); empty: AWS."),
-    Setting(
-        "AWS_REGION",
-        "us-east-1",
-        "Region for S3 (credentials come the usual AWS way: AWS_ACCESS_KEY_ID, ...).",
-    ),
-    Setting(
-        "MONGODB_URI",
-        "",
-        "MongoDB connection string. When set, assets are also written to MongoDB.",
-    ),
-    Setting("MONGODB_DATABASE", "conv_analytics", "MongoDB database name."),
-)
-
-_DEFAULTS = {s.name: s.default for s in SETTINGS}
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw).expanduser() if raw else None
 
 
-def env(name: str) -> str:
-    """The variable's value, or its documented default (only names listed in SETTINGS)."""
-    return os.environ.get(name, _DEFAULTS[name]).strip()
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value < minimum:
+            raise ValueError(raw)
+        return value
+
+    return parse
 
 
-def _int(name: str) -> int:
-    raw = env(name)
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+def _positive_number(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError(raw)
+    return value
 
 
-def _float(name: str) -> float:
-    raw = env(name)
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(raw)
+        return raw.lower()
+
+    return parse
 
 
 def parse_columns(raw: str) -> dict[str, dict[str, str]]:
     """CONV_ANALYTICS_COLUMNS: per entity, our field names mapped to the source's column names."""
     if not raw:
         return {}
-    try:
-        columns = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"CONV_ANALYTICS_COLUMNS is not valid JSON: {exc}") from None
-    if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
-        raise ValueError('CONV_ANALYTICS_COLUMNS must look like {"messages": {"text": "body"}, "conversations": {...}}')
+    columns = json.loads(raw)
+    if not isinstance(columns, dict) or not all(
+        isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in columns.values()
+    ):
+        raise ValueError(raw)
     return columns
 
 
-@dataclass(frozen=True)
 class Config:
-    """A snapshot of the settings; `Config.from_env()` reads them, tests build one directly."""
+    """The settings in force: `Config.from_env()` for the environment, `Config(home=...)` in tests."""
 
-    home: Path = field(default_factory=lambda: Path(_DEFAULTS["CONV_ANALYTICS_HOME"]))
-    start_date: date = date(2024, 1, 1)
-    source_dir: Path | None = None
-    columns: dict[str, dict[str, str]] = field(default_factory=dict)
-    models: Path | None = None
-    taxonomy: Path | None = None
-    device: str = "auto"
-    fallback_patterns: tuple[str, ...] = ()
-    lake_url: str = ""
-    nocodb_url: str = ""
-    nocodb_api_token: str = field(default="", repr=False)
-    nocodb_base: str = ""
-    nocodb_conversations_table: str = "conversations"
-    nocodb_messages_table: str = "messages"
-    nocodb_page_size: int = 1000
-    nocodb_threads: int = 4
-    nocodb_requests_per_second: float = 4.0
-    nocodb_timeout_seconds: float = 30.0
-    nocodb_max_retries: int = 6
-    s3_bucket: str = ""
-    s3_prefix: str = "conv-analytics"
-    s3_endpoint_url: str = ""
-    aws_region: str = "us-east-1"
-    mongodb_uri: str = field(default="", repr=False)
-    mongodb_database: str = "conv_analytics"
+    home = Setting(
+        "CONV_ANALYTICS_HOME",
+        "./.conv_analytics",
+        "Working folder: local Parquet lake, demo source files, reports, the Dagster instance.",
+        lambda raw: Path(raw).expanduser().resolve(),
+        "a folder path",
+    )
+    start_date = Setting(
+        "CONV_ANALYTICS_START_DATE",
+        "2024-01-01",
+        "First day of the daily partitions (UTC).",
+        date.fromisoformat,
+        "a date YYYY-MM-DD",
+    )
+    source_dir = Setting(
+        "CONV_ANALYTICS_SOURCE_DIR",
+        "",
+        "Folder of NocoDB-shaped JSONL/CSV exports for the files source (default: <home>/source).",
+        _optional_path,
+        "a folder path",
+    )
+    columns = Setting(
+        "CONV_ANALYTICS_COLUMNS",
+        "",
+        'JSON mapping of our field names to your column names, e.g. {"messages": {"text": "body"}}.',
+        parse_columns,
+        'JSON like {"messages": {"text": "body"}, "conversations": {...}}',
+    )
+    models = Setting(
+        "CONV_ANALYTICS_MODELS",
+        "",
+        "Folder of trained categorisation models (`conv-analytics train`); empty: the shipped defaults.",
+        _optional_path,
+        "a folder path",
+    )
+    taxonomy = Setting(
+        "CONV_ANALYTICS_TAXONOMY",
+        "",
+        "YAML file of topic and intent labels with keywords and examples; empty: the shipped taxonomy.",
+        _optional_path,
+        "a file path",
+    )
+    device = Setting(
+        "CONV_ANALYTICS_DEVICE",
+        "auto",
+        "Where categorisation kernels run: auto (CUDA if a GPU is found), cpu or cuda.",
+        _choice("auto", "cpu", "cuda"),
+        "auto, cpu or cuda",
+    )
+    fallback_patterns = Setting(
+        "CONV_ANALYTICS_FALLBACK_PATTERNS",
+        "",
+        "Extra regular expressions (separated by ||) that mark an assistant reply as a fallback (did not understand).",
+        lambda raw: tuple(p for p in raw.split("||") if p),
+        "regular expressions separated by ||",
+    )
+    lake_url = Setting(
+        "CONV_ANALYTICS_LAKE_URL",
+        "",
+        "Lake root override, e.g. s3://bucket/prefix (default: <home>/lake, or S3 when S3_BUCKET is set).",
+        lambda raw: raw.rstrip("/"),
+    )
+    nocodb_url = Setting(
+        "NOCODB_URL",
+        "",
+        "NocoDB base URL, e.g. http://127.0.0.1:8080. When set, NocoDB is the source.",
+        lambda raw: raw.rstrip("/"),
+    )
+    nocodb_api_token = Setting(
+        "NOCODB_API_TOKEN", "", "NocoDB API token (sent as xc-token; never logged).", secret=True
+    )
+    nocodb_base = Setting("NOCODB_BASE", "", "NocoDB base id or title holding the tables.")
+    nocodb_conversations_table = Setting(
+        "NOCODB_CONVERSATIONS_TABLE", "conversations", "Conversations table id or title."
+    )
+    nocodb_messages_table = Setting("NOCODB_MESSAGES_TABLE", "messages", "Messages table id or title.")
+    nocodb_page_size = Setting(
+        "NOCODB_PAGE_SIZE",
+        "1000",
+        "Rows asked for per page (the server may return fewer; paging follows pageInfo).",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
+    nocodb_threads = Setting(
+        "NOCODB_THREADS",
+        "4",
+        "Parallel requests for independent windows and pages.",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
+    nocodb_requests_per_second = Setting(
+        "NOCODB_REQUESTS_PER_SECOND",
+        "4",
+        "Client-side rate limit (NocoDB throttles at about 5/s).",
+        _positive_number,
+        "a number above 0",
+    )
+    nocodb_timeout_seconds = Setting(
+        "NOCODB_TIMEOUT_SECONDS", "30", "Timeout of one HTTP request.", _positive_number, "a number above 0"
+    )
+    nocodb_max_retries = Setting(
+        "NOCODB_MAX_RETRIES",
+        "6",
+        "Retries on timeouts, 5xx and 429 (exponential back-off, honouring Retry-After).",
+        _whole_number(0),
+        "a whole number of at least 0",
+    )
+    s3_bucket = Setting("S3_BUCKET", "", "Bucket of the Parquet lake. When set, the lake lives on S3.")
+    s3_prefix = Setting(
+        "S3_PREFIX", "conv-analytics", "Key prefix of the lake inside the bucket.", lambda raw: raw.strip("/")
+    )
+    s3_endpoint_url = Setting(
+        "S3_ENDPOINT_URL", "", "Endpoint of an S3-compatible store (SeaweedFS, MinIO); empty: AWS."
+    )
+    aws_region = Setting(
+        "AWS_REGION", "us-east-1", "Region for S3 (credentials come the usual AWS way: AWS_ACCESS_KEY_ID, ...)."
+    )
+    mongodb_uri = Setting(
+        "MONGODB_URI",
+        "",
+        "MongoDB connection string. When set, assets are also written to MongoDB.",
+        secret=True,
+    )
+    mongodb_database = Setting("MONGODB_DATABASE", "conv_analytics", "MongoDB database name.")
+    dagster_home = Setting(
+        "DAGSTER_HOME",
+        "",
+        "Folder of the Dagster instance (runs, event log, schedules); default: <home>/dagster.",
+        lambda raw: Path(raw).expanduser().resolve() if raw else None,
+        "a folder path",
+    )
+
+    def __init__(self, environ: Mapping[str, str] | None = None, **values: Any) -> None:
+        """`environ`: the variables to read (none: every default); `values`: parsed values by attribute."""
+        unknown = set(values) - {s.attr for s in self.settings()}
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        self._environ = dict(environ or {})
+        self._values: dict[str, Any] = dict(values)
 
     @classmethod
     def from_env(cls) -> Config:
-        raw_start = env("CONV_ANALYTICS_START_DATE")
-        try:
-            start = date.fromisoformat(raw_start)
-        except ValueError:
-            raise ValueError(f"CONV_ANALYTICS_START_DATE={raw_start!r} is not a date (YYYY-MM-DD)") from None
-        columns = parse_columns(env("CONV_ANALYTICS_COLUMNS"))
-        home = Path(env("CONV_ANALYTICS_HOME")).expanduser().resolve()
-        optional_path = lambda name: Path(env(name)).expanduser() if env(name) else None  # noqa: E731
-        return cls(
-            home=home,
-            start_date=start,
-            source_dir=optional_path("CONV_ANALYTICS_SOURCE_DIR"),
-            columns=columns,
-            models=optional_path("CONV_ANALYTICS_MODELS"),
-            taxonomy=optional_path("CONV_ANALYTICS_TAXONOMY"),
-            device=env("CONV_ANALYTICS_DEVICE").lower(),
-            fallback_patterns=tuple(p for p in env("CONV_ANALYTICS_FALLBACK_PATTERNS").split("||") if p),
-            lake_url=env("CONV_ANALYTICS_LAKE_URL"),
-            nocodb_url=env("NOCODB_URL").rstrip("/"),
-            nocodb_api_token=env("NOCODB_API_TOKEN"),
-            nocodb_base=env("NOCODB_BASE"),
-            nocodb_conversations_table=env("NOCODB_CONVERSATIONS_TABLE"),
-            nocodb_messages_table=env("NOCODB_MESSAGES_TABLE"),
-            nocodb_page_size=_int("NOCODB_PAGE_SIZE"),
-            nocodb_threads=_int("NOCODB_THREADS"),
-            nocodb_requests_per_second=_float("NOCODB_REQUESTS_PER_SECOND"),
-            nocodb_timeout_seconds=_float("NOCODB_TIMEOUT_SECONDS"),
-            nocodb_max_retries=_int("NOCODB_MAX_RETRIES"),
-            s3_bucket=env("S3_BUCKET"),
-            s3_prefix=env("S3_PREFIX").strip("/"),
-            s3_endpoint_url=env("S3_ENDPOINT_URL"),
-            aws_region=env("AWS_REGION"),
-            mongodb_uri=env("MONGODB_URI"),
-            mongodb_database=env("MONGODB_DATABASE"),
-        )
+        return cls(os.environ)
+
+    @classmethod
+    def settings(cls) -> list[Setting[Any]]:
+        return [v for v in vars(cls).values() if isinstance(v, Setting)]
+
+    def raw(self, setting: Setting[Any]) -> str:
+        """The text the setting has in force (its default when the variable is unset)."""
+        return self._environ.get(setting.env, setting.default).strip()
+
+    def from_environment(self, setting: Setting[Any]) -> bool:
+        """Whether the value in force came from the environment (not a default, not given in code)."""
+        return setting.attr not in self._values and bool(self._environ.get(setting.env, "").strip())
+
+    def value(self, setting: Setting[T]) -> T:
+        if setting.attr not in self._values:
+            raw = self.raw(setting)
+            try:
+                self._values[setting.attr] = setting.parse(raw)
+            except (ValueError, TypeError):
+                shown = "***" if setting.secret else repr(raw)
+                expected = f": expected {setting.expected}" if setting.expected else ""
+                raise SettingError(f"{setting.env}={shown} is not valid{expected}") from None
+        return self._values[setting.attr]
+
+    def problems(self) -> dict[str, str]:
+        """Every invalid setting with its message (what `conv-analytics config` marks)."""
+        found = {}
+        for setting in self.settings():
+            try:
+                self.value(setting)
+            except SettingError as exc:
+                found[setting.env] = str(exc)
+        return found
 
     @property
     def source_folder(self) -> Path:
@@ -213,7 +280,7 @@ class Config:
     def lake_root(self) -> str:
         """Where the Parquet lake lives: a local path or an s3:// URL."""
         if self.lake_url:
-            return self.lake_url.rstrip("/")
+            return self.lake_url
         if self.s3_bucket:
             return f"s3://{self.s3_bucket}/{self.s3_prefix}".rstrip("/")
         return str(self.home / "lake")
@@ -222,9 +289,14 @@ class Config:
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def instance_dir(self) -> Path:
+        """The Dagster instance the CLI and `conv-analytics ui` share: DAGSTER_HOME, else <home>/dagster."""
+        return self.dagster_home or self.home / "dagster"
+
 
 def settings_table_markdown() -> str:
     """The README's configuration table."""
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    rows += [f"| `{s.name}` | {f'`{s.default}`' if s.default else '—'} | {s.meaning} |" for s in SETTINGS]
+    rows += [f"| `{s.env}` | {f'`{s.default}`' if s.default else '—'} | {s.meaning} |" for s in Config.settings()]
     return "\n".join(rows)

@@ -1,62 +1,79 @@
-"""The one Definitions of the platform: the whole asset graph, its resources, sensors and checks."""
+"""The one Definitions of the platform: the asset graph, its resources, the NocoDB sensor and checks.
+
+Importing this module reads no setting and builds nothing: Dagster calls `defs()` when it loads the
+code location, and a bad setting then fails that load with one line naming the variable.
+"""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 
 import dagster as dg
 
-from conv_analytics.assets.categorise import conversation_categories
-from conv_analytics.assets.enrich import enriched_messages
-from conv_analytics.assets.ingest import ingest_conversations, ingest_messages
-from conv_analytics.assets.report import ReportsResource, analytics_report
-from conv_analytics.assets.rollups import daily_rollups, monthly_rollups, weekly_rollups
+from conv_analytics.assets import AssetGraph, build_asset_graph
+from conv_analytics.assets.enrich import EnrichmentResource
+from conv_analytics.assets.report import ReportsResource
 from conv_analytics.categorize.resource import CategorizerResource
-from conv_analytics.checks import reconciliation_checks
 from conv_analytics.config import Config
 from conv_analytics.io.manager import LakeIOManager
 from conv_analytics.io.mongo import MongoResource
-from conv_analytics.io.resources import LakeResource
-from conv_analytics.sensors import nocodb_changes
-from conv_analytics.sources import SourceResource
-from conv_analytics.sources.nocodb import NocoDBResource
+from conv_analytics.io.resources import lake_resource
+from conv_analytics.nocodb.checks import build_reconciliation_check
+from conv_analytics.nocodb.resource import NocoDBResource
+from conv_analytics.nocodb.sensor import build_nocodb_sensor
+from conv_analytics.partitions import Partitions
+from conv_analytics.resources import configured
+from conv_analytics.sources.resource import SourceResource
 
 
 def build_resources(config: Config) -> dict[str, object]:
     """Resources for a configuration; tests pass their own Config (a temporary home, say)."""
-    lake = LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url, aws_region=config.aws_region)
-    nocodb = NocoDBResource.from_config(config, token_as_env_var=True)
+    lake = lake_resource(config)
+    columns = config.raw(Config.columns) if config.columns else ""
+    nocodb = configured(NocoDBResource, config, columns_json=columns)
+    mongo = configured(MongoResource, config) if config.mongodb_uri else None
     return {
         "lake": lake,
         "nocodb": nocodb,
-        "io_manager": LakeIOManager(lake=lake, mongo=MongoResource.from_config(config)),
-        "source": SourceResource(
-            files_dir=str(config.source_folder),
-            columns_json=json.dumps(config.columns) if config.columns else "",
-            nocodb=nocodb,
-        ),
+        "io_manager": LakeIOManager(lake=lake, mongo=mongo),
+        "source": SourceResource(files_dir=str(config.source_folder), columns_json=columns, nocodb=nocodb),
         "reports": ReportsResource(folder=str(config.reports_dir)),
-        "categorizer": CategorizerResource(models=str(config.models or ""), device=config.device),
+        "categorizer": configured(CategorizerResource, config),
+        "enrichment": configured(EnrichmentResource, config),
     }
 
 
-ASSETS = [
-    ingest_conversations,
-    ingest_messages,
-    enriched_messages,
-    conversation_categories,
-    daily_rollups,
-    weekly_rollups,
-    monthly_rollups,
-    analytics_report,
-]
+@dataclass(frozen=True)
+class Platform:
+    """The asset graph and resources of one configuration: what Dagster loads and the runner executes."""
 
-CONFIG = Config.from_env()
+    config: Config
+    graph: AssetGraph
+    resources: dict[str, object]
 
-defs = dg.Definitions(
-    assets=ASSETS,
-    resources=build_resources(CONFIG),
-    sensors=[nocodb_changes],
-    # NocoDB reconciliation only where NocoDB is the source
-    asset_checks=reconciliation_checks if CONFIG.nocodb_url else [],
-)
+    @classmethod
+    def build(cls, config: Config) -> Platform:
+        graph = build_asset_graph(Partitions.starting(config.start_date))
+        return cls(config, graph, build_resources(config))
+
+    def definitions(self) -> dg.Definitions:
+        nocodb_on = bool(self.config.nocodb_url)
+        # NocoDB reconciliation only where NocoDB is the source
+        checks = [
+            build_reconciliation_check(entity, tables, self.graph.partitions.daily)
+            for entity, tables in self.graph.entities.items()
+            if nocodb_on
+        ]
+        return dg.Definitions(
+            assets=self.graph.assets,
+            resources=self.resources,
+            sensors=[
+                build_nocodb_sensor(self.graph.daily_chain, self.graph.entities, self.config.start_date, nocodb_on)
+            ],
+            asset_checks=checks,
+        )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return Platform.build(Config.from_env()).definitions()

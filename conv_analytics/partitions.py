@@ -1,61 +1,36 @@
-"""Time partitions: daily data in UTC, ISO-week and calendar-month rollups fed from the days."""
+"""Dagster's time partitions for one start date: UTC days, ISO weeks and calendar months.
+
+Built by `Partitions.starting(config.start_date)` when the definitions load, never at import: the
+start date is a setting. The period arithmetic itself is Dagster-free, in `dates.py`.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 import dagster as dg
 
-from conv_analytics.config import Config
 
-START_DATE: date = Config.from_env().start_date
+@dataclass(frozen=True)
+class Partitions:
+    daily: dg.DailyPartitionsDefinition
+    weekly: dg.WeeklyPartitionsDefinition
+    monthly: dg.MonthlyPartitionsDefinition
 
-# Today is a partition too (end_offset=1), so the sensor can fill it as the day goes on.
-daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE.isoformat(), timezone="UTC", end_offset=1)
-# ISO weeks start on Monday; only complete weeks and months are partitions.
-weekly_partitions = dg.WeeklyPartitionsDefinition(start_date=START_DATE.isoformat(), timezone="UTC", day_offset=1)
-monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=START_DATE.isoformat(), timezone="UTC")
+    @classmethod
+    def starting(cls, start: date) -> Partitions:
+        first = start.isoformat()
+        return cls(
+            # today is a partition too (end_offset=1), so the sensor can fill it as the day goes on
+            daily=dg.DailyPartitionsDefinition(start_date=first, timezone="UTC", end_offset=1),
+            # ISO weeks start on Monday; only complete weeks and months are partitions
+            weekly=dg.WeeklyPartitionsDefinition(start_date=first, timezone="UTC", day_offset=1),
+            monthly=dg.MonthlyPartitionsDefinition(start_date=first, timezone="UTC"),
+        )
 
-PERIODS: dict[str, dg.TimeWindowPartitionsDefinition] = {
-    "day": daily_partitions,
-    "week": weekly_partitions,
-    "month": monthly_partitions,
-}
-
-
-def day_window(day: date) -> tuple[datetime, datetime]:
-    """[start, end) of one UTC day."""
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    return start, start + timedelta(days=1)
-
-
-def days_between(start: datetime, end: datetime) -> list[date]:
-    """The UTC days that make up [start, end)."""
-    first = start.astimezone(timezone.utc).date()
-    count = (end.astimezone(timezone.utc).date() - first).days
-    return [first + timedelta(days=i) for i in range(count)]
-
-
-def period_start(period: str, day: date) -> date:
-    """The first day of the day/ISO-week/month that contains `day`."""
-    if period == "day":
-        return day
-    if period == "week":
-        return day - timedelta(days=day.weekday())
-    if period == "month":
-        return day.replace(day=1)
-    raise ValueError(f"period must be day, week or month, not {period!r}")
-
-
-def period_end(period: str, start: date) -> date:
-    """The day after the last day of the period that starts on `start`."""
-    if period == "day":
-        return start + timedelta(days=1)
-    if period == "week":
-        return start + timedelta(days=7)
-    if period == "month":
-        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    raise ValueError(f"period must be day, week or month, not {period!r}")
+    def of(self, period: str) -> dg.TimeWindowPartitionsDefinition:
+        return {"day": self.daily, "week": self.weekly, "month": self.monthly}[period]
 
 
 # Eager, but over the last two days: a day's conversation categories (and daily rollups) are requested

@@ -1,24 +1,27 @@
-"""Materialise the graph over a range of days in process: what `conv-analytics demo` and the tests run.
+"""Materialise the graph over a range of days in process: what `conv-analytics run`, `demo` and the tests run.
 
 Each partitions definition gets one single-run backfill over its range (the same runs the Dagster UI's
 backfill launches); daily assets go first, then the weeks and months they complete, then the report.
+A logger follows each run's steps, so the command line can show progress while a run works.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
-from conv_analytics.definitions import ASSETS, build_resources
-from conv_analytics.partitions import daily_partitions, monthly_partitions, range_tags, weekly_partitions
+from conv_analytics.dates import complete_periods
+from conv_analytics.definitions import Platform
+from conv_analytics.partitions import range_tags
+
+RUN_JOB = "conv_analytics_run"
 
 
 @dataclass
@@ -33,26 +36,37 @@ class RunSummary:
     steps: list[StepResult] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One run of the plan: a name for people, the assets it materialises and its partition keys."""
+
+    name: str
+    selection: list[dg.AssetKey]
+    keys: list[str]  # empty: an unpartitioned asset
+
+
+class Progress:
+    """What a caller is told while the plan runs; the defaults tell nothing."""
+
+    def planned(self, stages: Sequence[Stage], steps: int) -> None: ...
+    def step_started(self, stage: Stage, step: str) -> None: ...
+    def step_finished(self, stage: Stage, step: str, ok: bool) -> None: ...
+    def stage_finished(self, stage: Stage, seconds: float) -> None: ...
+
+
 def instance_for(config: Config) -> dg.DagsterInstance:
-    """The instance of $DAGSTER_HOME, by default <home>/dagster: the one `make ui` shows."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(config.home / "dagster")))
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()
-    return dg.DagsterInstance.get()
+    """The persistent instance of the configuration (DAGSTER_HOME, else <home>/dagster): the UI's too."""
+    return dg.DagsterInstance.from_config(str(prepare_instance_dir(config)))
 
 
-def complete_periods(partitions: dg.TimeWindowPartitionsDefinition, first: date, last: date) -> list[str]:
-    """Keys of the periods that lie wholly inside [first, last]."""
-    keys = []
-    for key in partitions.get_partition_keys():
-        window = partitions.time_window_for_partition_key(key)
-        if window.start.date() >= first and (window.end.date() - timedelta(days=1)) <= last:
-            keys.append(key)
-    return keys
-
-
-def console_log_level(level: str) -> dict[str, object]:
-    return {"loggers": {"console": {"config": {"log_level": level}}}}
+def prepare_instance_dir(config: Config) -> Path:
+    """The instance folder, made with a dagster.yaml on first use (telemetry off: nothing leaves the machine)."""
+    folder = config.instance_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = folder / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return folder
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
@@ -66,39 +80,88 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
-def _materialize(
-    config: Config,
-    selection: Sequence[str],
-    what: str,
-    instance: dg.DagsterInstance | None,
-    log_level: str,
-    tags: dict[str, str] | None = None,
+class _StepEvents(logging.Handler):
+    """Passes a run's step start and end events on to `Progress`."""
+
+    def __init__(self, stage: Stage, progress: Progress) -> None:
+        super().__init__(logging.DEBUG)
+        self.stage = stage
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "dagster_meta", {}).get("dagster_event")
+        if event is None or event.step_key is None:
+            return
+        if event.event_type_value == "STEP_START":
+            self.progress.step_started(self.stage, event.step_key)
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            self.progress.step_finished(self.stage, event.step_key, event.event_type_value == "STEP_SUCCESS")
+
+
+def _progress_logger(stage: Stage, progress: Progress) -> dg.LoggerDefinition:
+    @dg.logger
+    def step_events(_: dg.InitLoggerContext) -> logging.Logger:
+        logger = logging.Logger("conv_analytics.progress", logging.DEBUG)
+        logger.addHandler(_StepEvents(stage, progress))
+        return logger
+
+    return step_events
+
+
+def stage_job(platform: Platform, stage: Stage, progress: Progress | None = None) -> dg.JobDefinition:
+    """The job of one stage, with a logger that reports its steps to `progress`."""
+    loggers = {"console": dg.colored_console_logger, "progress": _progress_logger(stage, progress or Progress())}
+    definitions = dg.Definitions(
+        jobs=[dg.define_asset_job(RUN_JOB, selection=stage.selection)],
+        assets=platform.graph.assets,
+        resources=platform.resources,
+        loggers=loggers,
+    )
+    return definitions.resolve_job_def(RUN_JOB)
+
+
+def run_stage(
+    job: dg.JobDefinition, stage: Stage, instance: dg.DagsterInstance | None = None, log_level: str = "DEBUG"
 ) -> dg.ExecuteInProcessResult:
-    """One in-process run of the selected assets; a failure raises with the error the step raised."""
-    result = dg.materialize(
-        ASSETS,
-        selection=list(selection),
-        resources=build_resources(config),
+    """One in-process run of a stage; a failure raises with the error the step raised."""
+    tags = range_tags(stage.keys[0], stage.keys[-1]) if stage.keys else None
+    result = job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}, "progress": {}}},
         instance=instance,
         tags=tags,
-        run_config=console_log_level(log_level),
         raise_on_error=False,
     )
     if not result.success:
+        what = f"{stage.name} for {stage.keys[0]}..{stage.keys[-1]}" if stage.keys else stage.name
         raise RuntimeError(f"materialising {what} failed: {failure_reason(result)}")
     return result
 
 
 def materialize_range(
     config: Config,
-    selection: Sequence[str],
+    selection: Sequence[dg.AssetKey],
     keys: list[str],
     instance: dg.DagsterInstance | None = None,
     log_level: str = "DEBUG",
 ) -> dg.ExecuteInProcessResult:
     """One run over `keys` (consecutive partitions of one partitions definition) for the selected assets."""
-    what = f"{', '.join(selection)} for {keys[0]}..{keys[-1]}"
-    return _materialize(config, selection, what, instance, log_level, range_tags(keys[0], keys[-1]))
+    stage = Stage(", ".join(k.to_user_string() for k in selection), list(selection), keys)
+    return run_stage(stage_job(Platform.build(config), stage), stage, instance, log_level)
+
+
+def plan(platform: Platform, first: date, last: date) -> list[Stage]:
+    """Daily assets for [first, last], then every week and month wholly inside it, then the report."""
+    graph = platform.graph
+    daily_keys = graph.partitions.daily.get_partition_keys_in_range(
+        dg.PartitionKeyRange(first.isoformat(), last.isoformat())
+    )
+    stages = [Stage("daily assets", graph.daily_chain, daily_keys)]
+    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
+        keys = [start.isoformat() for start in complete_periods(period, first, last)]
+        if keys:
+            stages.append(Stage(name, [graph.rollups[period].key], keys))
+    stages.append(Stage("analytics report", [graph.report.key], []))
+    return stages
 
 
 def materialize_days(
@@ -106,37 +169,21 @@ def materialize_days(
     first: date,
     last: date,
     instance: dg.DagsterInstance | None = None,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Progress | None = None,
     log_level: str = "DEBUG",
 ) -> RunSummary:
-    """Daily assets for [first, last], then every week and month wholly inside it, then the report."""
+    """Run the plan for [first, last]; each stage is one run."""
+    platform = Platform.build(config)
+    progress = progress or Progress()
+    stages = plan(platform, first, last)
+    jobs = [stage_job(platform, stage, progress) for stage in stages]
+    progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
     summary = RunSummary()
-    plan: list[tuple[str, Sequence[str], list[str]]] = [
-        (
-            "daily assets",
-            DAILY_ASSETS,
-            daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first.isoformat(), last.isoformat())),
-        ),
-        ("weekly rollups", ("weekly_rollups",), complete_periods(weekly_partitions, first, last)),
-        (
-            "monthly rollups",
-            ("monthly_rollups",),
-            complete_periods(monthly_partitions, first, last),
-        ),
-    ]
-    for name, selection, keys in plan:
-        if not keys:
-            progress(f"{name}: no complete period in {first}..{last}, skipped")
-            continue
-        progress(f"{name}: {keys[0]}..{keys[-1]} ({len(keys)} partitions) ...")
+    for stage, job in zip(stages, jobs, strict=True):
         started = time.perf_counter()
-        materialize_range(config, selection, keys, instance, log_level)
-        summary.steps.append(StepResult(name, keys, time.perf_counter() - started))
-        progress(f"{name}: done in {summary.steps[-1].seconds:.1f}s")
-    progress("analytics report ...")
-    started = time.perf_counter()
-    _materialize(config, ["analytics_report"], "analytics_report", instance, log_level)
-    summary.steps.append(StepResult("analytics report", [], time.perf_counter() - started))
+        run_stage(job, stage, instance, log_level)
+        summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+        progress.stage_finished(stage, summary.steps[-1].seconds)
     return summary
 
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pyarrow as pa
 
 from conv_analytics.analytics.rollups import ADDITIVE_COLUMNS, RATE_COLUMNS
-from conv_analytics.partitions import period_end
+from conv_analytics.dates import period_end
 
 MAX_PROBLEMS = 20  # problems listed in the check's metadata; the count covers all of them
 

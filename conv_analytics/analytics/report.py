@@ -7,6 +7,7 @@ Markdown renderers draw), so every format shows the same numbers.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,11 +15,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics.dates import period_end, period_start
 from conv_analytics.io.lake import ParquetLake
-from conv_analytics.partitions import period_end, period_start
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUPS
 
-ROLLUP_ASSETS = {"day": "daily_rollups", "week": "weekly_rollups", "month": "monthly_rollups"}
+
+@dataclass(frozen=True)
+class ReportTables:
+    """The lake tables a report reads, by asset name: the rollups of each period and the categories."""
+
+    rollups: Mapping[str, str]  # day | week | month -> table
+    categories: str
+
+
 TREND_PERIODS = {"day": 14, "week": 12, "month": 12}
 TOP_ROWS = 10
 # (column, label, kind): kind decides formatting and how a change is expressed
@@ -90,6 +99,7 @@ class ReportInputs:
     days: pa.Table | None = None
     response_seconds: list[float] | None = None
     source: str = ""
+    table: str = "rollups"  # the table the rows came from, for messages
 
 
 def previous_start(period: str, start: date) -> date:
@@ -118,9 +128,9 @@ def period_title(period: str, start: date) -> str:
     return f"{start:%B %Y} ({start.isoformat()} to {last.isoformat()})"
 
 
-def latest_complete(lake: ParquetLake, period: str, today: date) -> date | None:
+def latest_complete(lake: ParquetLake, tables: ReportTables, period: str, today: date) -> date | None:
     """The latest period whose rollup is in the lake and which has ended before `today` (UTC)."""
-    starts = [date.fromisoformat(k) for k in lake.keys(ROLLUP_ASSETS[period])]
+    starts = [date.fromisoformat(k) for k in lake.keys(tables.rollups[period])]
     complete = [s for s in starts if period_end(period, s) <= today]
     return max(complete) if complete else None
 
@@ -131,12 +141,12 @@ def _read_present(lake: ParquetLake, asset: str, keys: list[str], schema: pa.Sch
     return lake.read(asset, [k for k in keys if k in present], schema)
 
 
-def load_inputs(lake: ParquetLake, period: str, day: date) -> ReportInputs:
+def load_inputs(lake: ParquetLake, tables: ReportTables, period: str, day: date) -> ReportInputs:
     """Read what the report of the period containing `day` needs; clear error when it is missing."""
-    if period not in ROLLUP_ASSETS:
+    if period not in tables.rollups:
         raise ValueError(f"period must be day, week or month, not {period!r}")
     start = period_start(period, day)
-    asset = ROLLUP_ASSETS[period]
+    asset = tables.rollups[period]
     if not lake.exists(asset, start.isoformat()):
         raise ReportError(
             f"no {asset} for {start.isoformat()} in {lake.url}: materialise {asset} for partition "
@@ -145,10 +155,10 @@ def load_inputs(lake: ParquetLake, period: str, day: date) -> ReportInputs:
     keys = [s.isoformat() for s in trend_starts(period, start)]
     rollups = _read_present(lake, asset, keys, ROLLUPS)
     days_keys = [d.isoformat() for d in period_days(period, start)]
-    days = _read_present(lake, "daily_rollups", days_keys, ROLLUPS) if period != "day" else None
-    categories = _read_present(lake, "conversation_categories", days_keys, CONVERSATION_CATEGORIES)
+    days = _read_present(lake, tables.rollups["day"], days_keys, ROLLUPS) if period != "day" else None
+    categories = _read_present(lake, tables.categories, days_keys, CONVERSATION_CATEGORIES)
     latencies = pc.list_flatten(categories.column("response_seconds")).drop_null().to_pylist()
-    return ReportInputs(period, start, rollups, days, latencies, source=lake.url)
+    return ReportInputs(period, start, rollups, days, latencies, source=lake.url, table=asset)
 
 
 def report_path(folder: Path, period: str, start: date, fmt: str) -> Path:
@@ -220,7 +230,7 @@ def build_report(inputs: ReportInputs, generated_at: datetime | None = None) -> 
     rows = _rows(inputs.rollups)
     current = next((r for r in rows if r["period_start"] == start and r["dimension"] == "all"), None)
     if current is None:
-        raise ReportError(f"the {ROLLUP_ASSETS[period]} rows have no `all` row for {start.isoformat()}")
+        raise ReportError(f"the {inputs.table} rows have no `all` row for {start.isoformat()}")
     before_start = previous_start(period, start)
     previous = next((r for r in rows if r["period_start"] == before_start and r["dimension"] == "all"), None)
     kpis = []

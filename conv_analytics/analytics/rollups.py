@@ -30,7 +30,7 @@ from itertools import pairwise
 import duckdb
 import pyarrow as pa
 
-from conv_analytics.partitions import period_end, period_start
+from conv_analytics.dates import period_end, period_start
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUP_DIMENSIONS, ROLLUPS
 
 TOP_N = 10

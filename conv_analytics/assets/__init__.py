@@ -1,21 +1,62 @@
-"""The asset graph: source -> raw -> enriched -> categories -> rollups -> report."""
+"""The asset graph: source -> raw -> enriched -> categories -> rollups -> report.
 
-from collections import Counter
+Assets are built for the partitions of one start date (a setting), so they come from `build_asset_graph`
+when the definitions load; each asset module holds its factory and what it declares about storage.
+"""
 
-import pyarrow as pa
+from __future__ import annotations
 
-# The daily chain, materialised together for a day or a range of days (by the sensor, the CLI, the tests).
-DAILY_ASSETS = (
-    "raw_conversations",
-    "quarantined_conversations",
-    "raw_messages",
-    "quarantined_messages",
-    "enriched_messages",
-    "conversation_categories",
-    "daily_rollups",
-)
+from dataclasses import dataclass
+
+import dagster as dg
+
+from conv_analytics.analytics.report import ReportTables
+from conv_analytics.assets.categorize import build_categories_asset
+from conv_analytics.assets.enrich import build_enrich_asset
+from conv_analytics.assets.ingest import build_ingest_assets
+from conv_analytics.assets.report import build_report_asset, report_tables
+from conv_analytics.assets.rollups import build_rollup_assets
+from conv_analytics.io.tables import EntityTables
+from conv_analytics.partitions import Partitions
+from conv_analytics.sources.base import Entity
 
 
-def label_counts(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
-    """Counts of each value of a label column, largest first: materialisation metadata."""
-    return dict(Counter(column.to_pylist()).most_common())
+@dataclass(frozen=True)
+class AssetGraph:
+    """Every asset of the platform, with the groups the runner, the sensor and the reports need."""
+
+    partitions: Partitions
+    ingest: list[dg.AssetsDefinition]
+    entities: dict[Entity, EntityTables]
+    enriched: dg.AssetsDefinition
+    categories: dg.AssetsDefinition
+    rollups: dict[str, dg.AssetsDefinition]  # day | week | month
+    report: dg.AssetsDefinition
+    report_tables: ReportTables
+
+    @property
+    def assets(self) -> list[dg.AssetsDefinition]:
+        return [*self.ingest, self.enriched, self.categories, *self.rollups.values(), self.report]
+
+    @property
+    def daily_chain(self) -> list[dg.AssetKey]:
+        """The daily assets in order, materialised together for a day or range of days."""
+        keys = [key for asset in self.ingest for key in asset.keys]
+        return [*keys, self.enriched.key, self.categories.key, self.rollups["day"].key]
+
+
+def build_asset_graph(partitions: Partitions) -> AssetGraph:
+    ingest, entities = build_ingest_assets(partitions.daily)
+    categories = build_categories_asset(partitions.daily)
+    rollups = build_rollup_assets(partitions)
+    tables = report_tables(rollups, categories)
+    return AssetGraph(
+        partitions=partitions,
+        ingest=ingest,
+        entities=entities,
+        enriched=build_enrich_asset(partitions.daily),
+        categories=categories,
+        rollups=rollups,
+        report=build_report_asset(tables, list(rollups.values())),
+        report_tables=tables,
+    )

@@ -7,16 +7,22 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
 
-from conv_analytics.assets import label_counts
+from conv_analytics.assets.metadata import label_counts
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.config import Config
-from conv_analytics.partitions import daily_partitions
+from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.resources import setting_field
 from conv_analytics.schemas import ENRICHED_MESSAGES
 from conv_analytics.text import enrich_texts
 
-# Replies that admit the assistant did not understand; users add their own with CONV_ANALYTICS_FALLBACK_PATTERNS.
+ENRICHED = StoredTable(
+    ENRICHED_MESSAGES,
+    "sent_at",
+    MongoCollection("messages", ("message_id",), (("conversation_id", "sent_at"), ("sent_at",), ("intent", "sent_at"))),
+)
+
+# Replies that admit the assistant did not understand; users add their own in a setting.
 DEFAULT_FALLBACK_PATTERNS = (
     r"\b(didn'?t|did not|do not|don'?t) (quite )?(understand|get that|follow)\b",
     r"\bcould you (please )?(rephrase|reword)\b",
@@ -32,30 +38,44 @@ def fallback_mask(texts: pa.Array, roles: pa.Array, patterns: tuple[str, ...]) -
     try:
         re.compile(combined)
     except re.error as exc:
-        raise ValueError(f"CONV_ANALYTICS_FALLBACK_PATTERNS has an invalid regular expression: {exc}") from None
+        raise ValueError(f"{Config.fallback_patterns.env} has an invalid regular expression: {exc}") from None
     matches = pc.match_substring_regex(texts, f"(?i){combined}")
     return pc.and_(pc.equal(roles, "assistant"), pc.fill_null(matches, False))
 
 
-class EnrichConfig(dg.Config):
-    """Run config; its default comes from CONV_ANALYTICS_FALLBACK_PATTERNS."""
+class EnrichmentResource(dg.ConfigurableResource):
+    """How messages are enriched beyond the categoriser: the bot's own fallback phrasings."""
 
-    fallback_patterns: list[str] = Field(default_factory=lambda: list(Config.from_env().fallback_patterns))
+    fallback_patterns: list[str] = setting_field(Config.fallback_patterns)
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="transform",
-    kinds={"spacy", "numba", "parquet"},
-)
-def enriched_messages(
+def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="transform",
+        kinds={"spacy", "numba", "parquet"},
+        metadata=ENRICHED.metadata(),
+    )
+    def enriched_messages(
+        context: dg.AssetExecutionContext,
+        enrichment: EnrichmentResource,
+        categorizer: CategorizerResource,
+        raw_messages: pa.Table,
+    ) -> pa.Table:
+        """Each message with its language, token count and lemmas, intent (user messages) and sentiment."""
+        return enrich(context, raw_messages, tuple(enrichment.fallback_patterns), categorizer)
+
+    return enriched_messages
+
+
+def enrich(
     context: dg.AssetExecutionContext,
-    config: EnrichConfig,
-    categorizer: CategorizerResource,
     raw_messages: pa.Table,
+    fallback_patterns: tuple[str, ...],
+    categorizer: CategorizerResource,
 ) -> pa.Table:
-    """Each message with its language, token count and lemmas, intent (user messages) and sentiment."""
+    """The enriched table of `raw_messages`, with its figures as output metadata."""
     started = time.perf_counter()
     texts = raw_messages.column("text").combine_chunks()
     roles = raw_messages.column("role").combine_chunks()
@@ -77,7 +97,7 @@ def enriched_messages(
     table = table.append_column("intent_confidence", pa.array(intent_confidence, from_pandas=True))
     table = table.append_column("sentiment", sentiment)
     table = table.append_column("sentiment_score", pa.array(score, pa.float64()))
-    table = table.append_column("is_fallback", fallback_mask(texts, roles, tuple(config.fallback_patterns)))
+    table = table.append_column("is_fallback", fallback_mask(texts, roles, fallback_patterns))
     seconds = time.perf_counter() - started
     context.add_output_metadata(
         {

@@ -1,18 +1,36 @@
 """Raw conversations and messages, one UTC day a partition, with the records that failed validation kept aside."""
 
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 import pyarrow as pa
 
-from conv_analytics.partitions import daily_partitions, day_window, days_between
-from conv_analytics.sources import SourceResource, normalize
-from conv_analytics.sources.base import Entity, SourceError
+from conv_analytics.dates import day_window, days_between
+from conv_analytics.io.tables import EntityTables, StoredTable
+from conv_analytics.schemas import QUARANTINE, RAW_CONVERSATIONS, RAW_MESSAGES
+from conv_analytics.sources import normalize
+from conv_analytics.sources.base import ENTITIES, TIME_FIELD, Entity, SourceError
+from conv_analytics.sources.resource import SourceResource
+
+RAW_SCHEMAS: dict[Entity, pa.Schema] = {"conversations": RAW_CONVERSATIONS, "messages": RAW_MESSAGES}
 
 
-def build_ingest_asset(entity: Entity) -> dg.AssetsDefinition:
-    """One multi-asset per entity: `raw_<entity>` and `quarantined_<entity>` come from the same read."""
-    raw, quarantined = f"raw_{entity}", f"quarantined_{entity}"
+def entity_tables(entity: Entity) -> EntityTables:
+    """The two tables one read of an entity fills: `raw_<entity>` and `quarantined_<entity>`."""
+    return EntityTables(
+        raw=f"raw_{entity}",
+        raw_table=StoredTable(RAW_SCHEMAS[entity], TIME_FIELD[entity]),
+        quarantined=f"quarantined_{entity}",
+        quarantined_table=StoredTable(QUARANTINE, "partition_date"),
+    )
+
+
+def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+    """One multi-asset per entity: raw rows and quarantined records come from the same read, and either
+    can be materialised alone (the multi-asset is subsettable)."""
+    tables = entity_tables(entity)
+    raw, quarantined = tables.raw, tables.quarantined
 
     @dg.multi_asset(
         name=f"ingest_{entity}",
@@ -21,17 +39,22 @@ def build_ingest_asset(entity: Entity) -> dg.AssetsDefinition:
                 description=f"The {entity} of each UTC day as the source has them, validated, "
                 "deduplicated by id and (messages) with personal data redacted.",
                 kinds={"parquet"},
+                metadata=tables.raw_table.metadata(),
+                is_required=False,
             ),
             quarantined: dg.AssetOut(
                 description=f"{entity.capitalize()} records that failed validation, with the reason.",
                 kinds={"parquet"},
+                metadata=tables.quarantined_table.metadata(),
+                is_required=False,
             ),
         },
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="ingest",
+        can_subset=True,
     )
-    def ingest(context: dg.AssetExecutionContext, source: SourceResource):
+    def ingest(context: dg.AssetExecutionContext, source: SourceResource) -> Iterator[dg.Output]:
         window = context.partition_time_window
         reader = source.open()
         columns = source.columns.get(entity, {})
@@ -58,25 +81,27 @@ def build_ingest_asset(entity: Entity) -> dg.AssetsDefinition:
                 f"{raw}: set aside {quarantine.num_rows} malformed record(s) in {quarantined}: {reasons}"
             )
         context.log.info(f"{raw}: {table.num_rows} rows from the {reader.name} source in {seconds:.2f}s")
-        yield dg.Output(
-            table,
-            output_name=raw,
-            metadata={
-                "source": reader.name,
-                "quarantined": dg.MetadataValue.int(quarantine.num_rows),
-                "duplicates_dropped": dg.MetadataValue.int(duplicates),
-                "read_seconds": dg.MetadataValue.float(round(seconds, 3)),
-                "rows_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
-            },
-        )
-        yield dg.Output(
-            quarantine,
-            output_name=quarantined,
-            metadata={"reasons": dg.MetadataValue.json(reasons)},
-        )
+        selected = context.selected_output_names
+        if raw in selected:
+            yield dg.Output(
+                table,
+                output_name=raw,
+                metadata={
+                    "source": reader.name,
+                    "quarantined": dg.MetadataValue.int(quarantine.num_rows),
+                    "duplicates_dropped": dg.MetadataValue.int(duplicates),
+                    "read_seconds": dg.MetadataValue.float(round(seconds, 3)),
+                    "rows_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
+                },
+            )
+        if quarantined in selected:
+            yield dg.Output(quarantine, output_name=quarantined, metadata={"reasons": dg.MetadataValue.json(reasons)})
 
     return ingest
 
 
-ingest_conversations = build_ingest_asset("conversations")
-ingest_messages = build_ingest_asset("messages")
+def build_ingest_assets(
+    partitions: dg.TimeWindowPartitionsDefinition,
+) -> tuple[list[dg.AssetsDefinition], dict[Entity, EntityTables]]:
+    """The ingest multi-assets of every entity, and where each entity's records are stored."""
+    return [build_ingest_asset(e, partitions) for e in ENTITIES], {e: entity_tables(e) for e in ENTITIES}

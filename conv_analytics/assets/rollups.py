@@ -16,7 +16,9 @@ import pyarrow.compute as pc
 from conv_analytics.analytics import checks
 from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import daily_partitions, eager_with_next_day, monthly_partitions, weekly_partitions
+from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.partitions import Partitions, eager_with_next_day
+from conv_analytics.schemas import ROLLUPS
 
 CHECKS: dict[str, tuple[str, Callable[..., list[str]]]] = {
     "shares_in_unit_interval": (
@@ -38,8 +40,8 @@ CHECKS: dict[str, tuple[str, Callable[..., list[str]]]] = {
 
 def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(name, asset=asset, description=description, blocking=True)
-        for name, (description, _) in CHECKS.items()
+        dg.AssetCheckSpec(check, asset=asset, description=description, blocking=True)
+        for check, (description, _) in CHECKS.items()
     ]
 
 
@@ -97,58 +99,63 @@ def build_rollups(
         )
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    ins={"conversation_categories": dg.AssetIn()},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=check_specs("daily_rollups"),
-    automation_condition=eager_with_next_day,
-    group_name="analytics",
-    kinds={"duckdb", "parquet"},
-)
-def daily_rollups(
-    context: dg.AssetExecutionContext, conversation_categories: pa.Table, lake: LakeResource
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Per UTC day and dimension (all, channel, language, topic, primary intent): volumes, users,
-    response times, outcome rates and sentiment of the conversations started that day."""
-    yield from build_rollups(context, "day", conversation_categories, lake)
+ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
+DESCRIPTIONS = {
+    "day": "Per UTC day and dimension (all, channel, language, topic, primary intent): volumes, users, "
+    "response times, outcome rates and sentiment of the conversations started that day.",
+    "week": "Per ISO week (Monday to Sunday) and dimension, computed from the week's conversations (distinct "
+    "users and percentiles are not sums of days); needs the daily rollups of all 7 days.",
+    "month": "Per calendar month and dimension, computed from the month's conversations; needs the daily "
+    "rollups of every day of the month.",
+}
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    ins={"daily_rollups": dg.AssetIn(), "conversation_categories": dg.AssetIn()},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=check_specs("weekly_rollups"),
-    automation_condition=dg.AutomationCondition.eager(),
-    group_name="analytics",
-    kinds={"duckdb", "parquet"},
-)
-def weekly_rollups(
-    context: dg.AssetExecutionContext,
-    daily_rollups: pa.Table,
-    conversation_categories: pa.Table,
-    lake: LakeResource,
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Per ISO week (Monday to Sunday) and dimension, computed from the week's conversations (distinct
-    users and percentiles are not sums of days); needs the daily rollups of all 7 days."""
-    yield from build_rollups(context, "week", conversation_categories, lake, daily_rollups)
+def _stored(name: str) -> StoredTable:
+    """Rollups are mirrored to MongoDB, by day, and by dimension and value over time (a topic's trend)."""
+    return StoredTable(
+        ROLLUPS,
+        "period_start",
+        MongoCollection(
+            name, ("period_start", "dimension", "value"), (("period_start",), ("dimension", "value", "period_start"))
+        ),
+    )
 
 
-@dg.asset(
-    partitions_def=monthly_partitions,
-    ins={"daily_rollups": dg.AssetIn(), "conversation_categories": dg.AssetIn()},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=check_specs("monthly_rollups"),
-    automation_condition=dg.AutomationCondition.eager(),
-    group_name="analytics",
-    kinds={"duckdb", "parquet"},
-)
-def monthly_rollups(
-    context: dg.AssetExecutionContext,
-    daily_rollups: pa.Table,
-    conversation_categories: pa.Table,
-    lake: LakeResource,
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """Per calendar month and dimension, computed from the month's conversations; needs the daily
-    rollups of every day of the month."""
-    yield from build_rollups(context, "month", conversation_categories, lake, daily_rollups)
+def build_rollup_asset(
+    period: str, partitions: Partitions, daily: dg.AssetsDefinition | None = None
+) -> dg.AssetsDefinition:
+    """The rollups of one period. Weeks and months also take the daily rollups of their days, so the IO
+    manager refuses to run while a day is missing and `no_missing_day` compares the days with the period."""
+    name = f"{ADJECTIVES[period]}_rollups"
+    ins = {"conversation_categories": dg.AssetIn()}
+    if daily is not None:
+        ins["daily"] = dg.AssetIn(key=daily.key)
+
+    @dg.asset(
+        name=name,
+        description=DESCRIPTIONS[period],
+        partitions_def=partitions.of(period),
+        ins=ins,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=check_specs(name),
+        automation_condition=eager_with_next_day if period == "day" else dg.AutomationCondition.eager(),
+        group_name="analytics",
+        kinds={"duckdb", "parquet"},
+        metadata=_stored(name).metadata(),
+    )
+    def rollups(
+        context: dg.AssetExecutionContext, conversation_categories: pa.Table, lake: LakeResource, **daily_rollups
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        yield from build_rollups(context, period, conversation_categories, lake, daily_rollups.get("daily"))
+
+    return rollups
+
+
+def build_rollup_assets(partitions: Partitions) -> dict[str, dg.AssetsDefinition]:
+    """Daily, weekly and monthly rollups, by period."""
+    daily = build_rollup_asset("day", partitions)
+    return {
+        "day": daily,
+        "week": build_rollup_asset("week", partitions, daily),
+        "month": build_rollup_asset("month", partitions, daily),
+    }

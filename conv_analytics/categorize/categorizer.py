@@ -48,9 +48,11 @@ class Categorizer:
         self.fused = FusedModel([topic, intent]) if topic.spec == intent.spec else None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None) -> Categorizer:
+    def load(
+        cls, path: str | Path | None = None, device: str | None = None, taxonomy_path: str | Path | None = None
+    ) -> Categorizer:
         """Models saved under `path` (topic/, intent/, sentiment/); any missing one is the default
-        built from the taxonomy YAML ($CONV_ANALYTICS_TAXONOMY or the shipped one)."""
+        built from the taxonomy YAML at `taxonomy_path` (else the shipped one)."""
         resolved = resolve_device(device)
         folder = Path(path) if path else None
         if folder is not None and not folder.is_dir():
@@ -61,7 +63,7 @@ class Categorizer:
             if folder is not None and (folder / task / MODEL_FILE).is_file():
                 models[task] = LinearModel.load(folder / task)
             else:
-                taxonomy = taxonomy or load_taxonomy()
+                taxonomy = taxonomy or load_taxonomy(taxonomy_path)
                 models[task] = fit_taxonomy(taxonomy, task)
         thresholds = (NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD)
         if folder is not None and (folder / "sentiment" / SENTIMENT_FILE).is_file():

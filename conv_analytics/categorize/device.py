@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
+
+from numba import config as numba_config
 
 Device = Literal["cpu", "cuda"]
 DEVICE_SETTINGS = ("auto", "cpu", "cuda")
@@ -15,7 +16,7 @@ def cuda_available() -> bool:
         from numba import cuda
     except ImportError:  # pragma: no cover - numba is a hard dependency
         return False
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    if bool(numba_config.ENABLE_CUDASIM):
         return True
     try:
         return bool(cuda.is_available())
@@ -24,21 +25,19 @@ def cuda_available() -> bool:
 
 
 def resolve_device(setting: str | None = None) -> Device:
-    """Turn `CONV_ANALYTICS_DEVICE` (auto | cpu | cuda) into the device to use.
+    """Turn the device setting (auto | cpu | cuda; None means auto) into the device to use.
 
     `auto` picks CUDA only on a real GPU (never the simulator, which is for tests);
     an explicit `cuda` without a usable GPU is an error rather than a silent fallback.
     """
-    value = (setting or os.environ.get("CONV_ANALYTICS_DEVICE") or "auto").strip().lower()
+    value = (setting or "auto").strip().lower()
     if value not in DEVICE_SETTINGS:
-        raise ValueError(f"CONV_ANALYTICS_DEVICE={value!r} is not one of {', '.join(DEVICE_SETTINGS)}")
+        raise ValueError(f"device {value!r} is not one of {', '.join(DEVICE_SETTINGS)}")
     if value == "cpu":
         return "cpu"
     if value == "cuda":
         if not cuda_available():
-            raise RuntimeError(
-                "CONV_ANALYTICS_DEVICE=cuda but Numba finds no usable CUDA GPU; set CONV_ANALYTICS_DEVICE=cpu or auto"
-            )
+            raise RuntimeError("the device is set to cuda but Numba finds no usable CUDA GPU; set it to cpu or auto")
         return "cuda"
-    simulated = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+    simulated = bool(numba_config.ENABLE_CUDASIM)
     return "cuda" if (cuda_available() and not simulated) else "cpu"

@@ -7,18 +7,21 @@ from functools import lru_cache
 import dagster as dg
 
 from conv_analytics.categorize import Categorizer
+from conv_analytics.config import Config
+from conv_analytics.resources import setting_field
 
 
 @lru_cache(maxsize=4)
-def _load(models: str, device: str) -> Categorizer:
-    return Categorizer.load(path=models or None, device=device)
+def _load(models: str, device: str, taxonomy: str) -> Categorizer:
+    return Categorizer.load(path=models or None, device=device, taxonomy_path=taxonomy or None)
 
 
 class CategorizerResource(dg.ConfigurableResource):
-    """`models`: folder written by `conv-analytics train` (empty: shipped defaults); `device`: auto | cpu | cuda."""
+    """The categoriser: trained models (empty: the defaults), the taxonomy they default to, the device."""
 
-    models: str = ""
-    device: str = "auto"
+    models: str = setting_field(Config.models)
+    taxonomy: str = setting_field(Config.taxonomy)
+    device: str = setting_field(Config.device)
 
     def load(self) -> Categorizer:
-        return _load(self.models, self.device)
+        return _load(self.models, self.device, self.taxonomy)

@@ -3,7 +3,6 @@ either from labelled records or from the label/keyword/example YAML taxonomy shi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,7 +16,6 @@ from .kernels import train_cpu
 from .models import LinearModel
 
 TASKS = ("topic", "intent")
-TAXONOMY_ENV = "CONV_ANALYTICS_TAXONOMY"
 
 
 @dataclass(frozen=True)
@@ -212,16 +210,15 @@ def holdout_split(labels: Sequence[str], fraction: float = 0.2, seed: int = 0) -
 
 
 def load_taxonomy(path: str | Path | None = None) -> dict:
-    """The taxonomy YAML: `path`, else $CONV_ANALYTICS_TAXONOMY, else the one shipped here."""
-    path = path or os.environ.get(TAXONOMY_ENV) or None
-    if path is None:
+    """The taxonomy YAML at `path` (the taxonomy setting), else the one shipped here."""
+    if not path:
         text = resources.files(__package__).joinpath("taxonomy.yaml").read_text(encoding="utf-8")
         source = "shipped taxonomy.yaml"
     else:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"{TAXONOMY_ENV}: cannot read taxonomy {path}: {exc}") from exc
+            raise ValueError(f"cannot read the taxonomy {path}: {exc}") from exc
         source = str(path)
     try:
         taxonomy = yaml.safe_load(text)

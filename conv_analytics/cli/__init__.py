@@ -9,25 +9,28 @@ import warnings
 from datetime import date, datetime, timedelta, timezone
 
 import click
+import dagster as dg
 
-from conv_analytics.config import Config, settings_table_markdown
-from conv_analytics.io.resources import LakeResource
+from conv_analytics.config import Config, SettingError, settings_table_markdown
+from conv_analytics.io.query import quote_identifier
+from conv_analytics.io.resources import LakeResource, lake_resource
 
 DEFAULT_DEMO_DAYS = 62  # any 62 consecutive days hold a whole calendar month and several ISO weeks
 
 
-warnings.filterwarnings("ignore", module="dagster")  # beta/preview notices are for developers, not CLI users
+# beta/preview notices are for developers, not CLI users
+for _notice in (dg.BetaWarning, dg.PreviewWarning):
+    warnings.filterwarnings("ignore", category=_notice)
 
 
-def _config() -> Config:
-    try:
-        return Config.from_env()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+class SettingProblem(click.ClickException):
+    """A setting with an invalid value: one line naming it, exit code 2 (a usage error)."""
+
+    exit_code = 2
 
 
 def _lake(config: Config) -> LakeResource:
-    return LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url, aws_region=config.aws_region)
+    return lake_resource(config)
 
 
 class _Commands(click.Group):
@@ -39,6 +42,8 @@ class _Commands(click.Group):
 
         try:
             return super().invoke(ctx)
+        except SettingError as exc:
+            raise SettingProblem(str(exc)) from None
         except (StoreError, SourceError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -46,6 +51,56 @@ class _Commands(click.Group):
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Conversation analytics on Dagster: NocoDB in; topics, intents, sentiment and rollups out."""
+
+
+def _run(config: Config, first: date, last: date) -> None:
+    """Materialise the graph for [first, last] with progress, then print what the lake holds."""
+    from conv_analytics.cli.progress import ConsoleProgress
+    from conv_analytics.runner import instance_for, materialize_days, report_files
+
+    if first < config.start_date:
+        raise click.ClickException(
+            f"{first} is before the first partition: {Config.start_date.env}={config.start_date}"
+        )
+    started = time.perf_counter()
+    progress = ConsoleProgress()
+    try:
+        summary = materialize_days(config, first, last, instance_for(config), progress=progress, log_level="WARNING")
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+    click.echo(f"lake: {config.lake_root}")
+    _print_counts(config)
+    for path in report_files(config):
+        click.echo(f"report: {path}")
+    click.echo(f"done in {time.perf_counter() - started:.1f}s ({len(summary.steps)} runs)")
+
+
+def _yesterday() -> date:
+    return datetime.now(timezone.utc).date() - timedelta(days=1)
+
+
+@main.command()
+@click.option(
+    "--start-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    required=True,
+    help="First day to materialise (UTC).",
+)
+@click.option(
+    "--end-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last day to materialise (default: yesterday, UTC).",
+)
+def run(start_date: datetime, end_date: datetime | None) -> None:
+    """Materialise the whole graph for a range of days from the configured source (files or NocoDB):
+    the daily chain, the weeks and months it completes, then the report."""
+    last = end_date.date() if end_date else _yesterday()
+    if last < start_date.date():
+        raise click.BadParameter("must not be before --start-date", param_hint="--end-date")
+    _run(Config.from_env(), start_date.date(), last)
 
 
 @main.command()
@@ -71,42 +126,31 @@ def main() -> None:
 )
 @click.option("--seed", type=int, default=7, show_default=True)
 def demo(days: int, end_date: datetime | None, per_day: int, seed: int) -> None:
-    """Generate demo data, materialise the whole graph and print a summary and the report's path."""
-    from conv_analytics.runner import instance_for, materialize_days, report_files
+    """Generate demo data into the files source, then `run` over it: the whole graph, a summary and the
+    report's path."""
     from conv_analytics.sources.demo import write_demo
 
-    config = _config()
-    last = end_date.date() if end_date else datetime.now(timezone.utc).date() - timedelta(days=1)
+    config = Config.from_env()
+    last = end_date.date() if end_date else _yesterday()
     first = last - timedelta(days=days - 1)
     if first < config.start_date:
         raise click.ClickException(
-            f"the demo would start on {first}, before CONV_ANALYTICS_START_DATE={config.start_date}"
+            f"the demo would start on {first}, before {Config.start_date.env}={config.start_date}"
         )
-    started = time.perf_counter()
     demo_data = write_demo(config.source_folder, last, days, per_day=per_day, seed=seed)
     click.echo(
         f"demo data: {demo_data.conversations} conversations, {demo_data.messages} messages and "
         f"{demo_data.malformed} malformed records for {first}..{last} in {demo_data.folder}"
     )
     # Conversations of the last evening run past midnight: the day after holds their last messages.
-    try:
-        summary = materialize_days(
-            config, first, last + timedelta(days=1), instance_for(config), progress=click.echo, log_level="WARNING"
-        )
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"lake: {config.lake_root}")
-    _print_counts(config)
-    for path in report_files(config):
-        click.echo(f"report: {path}")
-    click.echo(f"done in {time.perf_counter() - started:.1f}s ({len(summary.steps)} runs)")
+    _run(config, first, last + timedelta(days=1))
 
 
 def _print_counts(config: Config) -> None:
     con = _lake(config).duckdb()
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     for view in sorted(views):
-        rows = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+        rows = con.execute(f"SELECT count(*) FROM {quote_identifier(view)}").fetchone()[0]
         click.echo(f"  {view:<28} {rows:>10,} rows")
 
 
@@ -124,7 +168,7 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
     """Run SQL with DuckDB over the lake; each asset is a view (raw_messages, daily_rollups, ...)."""
     import duckdb
 
-    con = _lake(_config()).duckdb()
+    con = _lake(Config.from_env()).duckdb()
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
@@ -142,37 +186,62 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
 
 @main.command()
 def status() -> None:
-    """Which partitions of each asset are in the lake, and the days missing between them."""
-    lake = _lake(_config()).lake()
-    assets = lake.assets()
-    if not assets:
+    """Which partitions of each asset are in the lake, and the ones missing between its first and last."""
+    from conv_analytics.definitions import Platform
+
+    config = Config.from_env()
+    lake = _lake(config).lake()
+    present = set(lake.assets())
+    if not present:
         click.echo(f"the lake at {lake.url} is empty: run `conv-analytics demo` or materialise assets")
         return
     click.echo(f"lake: {lake.url}")
-    click.echo(f"{'asset':<28} {'partitions':>10}  {'first':<10}  {'last':<10}  gaps")
-    for asset in assets:
-        keys = lake.keys(asset)
-        if not keys:
-            continue
-        present = [date.fromisoformat(k) for k in keys]
-        gaps = []
-        if asset not in ("weekly_rollups", "monthly_rollups"):  # daily assets: every day in between
-            expected = {present[0] + timedelta(days=i) for i in range((present[-1] - present[0]).days + 1)}
-            gaps = sorted(expected - set(present))
-        gap_text = ", ".join(d.isoformat() for d in gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"
-        click.echo(f"{asset:<28} {len(keys):>10}  {keys[0]:<10}  {keys[-1]:<10}  {gap_text}")
+    click.echo(f"{'asset':<28} {'partitions':>10}  {'first':<10}  {'last':<10}  missing")
+    for asset in Platform.build(config).graph.assets:
+        for key in asset.keys:
+            name = key.path[-1]
+            partitions = asset.partitions_def
+            if name not in present or not isinstance(partitions, dg.TimeWindowPartitionsDefinition):
+                continue
+            keys = lake.keys(name)
+            if not keys:
+                continue
+            expected = partitions.get_partition_keys_in_range(dg.PartitionKeyRange(keys[0], keys[-1]))
+            gaps = sorted(set(expected) - set(keys))
+            gap_text = ", ".join(gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"
+            click.echo(f"{name:<28} {len(keys):>10}  {keys[0]:<10}  {keys[-1]:<10}  {gap_text}")
 
 
 @main.command("config")
 @click.option("--markdown", is_flag=True, help="Print the README table of settings instead of the values.")
 def show_config(markdown: bool) -> None:
-    """The settings in force (secrets hidden)."""
+    """The settings in force (secrets hidden); invalid values are marked, not fatal."""
     if markdown:
         click.echo(settings_table_markdown())
         return
-    for name, value in vars(_config()).items():
-        hidden = name in ("nocodb_api_token", "mongodb_uri") and value
-        click.echo(f"{name:<28} {'***' if hidden else value}")
+    config = Config.from_env()
+    problems = config.problems()
+    for setting in Config.settings():
+        if setting.env in problems:
+            click.echo(f"{setting.env:<34} INVALID: {problems[setting.env]}")
+            continue
+        raw = config.raw(setting)
+        shown = "***" if setting.secret and raw else (raw or "-")
+        click.echo(f"{setting.env:<34} {shown}")
+
+
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+def ui(port: int) -> None:
+    """The Dagster UI and daemon (`dagster dev`) over the same instance and lake as the CLI."""
+    import os
+
+    from conv_analytics.runner import prepare_instance_dir
+
+    instance = prepare_instance_dir(Config.from_env())
+    environment = {**os.environ, Config.dagster_home.env: str(instance)}
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "conv_analytics.definitions", "-p", str(port)]
+    os.execve(sys.executable, command, environment)
 
 
 # The domain commands live in their own modules and join the group here.

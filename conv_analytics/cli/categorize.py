@@ -161,7 +161,7 @@ def train(
     "model_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Folder from `train` (default: $CONV_ANALYTICS_MODELS, else the shipped defaults).",
+    help="Folder from `train` (default: the models setting, else the shipped defaults).",
 )
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -180,7 +180,7 @@ def categorize(model_dir: Path | None, input_path: Path, output_path: Path, text
         raise click.BadParameter("must be >= 1", param_hint="--batch-size")
     config = Config.from_env()
     try:
-        categorizer = Categorizer.load(model_dir or config.models, device=config.device)
+        categorizer = Categorizer.load(model_dir or config.models, device=config.device, taxonomy_path=config.taxonomy)
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     started = time.perf_counter()

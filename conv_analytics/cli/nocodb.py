@@ -8,15 +8,16 @@ from pathlib import Path
 import click
 
 from conv_analytics.config import Config
-from conv_analytics.sources.base import SourceError
-from conv_analytics.sources.nocodb import NocoDBClient, NocoDBResource
-from conv_analytics.sources.nocodb_setup import Tables, ensure_tables, load_jsonl
+from conv_analytics.nocodb.client import NocoDBClient
+from conv_analytics.nocodb.resource import NocoDBResource
+from conv_analytics.nocodb.setup import Tables, ensure_tables, load_jsonl
+from conv_analytics.resources import configured
 
 DEFAULT_BASE = "conv_analytics"
 
 
 def _tables(config: Config, base: str | None) -> tuple[NocoDBClient, Tables]:
-    client = NocoDBResource.from_config(config).client()
+    client = configured(NocoDBResource, config).client()
     tables = ensure_tables(
         client,
         base or config.nocodb_base or DEFAULT_BASE,
@@ -28,21 +29,17 @@ def _tables(config: Config, base: str | None) -> tuple[NocoDBClient, Tables]:
 
 @click.group("nocodb")
 def nocodb() -> None:
-    """Prepare and fill a NocoDB base (NOCODB_URL, NOCODB_API_TOKEN, NOCODB_BASE)."""
+    """Prepare and fill a NocoDB base (its URL, API token and base come from the NocoDB settings)."""
 
 
 @nocodb.command("init")
-@click.option("--base", help=f"Base id or title (default: NOCODB_BASE, else {DEFAULT_BASE!r}).")
+@click.option("--base", help=f"Base id or title (default: {Config.nocodb_base.env}, else {DEFAULT_BASE!r}).")
 def init(base: str | None) -> None:
     """Create the base and the conversations/messages tables where they are missing."""
-    try:
-        config = Config.from_env()
-        _, tables = _tables(config, base)
-    except (SourceError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    _, tables = _tables(Config.from_env(), base)
     click.echo(f"conversations table: {tables.conversations}")
     click.echo(f"messages table: {tables.messages}")
-    click.echo(f"export NOCODB_BASE='{tables.base_id}'")
+    click.echo(f"export {Config.nocodb_base.env}='{tables.base_id}'")
 
 
 @nocodb.command("load")
@@ -62,15 +59,14 @@ def init(base: str | None) -> None:
     help="Conversations are spread evenly over this many days.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Load only the first N conversations.")
-@click.option("--base", help=f"Base id or title (default: NOCODB_BASE, else {DEFAULT_BASE!r}).")
+@click.option("--base", help=f"Base id or title (default: {Config.nocodb_base.env}, else {DEFAULT_BASE!r}).")
 def load(input_path: Path, start_date: datetime, days: int, limit: int | None, base: str | None) -> None:
     """Load conversations with generated users, channels and timestamps (100 rows a request)."""
     start = start_date.date()
+    client, tables = _tables(Config.from_env(), base)
     try:
-        config = Config.from_env()
-        client, tables = _tables(config, base)
         conversations, messages = load_jsonl(client, tables, input_path, start, days, limit)
-    except (SourceError, ValueError, OSError) as exc:
+    except OSError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
         f"loaded {conversations} conversations and {messages} messages from {input_path.name} "

@@ -38,29 +38,30 @@ def report(period: str, day: datetime | None, fmt: str, output: str | None) -> N
 
     from conv_analytics.analytics.render import render
     from conv_analytics.analytics.report import (
-        ROLLUP_ASSETS,
         ReportError,
         build_report,
         latest_complete,
         load_inputs,
         report_path,
     )
-    from conv_analytics.io.lake import ParquetLake
-    from conv_analytics.partitions import period_start
+    from conv_analytics.dates import period_start
+    from conv_analytics.definitions import Platform
+    from conv_analytics.io.resources import lake_resource
 
+    config = Config.from_env()
+    tables = Platform.build(config).graph.report_tables
     try:
-        config = Config.from_env()
-        lake = ParquetLake.open(config.lake_root, endpoint_url=config.s3_endpoint_url, region=config.aws_region)
+        lake = lake_resource(config).lake()
         if day is None:
-            start = latest_complete(lake, period, datetime.now(timezone.utc).date())
+            start = latest_complete(lake, tables, period, datetime.now(timezone.utc).date())
             if start is None:
                 raise ReportError(
-                    f"no complete {period} in {ROLLUP_ASSETS[period]} at {lake.url}: materialise it "
+                    f"no complete {period} in {tables.rollups[period]} at {lake.url}: materialise it "
                     "(or run `conv-analytics demo`) first, or pass --date"
                 )
         else:
             start = period_start(period, day.date())
-        text = render(build_report(load_inputs(lake, period, start)), fmt)
+        text = render(build_report(load_inputs(lake, tables, period, start)), fmt)
     except (ReportError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if output == "-":

@@ -51,14 +51,14 @@ class WriteStats:
 class S3Settings:
     """Where an S3 lake lives and who we are there: shared by pyarrow, s3fs (DuckDB) and boto3."""
 
-    endpoint_url: str = ""  # empty: AWS
-    region: str = "us-east-1"
+    endpoint_url: str  # empty: AWS
+    region: str
     access_key: str = dataclasses.field(default="", repr=False)
     secret_key: str = dataclasses.field(default="", repr=False)
     session_token: str = dataclasses.field(default="", repr=False)
 
     @classmethod
-    def resolve(cls, endpoint_url: str = "", region: str = "us-east-1", profile: str = "") -> S3Settings:
+    def resolve(cls, endpoint_url: str, region: str, profile: str = "") -> S3Settings:
         """Credentials the usual AWS way, through a boto3 session (env vars, ~/.aws, AWS_PROFILE, role)."""
         import boto3
 
@@ -104,7 +104,7 @@ class S3Settings:
 
 
 def open_filesystem(
-    root: str, *, endpoint_url: str = "", region: str = "us-east-1", profile: str = "", s3: S3Settings | None = None
+    root: str, *, endpoint_url: str = "", region: str = "", profile: str = "", s3: S3Settings | None = None
 ) -> tuple[pafs.FileSystem, str, S3Settings | None]:
     """A pyarrow file system, the path of `root` inside it and, for s3://bucket/prefix, its S3 settings.
 
@@ -258,14 +258,18 @@ class ParquetLake:
         with self._store(f"looking up {asset}"):
             return self.fs.get_file_info(self.partition_path(asset, key)).type == pafs.FileType.File
 
-    def read(self, asset: str, keys: list[str] | None, schema: pa.Schema) -> pa.Table:
-        """The rows of the given partitions (None: the unpartitioned asset), conformed to `schema`."""
+    def read(self, asset: str, keys: list[str] | None, schema: pa.Schema, columns: list[str] | None = None) -> pa.Table:
+        """The rows of the given partitions (None: the unpartitioned asset), conformed to `schema`
+        (only `columns` of it, when given)."""
+        if columns is not None:
+            schema = pa.schema([schema.field(name) for name in columns])
 
         def read_one(key: str | None) -> pa.Table | None:
             try:
-                return conform(pq.read_table(self.partition_path(asset, key), filesystem=self.fs), schema)
+                table = pq.read_table(self.partition_path(asset, key), filesystem=self.fs, columns=columns)
             except FileNotFoundError:
                 return None
+            return conform(table, schema)
 
         wanted = keys if keys is not None else [None]
         with self._store(f"reading {asset}"):

@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.lake import MissingPartitionError, WriteStats, json_size
-from conv_analytics.io.mongo import COLLECTIONS, MongoResource
+from conv_analytics.io.mongo import MongoResource
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.schemas import ASSET_TABLES
+from conv_analytics.io.tables import StoredTable
 
 # Input metadata: the last upstream partition may be absent (a look-ahead day that has not happened yet).
 ALLOW_MISSING_LAST = "allow_missing_last_partition"
@@ -99,68 +99,87 @@ def storage_metadata(table: pa.Table, stats: list[WriteStats], seconds: float) -
     }
 
 
+def _windows(context: dg.OutputContext) -> dict[str, dg.TimeWindow]:
+    partitions = context.asset_partitions_def
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    return {key: partitions.time_window_for_partition_key(key) for key in context.asset_partition_keys}
+
+
+def _wants_pandas(context: dg.InputContext) -> bool:
+    """The downstream input is annotated as a pandas DataFrame (or a dagster-pandas frame type)."""
+    typing_type = getattr(context.dagster_type, "typing_type", None)
+    return typing_type is not None and getattr(typing_type, "__name__", "") == "DataFrame"
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Stores Arrow tables in the Parquet lake, one file per partition."""
+    """Stores each asset's table as its `StoredTable` metadata says: one Parquet file per partition in
+    the lake and, for assets that name a collection while MongoDB is on, the same partitions there.
+
+    Inputs load as a pyarrow Table, or as a pandas DataFrame when the input is annotated so (a team's
+    own assets downstream of ours get typed frames: see `conv_analytics.frames`).
+    """
 
     lake: LakeResource
-    # When set (MONGODB_URI), every partition of a mirrored asset written to the lake is also written to MongoDB.
     mongo: MongoResource | None = None
 
     def handle_output(self, context: dg.OutputContext, obj: pa.Table | None) -> None:
         if obj is None:
             return
         name = context.asset_key.path[-1]
-        schema, time_column = ASSET_TABLES[name]
+        stored = StoredTable.of(context.definition_metadata)
         lake = self.lake.lake()
         started = time.perf_counter()
-        if context.has_asset_partitions:
-            partitions = context.asset_partitions_def
-            assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
-            windows = {k: partitions.time_window_for_partition_key(k) for k in context.asset_partition_keys}
-            slices = split_by_partition(obj, time_column, windows)
-            try:
-                stats = lake.write_partitions(name, slices, schema)
-            except StoreError as exc:
-                raise dg.Failure(description=str(exc)) from None
-        else:
-            stats = [lake.write(name, None, obj, schema)]
+        windows = _windows(context) if context.has_asset_partitions else {}
+        try:
+            if windows:
+                slices = split_by_partition(obj, stored.time_column, windows)
+                stats = lake.write_partitions(name, slices, stored.schema)
+            else:
+                slices, stats = {}, [lake.write(name, None, obj, stored.schema)]
+        except StoreError as exc:
+            raise dg.Failure(description=str(exc)) from None
         context.log.info(f"{name}: wrote {obj.num_rows} rows in {len(stats)} partition(s) to {lake.url}")
         metadata = storage_metadata(obj, stats, time.perf_counter() - started)
-        if self.mongo is not None and name in COLLECTIONS and context.has_asset_partitions:
-            metadata.update(self._mirror(context, name, windows, slices))
+        if stored.mongo is not None and self.mongo is not None and self.mongo.enabled and windows:
+            metadata.update(self._mirror(context, stored, windows, slices))
         context.add_output_metadata(metadata)
 
     def _mirror(
-        self, context: dg.OutputContext, name: str, windows: dict[str, dg.TimeWindow], slices: dict[str, pa.Table]
+        self,
+        context: dg.OutputContext,
+        stored: StoredTable,
+        windows: dict[str, dg.TimeWindow],
+        slices: dict[str, pa.Table],
     ) -> dict[str, object]:
         """Replace the same partitions in MongoDB, the operational copy (the lake was written first)."""
-        assert self.mongo is not None
+        assert self.mongo is not None and stored.mongo is not None
         started = time.perf_counter()
         store = self.mongo.store()
         try:
-            documents = sum(store.replace(name, windows[k].start, windows[k].end, slices[k]) for k in sorted(slices))
+            documents = sum(store.replace(stored, windows[k].start, windows[k].end, slices[k]) for k in sorted(slices))
         except StoreError as exc:
             raise dg.Failure(description=str(exc)) from None
         finally:
             store.close()
         seconds = time.perf_counter() - started
-        context.log.info(f"{name}: wrote {documents} documents to MongoDB {COLLECTIONS[name].name} in {seconds:.2f}s")
+        context.log.info(f"wrote {documents} documents to MongoDB {stored.mongo.name} in {seconds:.2f}s")
         return {
-            "mongo_collection": dg.MetadataValue.text(COLLECTIONS[name].name),
+            "mongo_collection": dg.MetadataValue.text(stored.mongo.name),
             "mongo_documents": dg.MetadataValue.int(documents),
             "mongo_seconds": dg.MetadataValue.float(round(seconds, 3)),
         }
 
-    def load_input(self, context: dg.InputContext) -> pa.Table:
+    def load_input(self, context: dg.InputContext) -> object:
         name = context.asset_key.path[-1]
-        schema = ASSET_TABLES[name][0]
+        stored = StoredTable.of(context.upstream_output.definition_metadata if context.upstream_output else None)
         lake = self.lake.lake()
         keys = sorted(context.asset_partition_keys) if context.has_asset_partitions else None
         allow_missing_last = bool((context.definition_metadata or {}).get(ALLOW_MISSING_LAST))
-        if keys and allow_missing_last and not lake.exists(name, keys[-1]):
-            context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
-            keys = keys[:-1]
         try:
-            return lake.read(name, keys, schema)
+            if keys and allow_missing_last and not lake.exists(name, keys[-1]):
+                context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
+                keys = keys[:-1]
+            table = lake.read(name, keys, stored.schema)
         except (MissingPartitionError, StoreError) as exc:
             raise dg.Failure(description=str(exc)) from None
+        return table.to_pandas() if _wants_pandas(context) else table

@@ -10,9 +10,7 @@ followed by deleting what the new slice no longer holds. Times are stored to the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -25,49 +23,15 @@ from pymongo.uri_parser import parse_uri
 from conv_analytics.config import Config
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.lake import conform
+from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.resources import setting_field
 
 T = TypeVar("T")
 BATCH = 5_000  # documents per insert/upsert round trip
 TRANSACTION_ATTEMPTS = 3  # a transaction that hits a transient error is retried this often
 
 
-@dataclass(frozen=True)
-class Collection:
-    """Where an asset lives in MongoDB: its collection, natural key, time column and query indexes."""
-
-    name: str
-    key: tuple[str, ...]
-    time_column: str
-    indexes: tuple[tuple[str, ...], ...]
-
-
-def _rollups(name: str) -> Collection:
-    # by day; by dimension and value over time (a topic's or intent's trend)
-    return Collection(
-        name,
-        ("period_start", "dimension", "value"),
-        "period_start",
-        (("period_start",), ("dimension", "value", "period_start")),
-    )
-
-
-COLLECTIONS: dict[str, Collection] = {
-    "conversation_categories": Collection(
-        "conversations",
-        ("conversation_id",),
-        "started_at",
-        (("started_at",), ("user_id", "started_at"), ("topic", "started_at"), ("primary_intent", "started_at")),
-    ),
-    "enriched_messages": Collection(
-        "messages", ("message_id",), "sent_at", (("conversation_id", "sent_at"), ("sent_at",), ("intent", "sent_at"))
-    ),
-    "daily_rollups": _rollups("daily_rollups"),
-    "weekly_rollups": _rollups("weekly_rollups"),
-    "monthly_rollups": _rollups("monthly_rollups"),
-}
-
-
-def to_documents(table: pa.Table, collection: Collection) -> list[dict[str, Any]]:
+def to_documents(table: pa.Table, collection: MongoCollection) -> list[dict[str, Any]]:
     """Arrow rows as BSON-ready documents: dates become UTC midnights, `_id` is the natural key."""
     for i, column in enumerate(table.columns):
         if pa.types.is_date(column.type):  # BSON has no date type
@@ -162,8 +126,7 @@ class MongoStore:
             self._transactions = bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
         return self._transactions
 
-    def ensure_indexes(self, asset: str) -> None:
-        spec = COLLECTIONS[asset]
+    def ensure_indexes(self, spec: MongoCollection) -> None:
         if spec.name in self._indexed:
             return
         collection = self.db[spec.name]
@@ -171,12 +134,12 @@ class MongoStore:
         self._call(f"indexing {spec.name}", lambda: collection.create_indexes(models))
         self._indexed.add(spec.name)
 
-    def replace(self, asset: str, start: datetime, end: datetime, table: pa.Table) -> int:
+    def replace(self, stored: StoredTable, start: datetime, end: datetime, table: pa.Table) -> int:
         """Make the documents of [start, end) exactly the rows of `table`; returns how many were written."""
-        spec = COLLECTIONS[asset]
-        self.ensure_indexes(asset)
+        spec = _collection(stored)
+        self.ensure_indexes(spec)
         documents = to_documents(table, spec)
-        window = {spec.time_column: {"$gte": start, "$lt": end}}
+        window = {stored.time_column: {"$gte": start, "$lt": end}}
         doing = f"replacing {spec.name} {start.date()}..{end.date()}"
         if self.transactions:
             self._call(doing, lambda: self._replace_in_transaction(spec, window, documents))
@@ -184,7 +147,7 @@ class MongoStore:
             self._call(doing, lambda: self._replace_by_upserts(spec, window, documents))
         return len(documents)
 
-    def _replace_in_transaction(self, spec: Collection, window: dict, documents: list[dict[str, Any]]) -> None:
+    def _replace_in_transaction(self, spec: MongoCollection, window: dict, documents: list[dict[str, Any]]) -> None:
         collection = self.db[spec.name]
         ids = [d["_id"] for d in documents]
         clear_ids = False  # a row that moved from another window (its time changed) is removed there too
@@ -211,27 +174,27 @@ class MongoStore:
             f"MongoDB at {self.where}: could not replace {spec.name} after {TRANSACTION_ATTEMPTS} attempts"
         )
 
-    def _replace_by_upserts(self, spec: Collection, window: dict, documents: list[dict[str, Any]]) -> None:
+    def _replace_by_upserts(self, spec: MongoCollection, window: dict, documents: list[dict[str, Any]]) -> None:
         collection = self.db[spec.name]
         for i in range(0, len(documents), BATCH):
             batch = documents[i : i + BATCH]
             collection.bulk_write([pymongo.ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in batch], ordered=False)
         collection.delete_many({**window, "_id": {"$nin": [d["_id"] for d in documents]}})
 
-    def read(self, asset: str, start: datetime, end: datetime, schema: pa.Schema) -> pa.Table:
-        """The documents of [start, end) as a table of `schema`, in time order."""
-        spec = COLLECTIONS[asset]
-        query = {spec.time_column: {"$gte": start, "$lt": end}}
-        cursor = self.db[spec.name].find(query).sort(spec.time_column, pymongo.ASCENDING)
-        return from_documents(self._call(f"reading {spec.name}", lambda: list(cursor)), schema)
+    def read(self, stored: StoredTable, start: datetime, end: datetime) -> pa.Table:
+        """The documents of [start, end) as a table of the asset's schema, in time order."""
+        spec = _collection(stored)
+        query = {stored.time_column: {"$gte": start, "$lt": end}}
+        cursor = self.db[spec.name].find(query).sort(stored.time_column, pymongo.ASCENDING)
+        return from_documents(self._call(f"reading {spec.name}", lambda: list(cursor)), stored.schema)
 
-    def counts_by_day(self, asset: str) -> dict[str, int]:
+    def counts_by_day(self, stored: StoredTable) -> dict[str, int]:
         """Documents per UTC day of the time column: what tests and operators compare with the lake."""
-        spec = COLLECTIONS[asset]
+        spec = _collection(stored)
         pipeline = [
             {
                 "$group": {
-                    "_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${spec.time_column}"}},
+                    "_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${stored.time_column}"}},
                     "n": {"$sum": 1},
                 }
             }
@@ -240,25 +203,26 @@ class MongoStore:
         return {row["_id"]: row["n"] for row in sorted(rows, key=lambda r: r["_id"])}
 
 
-class MongoResource(dg.ConfigurableResource):
-    """MongoDB connection settings (MONGODB_URI, MONGODB_DATABASE); `.store()` opens a MongoStore."""
+def _collection(stored: StoredTable) -> MongoCollection:
+    if stored.mongo is None:
+        raise ValueError("this table is not mirrored to MongoDB (its StoredTable names no collection)")
+    return stored.mongo
 
-    uri: str
-    database: str = "conv_analytics"
+
+class MongoResource(dg.ConfigurableResource):
+    """MongoDB, the operational copy; `.store()` opens a MongoStore. Empty `uri`: MongoDB is off.
+
+    The URI may hold a password: taken from the environment it stays a `dg.EnvVar`, so the UI shows
+    the variable's name, never the value.
+    """
+
+    uri: str = setting_field(Config.mongodb_uri)
+    database: str = setting_field(Config.mongodb_database)
     timeout_ms: int = 10_000
 
-    @classmethod
-    def from_config(cls, config: Config) -> MongoResource | None:
-        """The resource for MONGODB_URI, or None when MongoDB is switched off (no URI).
-
-        The URI may hold a password, so when it came from the environment the resource refers to the
-        variable instead of copying the value into run configuration (which the UI shows).
-        """
-        if not config.mongodb_uri:
-            return None
-        from_env = os.environ.get("MONGODB_URI", "").strip() == config.mongodb_uri
-        uri = dg.EnvVar("MONGODB_URI") if from_env else config.mongodb_uri
-        return cls(uri=uri, database=config.mongodb_database)
+    @property
+    def enabled(self) -> bool:
+        return bool(self.uri.strip())
 
     def store(self) -> MongoStore:
         return MongoStore(self.uri, self.database, self.timeout_ms)

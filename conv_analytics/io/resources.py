@@ -6,16 +6,18 @@ import dagster as dg
 import duckdb
 from dagster_aws.s3 import S3Resource
 
-from conv_analytics.io import duckdb as lake_duckdb
+from conv_analytics.config import Config
+from conv_analytics.io import query
 from conv_analytics.io.lake import ParquetLake, S3Settings
+from conv_analytics.resources import setting_field
 
 
 class LakeResource(dg.ConfigurableResource):
     """The Parquet lake: a local folder (the embedded default) or s3://bucket/prefix."""
 
     root: str
-    s3_endpoint_url: str = ""
-    aws_region: str = "us-east-1"
+    s3_endpoint_url: str = setting_field(Config.s3_endpoint_url)
+    aws_region: str = setting_field(Config.aws_region)
     # Explicit S3 credentials/profile the dagster-aws way; without it, the usual AWS chain (boto3 session).
     s3: S3Resource | None = None
 
@@ -38,4 +40,11 @@ class LakeResource(dg.ConfigurableResource):
 
     def duckdb(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per asset of the lake."""
-        return lake_duckdb.connect(self.lake())
+        return query.connect(self.lake())
+
+
+def lake_resource(config: Config) -> LakeResource:
+    """The lake of a configuration: <home>/lake, CONV_ANALYTICS_LAKE_URL or the S3 bucket."""
+    from conv_analytics.resources import configured
+
+    return configured(LakeResource, config, root=config.lake_root)

@@ -35,6 +35,7 @@ FIELDS: dict[Entity, tuple[str, ...]] = {
     "messages": ("message_id", "conversation_id", "role", "text", "sent_at"),
 }
 TIME_FIELD: dict[Entity, str] = {"conversations": "started_at", "messages": "sent_at"}
+ID_FIELD: dict[Entity, str] = {"conversations": "conversation_id", "messages": "message_id"}
 ROLE_ALIASES = {
     "bot": "assistant",
     "ai": "assistant",
@@ -211,7 +212,7 @@ def normalize(
     Valid records outside [start, end) belong to another partition and are left to it.
     """
     validate = _VALIDATORS[entity]
-    id_field = "conversation_id" if entity == "conversations" else "message_id"
+    id_field = ID_FIELD[entity]
     time_field = TIME_FIELD[entity]
     partition_day = start.astimezone(timezone.utc).date()
     kept: dict[str, dict[str, Any]] = {}

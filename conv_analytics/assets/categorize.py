@@ -12,11 +12,22 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from conv_analytics.assets import label_counts
+from conv_analytics.assets.metadata import label_counts
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.io.manager import ALLOW_MISSING_LAST
-from conv_analytics.partitions import daily_partitions, eager_with_next_day
+from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.partitions import eager_with_next_day
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
+
+CATEGORIES = StoredTable(
+    CONVERSATION_CATEGORIES,
+    "started_at",
+    MongoCollection(
+        "conversations",
+        ("conversation_id",),
+        (("started_at",), ("user_id", "started_at"), ("topic", "started_at"), ("primary_intent", "started_at")),
+    ),
+)
 
 # Intents that say little about why someone came; the primary intent is taken from the others first.
 SOCIAL_INTENTS = ("greeting", "thanks", "goodbye", "affirm", "deny", "other")
@@ -99,7 +110,7 @@ def primary_intent(intents: list[str | None]) -> str:
     return "other"
 
 
-def categorise(conversations: pa.Table, messages: pa.Table, categorizer: CategorizerResource) -> pa.Table:
+def categorize(conversations: pa.Table, messages: pa.Table, categorizer: CategorizerResource) -> pa.Table:
     """One row per conversation in `conversations`, from its messages in `messages`."""
     con = duckdb.connect()
     con.register("conversations", conversations)
@@ -121,36 +132,42 @@ def categorise(conversations: pa.Table, messages: pa.Table, categorizer: Categor
     return table.select(CONVERSATION_CATEGORIES.names).cast(CONVERSATION_CATEGORIES)
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="transform",
-    kinds={"duckdb", "numba", "parquet"},
-    automation_condition=eager_with_next_day,
-    ins={
-        "raw_conversations": dg.AssetIn(),
-        "enriched_messages": dg.AssetIn(
-            partition_mapping=dg.TimeWindowPartitionMapping(end_offset=1, allow_nonexistent_upstream_partitions=True),
-            metadata={ALLOW_MISSING_LAST: True},
-        ),
-    },
-)
-def conversation_categories(
-    context: dg.AssetExecutionContext,
-    categorizer: CategorizerResource,
-    raw_conversations: pa.Table,
-    enriched_messages: pa.Table,
-) -> pa.Table:
-    """Topic, primary intent, sentiment (mean and change), response times and outcome of each conversation."""
-    started = time.perf_counter()
-    table = categorise(raw_conversations, enriched_messages, categorizer)
-    without_messages = int(np.sum(table.column("messages").to_numpy() == 0)) if table.num_rows else 0
-    context.add_output_metadata(
-        {
-            "categorise_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
-            "conversations_without_messages": dg.MetadataValue.int(without_messages),
-            "topics": dg.MetadataValue.json(label_counts(table.column("topic"))),
-            "primary_intents": dg.MetadataValue.json(label_counts(table.column("primary_intent"))),
-        }
+def build_categories_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name="transform",
+        kinds={"duckdb", "numba", "parquet"},
+        automation_condition=eager_with_next_day,
+        metadata=CATEGORIES.metadata(),
+        ins={
+            "raw_conversations": dg.AssetIn(),
+            "enriched_messages": dg.AssetIn(
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    end_offset=1, allow_nonexistent_upstream_partitions=True
+                ),
+                metadata={ALLOW_MISSING_LAST: True},
+            ),
+        },
     )
-    return table
+    def conversation_categories(
+        context: dg.AssetExecutionContext,
+        categorizer: CategorizerResource,
+        raw_conversations: pa.Table,
+        enriched_messages: pa.Table,
+    ) -> pa.Table:
+        """Topic, primary intent, sentiment (mean and change), response times and outcome of each conversation."""
+        started = time.perf_counter()
+        table = categorize(raw_conversations, enriched_messages, categorizer)
+        without_messages = int(np.sum(table.column("messages").to_numpy() == 0)) if table.num_rows else 0
+        context.add_output_metadata(
+            {
+                "categorize_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+                "conversations_without_messages": dg.MetadataValue.int(without_messages),
+                "topics": dg.MetadataValue.json(label_counts(table.column("topic"))),
+                "primary_intents": dg.MetadataValue.json(label_counts(table.column("primary_intent"))),
+            }
+        )
+        return table
+
+    return conversation_categories

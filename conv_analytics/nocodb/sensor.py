@@ -23,20 +23,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import dagster as dg
 
-from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
+from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import START_DATE, range_tags
-from conv_analytics.sources.base import ENTITIES, Entity, SourceError, parse_timestamp
-from conv_analytics.sources.nocodb import NocoDBResource, NocoDBSource
-
-ID_FIELD: dict[Entity, str] = {"conversations": "conversation_id", "messages": "message_id"}
+from conv_analytics.io.tables import EntityTables
+from conv_analytics.nocodb.client import CREATED_AT, ROW_ID, UPDATED_AT
+from conv_analytics.nocodb.resource import NocoDBResource
+from conv_analytics.nocodb.source import NocoDBSource, locator
+from conv_analytics.partitions import range_tags
+from conv_analytics.sources.base import ENTITIES, ID_FIELD, Entity, SourceError, parse_timestamp
 
 
 @dataclass
@@ -62,15 +64,17 @@ class Cursor:
 def _change_key(row: dict[str, Any], time_column: str) -> str:
     """What identifies one change of a row within a second: its Id alone cannot tell an insert from an
     edit made in the same second, but an edit sets `UpdatedAt` and usually moves the row's own time."""
-    return f"{row.get('Id')}|{row.get('UpdatedAt') or ''}|{row.get(time_column) or ''}"
+    return f"{row.get(ROW_ID)}|{row.get(UPDATED_AT) or ''}|{row.get(time_column) or ''}"
 
 
 def _change_time(row: dict[str, Any]) -> datetime | None:
-    times = [t for t in (parse_timestamp(row.get("UpdatedAt")), parse_timestamp(row.get("CreatedAt"))) if t]
+    times = [t for t in (parse_timestamp(row.get(UPDATED_AT)), parse_timestamp(row.get(CREATED_AT))) if t]
     return max(times) if times else None
 
 
-def _previous_days(lake: LakeResource, entity: Entity, ids: list[str], locators: list[str]) -> set[date]:
+def _previous_days(
+    lake: LakeResource, entity: Entity, tables: EntityTables, ids: list[str], locators: list[str]
+) -> set[date]:
     """Days the lake holds these rows in now (raw by our id, quarantine by NocoDB locator)."""
     if not ids and not locators:
         return set()
@@ -78,13 +82,14 @@ def _previous_days(lake: LakeResource, entity: Entity, ids: list[str], locators:
     con = lake.duckdb()
     views = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     queries = [
-        (f"raw_{entity}", ID_FIELD[entity], ids),
-        (f"quarantined_{entity}", "locator", locators),
+        (tables.raw, ID_FIELD[entity], ids),
+        (tables.quarantined, "locator", locators),
     ]
     for view, column, values in queries:
         if view in views and values:
             found = con.execute(
-                f"SELECT DISTINCT CAST(date AS VARCHAR) FROM {view} WHERE {column} IN (SELECT unnest(?))",
+                f"SELECT DISTINCT CAST(date AS VARCHAR) FROM {quote_identifier(view)} "
+                f"WHERE {quote_identifier(column)} IN (SELECT unnest(?))",
                 [values],
             ).fetchall()
             days.update(date.fromisoformat(str(r[0])[:10]) for r in found)
@@ -101,7 +106,9 @@ class Plan:
     changed_rows: int
 
 
-def plan_changes(source: NocoDBSource, lake: LakeResource | None, cursor: Cursor) -> Plan:
+def plan_changes(
+    source: NocoDBSource, lake: LakeResource | None, cursor: Cursor, tables: Mapping[Entity, EntityTables]
+) -> Plan:
     """The days touched by rows changed since the cursor, and the cursor after them."""
     days: dict[Entity, set[date]] = {e: set() for e in ENTITIES}
     latest = cursor.since
@@ -129,11 +136,11 @@ def plan_changes(source: NocoDBSource, lake: LakeResource | None, cursor: Cursor
             at_since[entity] = sorted(set(ids) | set(at_since.get(entity, [])))
     if lake is not None:
         for entity in ENTITIES:
-            edited = [row for e, row, _ in changed if e == entity and row.get("UpdatedAt")]
+            edited = [row for e, row, _ in changed if e == entity and row.get(UPDATED_AT)]
             id_column = source.column(entity, ID_FIELD[entity])
             ids = [str(r[id_column]) for r in edited if r.get(id_column) not in (None, "")]
-            locators = [f"nocodb:{source.table(entity).title}/{r.get('Id')}" for r in edited]
-            days[entity] |= _previous_days(lake, entity, ids, locators)
+            locators = [locator(source.table(entity).title, r.get(ROW_ID)) for r in edited]
+            days[entity] |= _previous_days(lake, entity, tables[entity], ids, locators)
     return Plan(days=days, cursor=Cursor(since=latest, at_since=at_since), changed_rows=len(changed))
 
 
@@ -151,49 +158,61 @@ def day_ranges(days: dict[Entity, set[date]], first: date, last: date) -> list[t
     return ranges
 
 
-def run_requests(ranges: list[tuple[date, date]], cursor_text: str | None) -> list[dg.RunRequest]:
-    """One run per range; its key is the range and the cursor the tick started from."""
+def run_requests(
+    ranges: list[tuple[date, date]], cursor_text: str | None, selection: Sequence[dg.AssetKey]
+) -> list[dg.RunRequest]:
+    """One run of the daily chain per range; its key is the range and the cursor the tick started from."""
     origin = hashlib.sha1((cursor_text or "").encode()).hexdigest()[:12]
-    selection = [dg.AssetKey(a) for a in DAILY_ASSETS]
     requests = []
     for start, end in ranges:
         key = f"nocodb:{start.isoformat()}...{end.isoformat()}@{origin}"
         if start == end:
-            requests.append(dg.RunRequest(run_key=key, partition_key=start.isoformat(), asset_selection=selection))
+            requests.append(
+                dg.RunRequest(run_key=key, partition_key=start.isoformat(), asset_selection=list(selection))
+            )
         else:
             tags = range_tags(start.isoformat(), end.isoformat())
-            requests.append(dg.RunRequest(run_key=key, tags=tags, asset_selection=selection))
+            requests.append(dg.RunRequest(run_key=key, tags=tags, asset_selection=list(selection)))
     return requests
 
 
-@dg.sensor(
-    name="nocodb_changes",
-    description="Re-collects the days whose NocoDB rows were created or edited since the last tick.",
-    minimum_interval_seconds=60,
-    asset_selection=list(DAILY_ASSETS),
-    default_status=(dg.DefaultSensorStatus.RUNNING if Config.from_env().nocodb_url else dg.DefaultSensorStatus.STOPPED),
-)
-def nocodb_changes(
-    context: dg.SensorEvaluationContext, nocodb: NocoDBResource, lake: LakeResource
-) -> dg.SensorResult | dg.SkipReason:
-    if not nocodb.enabled:
-        return dg.SkipReason("NOCODB_URL is not set: the files source has nothing to poll")
-    cursor = Cursor.parse(context.cursor)
-    try:
-        plan = plan_changes(nocodb.source(), lake, cursor)
-    except SourceError as exc:
-        raise dg.Failure(description=f"nocodb sensor: {exc}") from None
-    today = datetime.now(timezone.utc).date()
-    ranges = day_ranges(plan.days, START_DATE, today)
-    outside = sorted(d for ds in plan.days.values() for d in ds if not START_DATE <= d <= today)
-    if outside:
-        context.log.warning(
-            f"{len(outside)} changed day(s) lie outside the partitions ({START_DATE} .. {today}), "
-            f"e.g. {outside[0]}: not collected"
+def build_nocodb_sensor(
+    daily_chain: Sequence[dg.AssetKey], tables: Mapping[Entity, EntityTables], start_date: date, enabled: bool
+) -> dg.SensorDefinition:
+    """The sensor over the daily chain's assets, running by default where NocoDB is the source."""
+
+    @dg.sensor(
+        name="nocodb_changes",
+        description="Re-collects the days whose NocoDB rows were created or edited since the last tick.",
+        minimum_interval_seconds=60,
+        asset_selection=list(daily_chain),
+        default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
+    )
+    def nocodb_changes(
+        context: dg.SensorEvaluationContext, nocodb: NocoDBResource, lake: LakeResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        if not nocodb.enabled:
+            return dg.SkipReason(f"{Config.nocodb_url.env} is not set: the files source has nothing to poll")
+        cursor = Cursor.parse(context.cursor)
+        try:
+            plan = plan_changes(nocodb.source(), lake, cursor, tables)
+        except SourceError as exc:
+            raise dg.Failure(description=f"nocodb sensor: {exc}") from None
+        today = datetime.now(timezone.utc).date()
+        ranges = day_ranges(plan.days, start_date, today)
+        outside = sorted(d for ds in plan.days.values() for d in ds if not start_date <= d <= today)
+        if outside:
+            context.log.warning(
+                f"{len(outside)} changed day(s) lie outside the partitions ({start_date} .. {today}), "
+                f"e.g. {outside[0]}: not collected"
+            )
+        requests = run_requests(ranges, context.cursor, daily_chain)
+        if not requests:
+            since = plan.cursor.since.isoformat() if plan.cursor.since else "the beginning"
+            return dg.SensorResult(skip_reason=f"no NocoDB rows changed after {since}", cursor=plan.cursor.dump())
+        context.log.info(
+            f"{plan.changed_rows} changed row(s) -> runs for {', '.join(r.run_key or '' for r in requests)}"
         )
-    requests = run_requests(ranges, context.cursor)
-    if not requests:
-        since = plan.cursor.since.isoformat() if plan.cursor.since else "the beginning"
-        return dg.SensorResult(skip_reason=f"no NocoDB rows changed after {since}", cursor=plan.cursor.dump())
-    context.log.info(f"{plan.changed_rows} changed row(s) -> runs for {', '.join(r.run_key or '' for r in requests)}")
-    return dg.SensorResult(run_requests=requests, cursor=plan.cursor.dump())
+        return dg.SensorResult(run_requests=requests, cursor=plan.cursor.dump())
+
+    return nocodb_changes

@@ -12,6 +12,16 @@ import duckdb
 from conv_analytics.io.lake import ParquetLake
 
 
+def quote_identifier(name: str) -> str:
+    """A name as a DuckDB identifier, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """A path or URL as a DuckDB string literal (a view's definition cannot take a bound parameter)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def connect(lake: ParquetLake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view per asset present in the lake (hive `date=` column included)."""
     con = duckdb.connect(database)
@@ -21,7 +31,7 @@ def connect(lake: ParquetLake, database: str = ":memory:") -> duckdb.DuckDBPyCon
         if not lake.keys(asset):
             continue
         con.execute(
-            f"CREATE OR REPLACE VIEW {asset} AS SELECT * FROM read_parquet("
-            f"'{lake.url_of(asset)}', hive_partitioning = true, union_by_name = true)"
+            f"CREATE OR REPLACE VIEW {quote_identifier(asset)} AS SELECT * FROM read_parquet("
+            f"{quote_literal(lake.url_of(asset))}, hive_partitioning = true, union_by_name = true)"
         )
     return con

@@ -15,8 +15,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from conv_analytics.nocodb.client import NocoDBClient
 from conv_analytics.sources.base import SourceError
-from conv_analytics.sources.nocodb import NocoDBClient
 
 CONVERSATION_COLUMNS = (
     ("conversation_id", "SingleLineText"),

@@ -12,25 +12,25 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 from dagster import AssetCheckExecutionContext
 
+from conv_analytics.config import Config
+from conv_analytics.dates import day_window, days_between
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import daily_partitions, day_window, days_between
-from conv_analytics.sources.base import ENTITIES, Entity, SourceError
-from conv_analytics.sources.nocodb import NocoDBResource, NocoDBSource
+from conv_analytics.io.tables import EntityTables, StoredTable
+from conv_analytics.nocodb.resource import NocoDBResource
+from conv_analytics.nocodb.source import LOCATOR_PREFIX, NocoDBSource
+from conv_analytics.sources.base import ID_FIELD, Entity, SourceError
 
 EXAMPLES = 10
-ID_FIELD: dict[Entity, str] = {"conversations": "conversation_id", "messages": "message_id"}
 
 
-def _column(lake: ParquetLake, asset: str, key: str, column: str) -> list[Any] | None:
+def _column(lake: ParquetLake, asset: str, table: StoredTable, key: str, column: str) -> list[Any] | None:
     """One column of a partition, or None when the partition was never written."""
-    try:
-        return pq.read_table(lake.partition_path(asset, key), columns=[column], filesystem=lake.fs)[column].to_pylist()
-    except FileNotFoundError:
+    if not lake.exists(asset, key):
         return None
+    return lake.read(asset, [key], table.schema, columns=[column]).column(column).to_pylist()
 
 
 def _explain(source: NocoDBSource, entity: Entity, key: str, raw_ids: list[Any], locators: list[str]) -> dict[str, Any]:
@@ -57,11 +57,13 @@ def _explain(source: NocoDBSource, entity: Entity, key: str, raw_ids: list[Any],
     }
 
 
-def reconcile_day(source: NocoDBSource, lake: ParquetLake, entity: Entity, key: str) -> dict[str, Any]:
+def reconcile_day(
+    source: NocoDBSource, lake: ParquetLake, entity: Entity, stored: EntityTables, key: str
+) -> dict[str, Any]:
     """The counts of one day on both sides and whether they agree."""
     start, end = day_window(date.fromisoformat(key))
     expected = source.count(entity, start, end)
-    raw_ids = _column(lake, f"raw_{entity}", key, ID_FIELD[entity])
+    raw_ids = _column(lake, stored.raw, stored.raw_table, key, ID_FIELD[entity])
     if raw_ids is None:
         return {
             "day": key,
@@ -69,9 +71,8 @@ def reconcile_day(source: NocoDBSource, lake: ParquetLake, entity: Entity, key: 
             "nocodb_rows": expected,
             "problem": "partition not materialised",
         }
-    locators = [
-        loc for loc in _column(lake, f"quarantined_{entity}", key, "locator") or [] if loc.startswith("nocodb:")
-    ]
+    quarantined = _column(lake, stored.quarantined, stored.quarantined_table, key, "locator") or []
+    locators = [loc for loc in quarantined if loc.startswith(LOCATOR_PREFIX)]
     result: dict[str, Any] = {
         "day": key,
         "nocodb_rows": expected,
@@ -86,13 +87,13 @@ def reconcile_day(source: NocoDBSource, lake: ParquetLake, entity: Entity, key: 
     return {**result, **details, "ok": ok}
 
 
-def build_reconciliation_check(entity: Entity) -> dg.AssetChecksDefinition:
-    raw = f"raw_{entity}"
-
+def build_reconciliation_check(
+    entity: Entity, stored: EntityTables, partitions: dg.TimeWindowPartitionsDefinition
+) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=raw,
+        asset=dg.AssetKey(stored.raw),
         name="matches_nocodb",
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         blocking=True,
         description=f"NocoDB's row count per day equals the {entity} stored for it (raw + quarantined).",
     )
@@ -100,17 +101,19 @@ def build_reconciliation_check(entity: Entity) -> dg.AssetChecksDefinition:
         context: AssetCheckExecutionContext, nocodb: NocoDBResource, lake: LakeResource
     ) -> dg.AssetCheckResult:
         if not nocodb.enabled:
-            return dg.AssetCheckResult(passed=True, description="NOCODB_URL is not set: nothing to reconcile")
+            return dg.AssetCheckResult(
+                passed=True, description=f"{Config.nocodb_url.env} is not set: nothing to reconcile"
+            )
         window = context.partition_time_window
         keys = [d.isoformat() for d in days_between(window.start, window.end)]
         try:
             source = nocodb.source()
-            days = [reconcile_day(source, lake.lake(), entity, key) for key in keys]
+            days = [reconcile_day(source, lake.lake(), entity, stored, key) for key in keys]
         except SourceError as exc:
             raise dg.Failure(description=f"nocodb source: {exc}") from None
         bad = [d for d in days if not d["ok"]]
         for day in bad:
-            context.log.error(f"{raw} {day['day']} does not match NocoDB: {day}")
+            context.log.error(f"{stored.raw} {day['day']} does not match NocoDB: {day}")
         summary = "; ".join(
             f"{d['day']}: NocoDB {d['nocodb_rows']}, lake {d.get('raw_rows', 0) + d.get('quarantined_rows', 0)}"
             + (f" ({d['problem']})" if "problem" in d else "")
@@ -128,6 +131,3 @@ def build_reconciliation_check(entity: Entity) -> dg.AssetChecksDefinition:
         )
 
     return matches_nocodb
-
-
-reconciliation_checks: list[dg.AssetChecksDefinition] = [build_reconciliation_check(e) for e in ENTITIES]
