@@ -32,7 +32,7 @@ test: install-dev
 
 ## The Dagster UI over the same instance and lake as the CLI.
 ui: install
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.conv_analytics/dagster} $(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/conv-analytics ui
 
 lint: install-dev
 	$(BIN)/ruff check conv_analytics conv_analytics_tests bench

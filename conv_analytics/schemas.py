@@ -116,15 +116,13 @@ ROLLUPS = pa.schema(
     ]
 )
 
-# asset name -> (schema, the column whose time decides the partition of a row)
-ASSET_TABLES: dict[str, tuple[pa.Schema, str]] = {
-    "raw_conversations": (RAW_CONVERSATIONS, "started_at"),
-    "raw_messages": (RAW_MESSAGES, "sent_at"),
-    "quarantined_conversations": (QUARANTINE, "partition_date"),
-    "quarantined_messages": (QUARANTINE, "partition_date"),
-    "enriched_messages": (ENRICHED_MESSAGES, "sent_at"),
-    "conversation_categories": (CONVERSATION_CATEGORIES, "started_at"),
-    "daily_rollups": (ROLLUPS, "period_start"),
-    "weekly_rollups": (ROLLUPS, "period_start"),
-    "monthly_rollups": (ROLLUPS, "period_start"),
-}
+# every schema by its name here: asset metadata names its schema, the IO manager looks it up
+SCHEMAS: dict[str, pa.Schema] = {name: value for name, value in globals().items() if isinstance(value, pa.Schema)}
+
+
+def schema_name(schema: pa.Schema) -> str:
+    """The name of one of the schemas above (the very object, not an equal one)."""
+    for name, known in SCHEMAS.items():
+        if known is schema:
+            return name
+    raise LookupError("not one of the schemas in conv_analytics.schemas")

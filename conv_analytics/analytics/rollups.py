@@ -52,8 +52,6 @@ DIMENSION_COLUMNS = {
     "intent": "primary_intent",
 }
 assert tuple(DIMENSION_COLUMNS) == ROLLUP_DIMENSIONS
-# the views that record who was seen when, most complete first
-HISTORY_VIEWS = ("raw_conversations", "conversation_categories")
 
 
 def utc_midnight(day: date) -> datetime:
@@ -74,24 +72,27 @@ def check_contiguous(period: str, starts: Sequence[date]) -> list[date]:
     return ordered
 
 
-def users_seen_before(con: duckdb.DuckDBPyConnection | None, users: pa.Table, before: date) -> pa.Table:
+def users_seen_before(
+    con: duckdb.DuckDBPyConnection | None, users: pa.Table, before: date, history: Sequence[str]
+) -> pa.Table:
     """The users of `users` (column user_id) with a conversation that started before `before`.
 
-    Reads the lake's history through DuckDB: only partitions before `before` are scanned (hive
-    `date` pruning) and only the window's users are kept (semi-join), so the answer stays small.
+    Reads the lake's history through DuckDB from the first of the `history` views present (the tables
+    that record who was seen when, most complete first): only partitions before `before` are scanned
+    (hive `date` pruning) and only the window's users are kept (semi-join), so the answer stays small.
     """
     empty = pa.table({"user_id": pa.array([], pa.string())})
     if con is None or users.num_rows == 0:
         return empty
     views = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    view = next((v for v in HISTORY_VIEWS if v in views), None)
+    view = next((v for v in history if v in views), None)
     if view is None:
         return empty
     con.register("window_users_", users.select(["user_id"]))
     try:
         return con.sql(
             f"""
-            SELECT DISTINCT h.user_id FROM {view} h
+            SELECT DISTINCT h.user_id FROM "{view}" h
             WHERE h.date < ?::DATE AND h.started_at < ?
               AND h.user_id IN (SELECT user_id FROM window_users_)
             """,

@@ -47,14 +47,17 @@ class AssetGraph:
 
 def build_asset_graph(partitions: Partitions) -> AssetGraph:
     ingest, entities = build_ingest_assets(partitions.daily)
-    categories = build_categories_asset(partitions.daily)
-    rollups = build_rollup_assets(partitions)
+    conversations, messages = entities["conversations"], entities["messages"]
+    enriched = build_enrich_asset(partitions.daily, dg.AssetKey(messages.raw))
+    categories = build_categories_asset(partitions.daily, dg.AssetKey(conversations.raw), enriched.key)
+    history = (conversations.raw, categories.key.path[-1])  # who was seen when, most complete first
+    rollups = build_rollup_assets(partitions, categories.key, history)
     tables = report_tables(rollups, categories)
     return AssetGraph(
         partitions=partitions,
         ingest=ingest,
         entities=entities,
-        enriched=build_enrich_asset(partitions.daily),
+        enriched=enriched,
         categories=categories,
         rollups=rollups,
         report=build_report_asset(tables, list(rollups.values())),

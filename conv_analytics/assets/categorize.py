@@ -132,7 +132,11 @@ def categorize(conversations: pa.Table, messages: pa.Table, categorizer: Categor
     return table.select(CONVERSATION_CATEGORIES.names).cast(CONVERSATION_CATEGORIES)
 
 
-def build_categories_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+def build_categories_asset(
+    partitions: dg.TimeWindowPartitionsDefinition, conversations: dg.AssetKey, messages: dg.AssetKey
+) -> dg.AssetsDefinition:
+    """Categories of each day's conversations from their raw rows and their enriched messages."""
+
     @dg.asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
@@ -141,8 +145,9 @@ def build_categories_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.
         automation_condition=eager_with_next_day,
         metadata=CATEGORIES.metadata(),
         ins={
-            "raw_conversations": dg.AssetIn(),
-            "enriched_messages": dg.AssetIn(
+            "conversations": dg.AssetIn(key=conversations),
+            "messages": dg.AssetIn(
+                key=messages,
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     end_offset=1, allow_nonexistent_upstream_partitions=True
                 ),
@@ -153,12 +158,12 @@ def build_categories_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.
     def conversation_categories(
         context: dg.AssetExecutionContext,
         categorizer: CategorizerResource,
-        raw_conversations: pa.Table,
-        enriched_messages: pa.Table,
+        conversations: pa.Table,
+        messages: pa.Table,
     ) -> pa.Table:
         """Topic, primary intent, sentiment (mean and change), response times and outcome of each conversation."""
         started = time.perf_counter()
-        table = categorize(raw_conversations, enriched_messages, categorizer)
+        table = categorize(conversations, messages, categorizer)
         without_messages = int(np.sum(table.column("messages").to_numpy() == 0)) if table.num_rows else 0
         context.add_output_metadata(
             {

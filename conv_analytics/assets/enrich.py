@@ -14,7 +14,7 @@ from conv_analytics.config import Config
 from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import ENRICHED_MESSAGES
-from conv_analytics.text import enrich_texts
+from conv_analytics.text.enrich import enrich_texts
 
 ENRICHED = StoredTable(
     ENRICHED_MESSAGES,
@@ -49,8 +49,11 @@ class EnrichmentResource(dg.ConfigurableResource):
     fallback_patterns: list[str] = setting_field(Config.fallback_patterns)
 
 
-def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
+def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition, messages: dg.AssetKey) -> dg.AssetsDefinition:
+    """Enriched messages from the raw ones."""
+
     @dg.asset(
+        ins={"messages": dg.AssetIn(key=messages)},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="transform",
@@ -61,10 +64,10 @@ def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition) -> dg.Asse
         context: dg.AssetExecutionContext,
         enrichment: EnrichmentResource,
         categorizer: CategorizerResource,
-        raw_messages: pa.Table,
+        messages: pa.Table,
     ) -> pa.Table:
         """Each message with its language, token count and lemmas, intent (user messages) and sentiment."""
-        return enrich(context, raw_messages, tuple(enrichment.fallback_patterns), categorizer)
+        return enrich(context, messages, tuple(enrichment.fallback_patterns), categorizer)
 
     return enriched_messages
 

@@ -6,7 +6,7 @@ with the period's.
 """
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
 import dagster as dg
@@ -60,6 +60,7 @@ def build_rollups(
     period: str,
     categories: pa.Table,
     lake: LakeResource,
+    history: Sequence[str],
     daily: pa.Table | None = None,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """Compute the rollups of the run's periods, then yield them and the three check results."""
@@ -68,7 +69,7 @@ def build_rollups(
     users = pa.table({"user_id": pc.unique(categories.column("user_id"))})
     con = lake.duckdb()
     try:
-        seen_before = users_seen_before(con, users, min(starts))
+        seen_before = users_seen_before(con, users, min(starts), history)
     finally:
         con.close()
     rollups = compute_rollups(categories, period, starts, seen_before)
@@ -122,12 +123,17 @@ def _stored(name: str) -> StoredTable:
 
 
 def build_rollup_asset(
-    period: str, partitions: Partitions, daily: dg.AssetsDefinition | None = None
+    period: str,
+    partitions: Partitions,
+    categories: dg.AssetKey,
+    history: Sequence[str],
+    daily: dg.AssetsDefinition | None = None,
 ) -> dg.AssetsDefinition:
-    """The rollups of one period. Weeks and months also take the daily rollups of their days, so the IO
-    manager refuses to run while a day is missing and `no_missing_day` compares the days with the period."""
+    """The rollups of one period from the conversation categories; `history` names the tables that say
+    who was seen before. Weeks and months also take the daily rollups of their days, so the IO manager
+    refuses to run while a day is missing and `no_missing_day` compares the days with the period."""
     name = f"{ADJECTIVES[period]}_rollups"
-    ins = {"conversation_categories": dg.AssetIn()}
+    ins = {"conversations": dg.AssetIn(key=categories)}
     if daily is not None:
         ins["daily"] = dg.AssetIn(key=daily.key)
 
@@ -144,18 +150,20 @@ def build_rollup_asset(
         metadata=_stored(name).metadata(),
     )
     def rollups(
-        context: dg.AssetExecutionContext, conversation_categories: pa.Table, lake: LakeResource, **daily_rollups
+        context: dg.AssetExecutionContext, conversations: pa.Table, lake: LakeResource, **daily_rollups: pa.Table
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        yield from build_rollups(context, period, conversation_categories, lake, daily_rollups.get("daily"))
+        yield from build_rollups(context, period, conversations, lake, history, daily_rollups.get("daily"))
 
     return rollups
 
 
-def build_rollup_assets(partitions: Partitions) -> dict[str, dg.AssetsDefinition]:
+def build_rollup_assets(
+    partitions: Partitions, categories: dg.AssetKey, history: Sequence[str]
+) -> dict[str, dg.AssetsDefinition]:
     """Daily, weekly and monthly rollups, by period."""
-    daily = build_rollup_asset("day", partitions)
+    daily = build_rollup_asset("day", partitions, categories, history)
     return {
         "day": daily,
-        "week": build_rollup_asset("week", partitions, daily),
-        "month": build_rollup_asset("month", partitions, daily),
+        "week": build_rollup_asset("week", partitions, categories, history, daily),
+        "month": build_rollup_asset("month", partitions, categories, history, daily),
     }

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .arrow import as_string_array
+from conv_analytics.text.arrow import as_string_array
+
 from .device import Device, resolve_device
 from .features import Texts
 from .models import MODEL_FILE, FusedModel, LinearModel

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pyarrow as pa
 
-from .arrow import utf8_buffers
+from conv_analytics.text.arrow import utf8_buffers
+
 from .kernels import hashing_cpu, train_cpu
 from .kernels.hashing_cpu import MAX_CHAR_SPAN, MAX_WORD
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .arrow import utf8_buffers
+from conv_analytics.text.arrow import utf8_buffers
+
 from .device import Device
 from .features import FeatureSpec, Texts, Vocabulary
 from .kernels import hashing_cpu

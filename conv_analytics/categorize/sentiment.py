@@ -24,9 +24,9 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from conv_analytics.categorize.arrow import utf8_buffers
 from conv_analytics.categorize.device import resolve_device
 from conv_analytics.categorize.kernels import sentiment_cpu as rules
+from conv_analytics.text.arrow import utf8_buffers
 
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05

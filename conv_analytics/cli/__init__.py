@@ -190,6 +190,7 @@ def status() -> None:
     from conv_analytics.definitions import Platform
 
     config = Config.from_env()
+    assets = Platform.build(config).graph.assets
     lake = _lake(config).lake()
     present = set(lake.assets())
     if not present:
@@ -197,7 +198,7 @@ def status() -> None:
         return
     click.echo(f"lake: {lake.url}")
     click.echo(f"{'asset':<28} {'partitions':>10}  {'first':<10}  {'last':<10}  missing")
-    for asset in Platform.build(config).graph.assets:
+    for asset in assets:
         for key in asset.keys:
             name = key.path[-1]
             partitions = asset.partitions_def

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from conv_analytics.config import Config
 from conv_analytics.io.errors import StoreError
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def open_filesystem(
     parsed = urlparse(root)
     if parsed.scheme == "s3":
         if not parsed.netloc:
-            raise StoreError(f"lake root {root!r} names no bucket: set S3_BUCKET")
+            raise StoreError(f"lake root {root!r} names no bucket: set {Config.s3_bucket.env}")
         s3 = s3 or S3Settings.resolve(endpoint_url, region, profile)
         return s3.filesystem(), f"{parsed.netloc}{parsed.path}".rstrip("/"), s3
     if parsed.scheme not in ("", "file"):
@@ -127,14 +128,14 @@ def explain_s3_error(exc: OSError, bucket: str, endpoint_url: str) -> str:
     text = str(exc)
     where = endpoint_url or "AWS"
     if any(s in text for s in ("NETWORK_CONNECTION", "curlCode", "Could not connect", "timed out")):
-        return f"the S3 store at {where} is unreachable: start it or fix S3_ENDPOINT_URL"
+        return f"the S3 store at {where} is unreachable: start it or fix {Config.s3_endpoint_url.env}"
     if any(s in text for s in ("ACCESS_DENIED", "SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden")):
         return (
             f"the S3 store at {where} refused the credentials: fix AWS_ACCESS_KEY_ID / "
             "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
         )
     if "NoSuchBucket" in text or (f"Bucket '{bucket}'" in text and "not found" in text):
-        return f"bucket {bucket!r} does not exist at {where}: create it or fix S3_BUCKET"
+        return f"bucket {bucket!r} does not exist at {where}: create it or fix {Config.s3_bucket.env}"
     return f"the S3 store at {where} failed"
 
 

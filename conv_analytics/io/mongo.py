@@ -71,7 +71,7 @@ def describe_uri(uri: str) -> str:
     try:
         hosts = parse_uri(uri, validate=False)["nodelist"]
     except (pymongo.errors.InvalidURI, ValueError):
-        return "<an invalid MONGODB_URI>"
+        return f"<an invalid {Config.mongodb_uri.env}>"
     return ",".join(f"{host}:{port}" for host, port in hosts)
 
 
@@ -89,7 +89,7 @@ class MongoStore:
                 appname="conv-analytics",
             )
         except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI, ValueError) as exc:
-            raise StoreError(f"MONGODB_URI is not a valid MongoDB connection string: {exc}") from None
+            raise StoreError(f"{Config.mongodb_uri.env} is not a valid MongoDB connection string: {exc}") from None
         self.db = self.client[database]
         self._transactions: bool | None = None
         self._indexed: set[str] = set()
@@ -103,12 +103,13 @@ class MongoStore:
             return action()
         except pymongo.errors.ConnectionFailure as exc:
             raise StoreError(
-                f"MongoDB at {self.where} is unreachable while {doing}: start it or fix MONGODB_URI ({exc})"
+                f"MongoDB at {self.where} is unreachable while {doing}: "
+                f"start it or fix {Config.mongodb_uri.env} ({exc})"
             ) from None
         except pymongo.errors.OperationFailure as exc:
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 raise StoreError(
-                    f"MongoDB at {self.where} refused the credentials in MONGODB_URI while {doing}: "
+                    f"MongoDB at {self.where} refused the credentials in {Config.mongodb_uri.env} while {doing}: "
                     f"fix the user or password there ({exc})"
                 ) from None
             raise StoreError(f"MongoDB at {self.where} failed while {doing}: {exc}") from None

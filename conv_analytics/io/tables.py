@@ -1,9 +1,9 @@
 """What an asset declares about its storage, next to its own definition: the dagster-duckdb way.
 
-An asset passes `StoredTable(...).metadata()` as its metadata; the IO manager reads it back with
-`StoredTable.of(...)`: the Arrow schema written and read, the time column that cuts an output into
-partitions (dagster-duckdb's `partition_expr`), and, when the asset is mirrored to MongoDB, its
-collection. The same metadata gives the UI the table's columns.
+An asset passes `StoredTable(...).metadata()` as its metadata (plain values the UI shows too); the IO
+manager reads it back with `StoredTable.of(...)`: the Arrow schema written and read (by its name in
+`schemas.py`), the time column that cuts an output into partitions (dagster-duckdb's `partition_expr`)
+and, when the asset is mirrored to MongoDB, its collection, natural key and indexes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from typing import Any
 import pyarrow as pa
 from dagster import TableColumn, TableSchema
 
-TABLE_KEY = "conv_analytics/table"
+from conv_analytics.schemas import SCHEMAS, schema_name
+
+SCHEMA_KEY = "arrow_schema"  # the schema's name in conv_analytics.schemas
+PARTITION_KEY = "partition_expr"  # dagster-duckdb's name for the column that decides a row's partition
+MONGO_KEY = "mongo_collection"
 
 
 @dataclass(frozen=True)
@@ -36,21 +40,36 @@ class StoredTable:
     mongo: MongoCollection | None = None
 
     def metadata(self) -> dict[str, Any]:
-        """Asset metadata: this spec for the IO manager, the column list and partition column for people."""
+        """Asset metadata: the schema's name, the partition column and the MongoDB collection for the IO
+        manager, and the column list for the UI."""
         columns = [TableColumn(f.name, str(f.type)) for f in self.schema]
-        return {
-            TABLE_KEY: self,
-            "partition_expr": self.time_column,
+        metadata: dict[str, Any] = {
+            SCHEMA_KEY: schema_name(self.schema),
+            PARTITION_KEY: self.time_column,
             "dagster/column_schema": TableSchema(columns=columns),
-            **({"mongo_collection": self.mongo.name} if self.mongo else {}),
         }
+        if self.mongo is not None:
+            metadata[MONGO_KEY] = {
+                "name": self.mongo.name,
+                "key": list(self.mongo.key),
+                "indexes": [list(index) for index in self.mongo.indexes],
+            }
+        return metadata
 
     @classmethod
     def of(cls, metadata: Mapping[str, Any] | None) -> StoredTable:
-        spec = (metadata or {}).get(TABLE_KEY)
-        if not isinstance(spec, StoredTable):
+        """The spec an asset declared with `metadata()`."""
+        values = {k: getattr(v, "value", v) for k, v in (metadata or {}).items()}
+        if SCHEMA_KEY not in values or PARTITION_KEY not in values:
             raise LookupError("this asset declares no StoredTable metadata: the lake IO manager cannot store it")
-        return spec
+        mongo = values.get(MONGO_KEY)
+        return cls(
+            SCHEMAS[values[SCHEMA_KEY]],
+            values[PARTITION_KEY],
+            MongoCollection(mongo["name"], tuple(mongo["key"]), tuple(tuple(i) for i in mongo["indexes"]))
+            if mongo
+            else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from conv_analytics.schemas import (
     RAW_CONVERSATIONS,
     RAW_MESSAGES,
 )
-from conv_analytics.text import redact_texts
+from conv_analytics.text.redact import redact_texts
 
 Entity = Literal["conversations", "messages"]
 ENTITIES: tuple[Entity, ...] = ("conversations", "messages")

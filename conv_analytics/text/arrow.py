@@ -1,10 +1,11 @@
-"""Conversions between the Arrow arrays the assets pass around and Python strings."""
+"""Text as Arrow arrays: conversions from Python strings and the raw UTF-8 buffers the Numba kernels read."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -52,15 +53,41 @@ def to_large_string(values: list[str | None]) -> pa.Array:
         return pa.array([None if v is None else clean_surrogates(v) for v in values], type=pa.large_string())
 
 
-def as_large_string_array(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous large_string array; Arrow input is not copied into Python objects."""
+def as_large_string_array(
+    texts: Iterable[str | None] | pa.Array | pa.ChunkedArray, *, validate: bool = True
+) -> pa.LargeStringArray:
+    """One contiguous large_string array, nulls kept; Arrow input is not copied into Python objects.
+
+    `validate` checks Arrow input for invalid UTF-8 (the kernels skip it: they read any bytes).
+    """
     if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    if isinstance(texts, pa.Array):
-        check_text_type(texts.type)
+        texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    if not isinstance(texts, pa.Array):
+        return to_large_string(as_str_list(texts))
+    if pa.types.is_dictionary(texts.type):
+        texts = texts.dictionary_decode()
+    check_text_type(texts.type)
+    if validate:
         try:
             texts.validate(full=True)
         except pa.ArrowInvalid as exc:
             raise ValueError(f"invalid text array: {exc}") from exc
-        return texts.cast(pa.large_string())
-    return to_large_string(as_str_list(texts))
+    return texts if pa.types.is_large_string(texts.type) else texts.cast(pa.large_string())
+
+
+def as_string_array(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
+    """What the kernels take: one contiguous large_string array with nulls as empty strings."""
+    array = as_large_string_array(texts, validate=False)
+    return array.fill_null("") if array.null_count else array
+
+
+def utf8_buffers(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets int64[n+1], data uint8[...]) viewing the Arrow buffers; text i is data[offsets[i]:offsets[i+1]]."""
+    array = as_string_array(texts)
+    n = len(array)
+    _, offsets_buf, data_buf = array.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64, count=n + 1 + array.offset)[array.offset :]
+    if data_buf is None or offsets.size == 0:
+        return offsets.copy() - (offsets[0] if offsets.size else 0), np.zeros(0, dtype=np.uint8)
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    return offsets, data
