@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import click
@@ -77,23 +78,20 @@ def _run(config: Config, first: date, last: date) -> None:
     click.echo(f"done in {time.perf_counter() - started:.1f}s ({len(summary.steps)} runs)")
 
 
+DAY = click.DateTime(["%Y-%m-%d"])
+
+
 def _yesterday() -> date:
     return datetime.now(timezone.utc).date() - timedelta(days=1)
 
 
+def _end_date(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option("--end-date", type=DAY, default=None, help=f"Last day {what} (default: yesterday, UTC).")
+
+
 @main.command()
-@click.option(
-    "--start-date",
-    type=click.DateTime(["%Y-%m-%d"]),
-    required=True,
-    help="First day to materialise (UTC).",
-)
-@click.option(
-    "--end-date",
-    type=click.DateTime(["%Y-%m-%d"]),
-    default=None,
-    help="Last day to materialise (default: yesterday, UTC).",
-)
+@click.option("--start-date", type=DAY, required=True, help="First day to materialise (UTC).")
+@_end_date("to materialise")
 def run(start_date: datetime, end_date: datetime | None) -> None:
     """Materialise the whole graph for a range of days from the configured source (files or NocoDB):
     the daily chain, the weeks and months it completes, then the report."""
@@ -111,12 +109,7 @@ def run(start_date: datetime, end_date: datetime | None) -> None:
     show_default=True,
     help="How many days of demo data, ending with --end-date.",
 )
-@click.option(
-    "--end-date",
-    type=click.DateTime(["%Y-%m-%d"]),
-    default=None,
-    help="Last day of the demo data (default: yesterday, UTC).",
-)
+@_end_date("of the demo data")
 @click.option(
     "--per-day",
     type=click.IntRange(1, 100_000),
