@@ -44,7 +44,8 @@ def _detector() -> LangDetector:
 
 
 def _clean(text: str) -> str:
-    sample = _NOISE.sub(" ", text[:SAMPLE_CHARS]).replace("#", " ")
+    sample = text[:SAMPLE_CHARS].encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> "?"
+    sample = _NOISE.sub(" ", sample).replace("#", " ")
     return " ".join(sample.split()).lower()
 
 

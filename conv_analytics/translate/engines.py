@@ -24,11 +24,12 @@ ISO639_3 = {
     "fr": "fra", "de": "deu", "it": "ita", "pt": "por", "nl": "nld", "ro": "ron", "oc": "oci",
 }  # fmt: skip
 
-# Texts of one batch travel through Apertium as one document, one text per block. A line
-# holding only the ASCII record separator passes through every pair untouched and ends a
-# sentence, so no sentence runs from one text into the next.
+# Texts of one batch travel through Apertium as one document, one paragraph per text. The
+# ASCII record separator passes through every pair untouched; the blank lines around it end
+# the paragraph, so no word moves between texts (with single newlines, "nunca más" + "Bueno."
+# came out "never Better" + ".") and each text translates as it does alone.
 RECORD_SEPARATOR = "\x1e"
-SEPARATOR = f"\n{RECORD_SEPARATOR}\n"
+SEPARATOR = f"\n\n{RECORD_SEPARATOR}\n\n"
 
 TRANSLATOR_SETTING = "CONV_ANALYTICS_TRANSLATOR"
 URL_SETTING = "CONV_ANALYTICS_TRANSLATOR_URL"

@@ -45,7 +45,7 @@ _PRIVATE_USE = re.compile("[" + "".join(_STAND_INS.values()) + "]")
 
 
 def _protect(text: str) -> str:
-    text = _PRIVATE_USE.sub(" ", text)
+    text = _PRIVATE_USE.sub(" ", text.encode("utf-8", "replace").decode("utf-8"))  # lone surrogates -> "?"
     for placeholder, stand_in in _STAND_INS.items():
         text = text.replace(placeholder, stand_in)
     return text
