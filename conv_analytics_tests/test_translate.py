@@ -160,9 +160,9 @@ def test_separated_batches_stay_aligned_when_a_separator_is_lost() -> None:
 
     def eats_separators(text: str) -> str:
         calls.append(text)
-        return text.replace("\x1e", "", 1).upper()
+        return text.replace("\ue0ff", "", 1).upper()
 
-    assert translate_separated(["a", "b\x1ec", "d"], eats_separators) == ["A", "B C", "D"]
+    assert translate_separated(["a", "b\ue0ffc", "d"], eats_separators) == ["A", "B C", "D"]
     assert calls[1:] == ["a", "b c", "d"]  # the batch, then one call per text
 
 
@@ -207,8 +207,8 @@ def test_apertium_pipe_batch_equals_one_by_one() -> None:
         "Hola, mi pedido no ha llegado",
         "ha llegado",  # a fragment: must not be read as part of its neighbours' sentences
         "¿Dónde está\nmi paquete?",
-        "precio: 5$ ^hola/adiós$ [nota] {x} \\ @*#",
-        "Gracias\x1e por todo",
+        "precio: 5$ ^hola/adiós$ [nota] {x} \\ @*# #etiqueta @usuario quiero devolver",
+        "Gracias\ue0ff por todo",
         "Muy mal servicio, nunca más",
         "Bueno.",  # a word that once moved into the previous text ("never Better")
         "El envío!",

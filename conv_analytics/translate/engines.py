@@ -24,12 +24,21 @@ ISO639_3 = {
     "fr": "fra", "de": "deu", "it": "ita", "pt": "por", "nl": "nld", "ro": "ron", "oc": "oci",
 }  # fmt: skip
 
-# Texts of one batch travel through Apertium as one document, one paragraph per text. The
-# ASCII record separator passes through every pair untouched; the blank lines around it end
-# the paragraph, so no word moves between texts (with single newlines, "nunca más" + "Bueno."
-# came out "never Better" + ".") and each text translates as it does alone.
-RECORD_SEPARATOR = "\x1e"
-SEPARATOR = f"\n\n{RECORD_SEPARATOR}\n\n"
+# Texts of one batch travel through Apertium as one document, one paragraph per text, ended by
+# a private-use character and a full stop. The character passes through every pair, the pipe
+# and apertium-apy untouched (apy turns control characters such as RS into spaces); the full
+# stop and blank lines end the sentence, so no word moves between texts (with bare newlines,
+# "nunca más" + "Bueno." came out "never Better" + ".") and each text translates as it does alone.
+RECORD_SEPARATOR = "\ue0ff"
+SEPARATOR = f"\n\n{RECORD_SEPARATOR}.\n\n"
+# Apertium's marks: * unknown word, @ untranslated lemma, # generation error. The pipe's -u
+# drops all three; apy's markUnknown=no only the *, so apy gets the text's own * @ # as
+# private-use stand-ins, drops the marks from its answer and puts the characters back.
+_MARKS = "*@#"
+_STAND_INS = [chr(0xE010 + i) for i in range(len(_MARKS))]
+_HIDE_MARKS = str.maketrans({**dict.fromkeys(_STAND_INS, " "), **dict(zip(_MARKS, _STAND_INS, strict=True))})
+_DROP_MARKS = str.maketrans("", "", _MARKS)
+_SHOW_MARKS = str.maketrans(dict(zip(_STAND_INS, _MARKS, strict=True)))
 
 TRANSLATOR_SETTING = "CONV_ANALYTICS_TRANSLATOR"
 URL_SETTING = "CONV_ANALYTICS_TRANSLATOR_URL"
@@ -84,13 +93,13 @@ class Translator(ABC):
 
 
 def translate_separated(texts: list[str], run: Callable[[str], str]) -> list[str]:
-    """Translate a batch as one document, one block per text; one call per text when a
+    """Translate a batch as one document, one paragraph per text; one call per text when a
     pair drops or duplicates a separator (never seen, but texts must not shift)."""
     clean = [t.replace(RECORD_SEPARATOR, " ").replace("\x00", " ") for t in texts]
     if len(clean) > 1:
         parts = run(SEPARATOR.join(clean)).split(RECORD_SEPARATOR)
         if len(parts) == len(clean):
-            return [p.strip() for p in parts]
+            return [parts[0].strip()] + [p.removeprefix(".").strip() for p in parts[1:]]
     return [run(t).strip() for t in clean]
 
 
@@ -167,8 +176,28 @@ class _HttpTranslator(Translator):
             ) from None
 
 
+def split_long(text: str, limit: int) -> list[str]:
+    """Pieces of at most `limit` characters, cut after a sentence end, else at a space."""
+    pieces = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = max(window.rfind(end) for end in (". ", "? ", "! ", "\n"))
+        if cut <= 0:
+            cut = window.rfind(" ")
+        cut = cut + 1 if cut > 0 else limit
+        pieces.append(text[:cut])
+        text = text[cut:]
+    return [*pieces, text]
+
+
 class ApertiumServer(_HttpTranslator):
-    """apertium-apy: `GET /listPairs`, `POST /translate` (q, langpair), one request per batch."""
+    """apertium-apy: `GET /listPairs`, `POST /translate` (q, langpair), one request per batch.
+
+    apy 0.11 loses the end of a paragraph longer than about 40 KB (it answers 200 with 47,579
+    of 122,000 characters), so long texts travel as several paragraphs, cut between sentences.
+    """
+
+    MAX_PARAGRAPH_CHARS = 8000
 
     name = "apertium"
 
@@ -186,13 +215,16 @@ class ApertiumServer(_HttpTranslator):
         return frozenset(f"{p['sourceLanguage']}|{p['targetLanguage']}" for p in pairs)
 
     def _post(self, text: str, pair: str) -> str:
-        response = self._request("POST", "/translate", data={"q": text, "langpair": pair, "markUnknown": "no"})
+        data = {"q": text.translate(_HIDE_MARKS), "langpair": pair, "markUnknown": "no"}
+        response = self._request("POST", "/translate", data=data)
         if response.status_code != 200:
             raise self._refused(response)
-        return response.json()["responseData"]["translatedText"]
+        return response.json()["responseData"]["translatedText"].translate(_DROP_MARKS).translate(_SHOW_MARKS)
 
     def _translate(self, texts: list[str], pair: str) -> list[str]:
-        return translate_separated(texts, lambda text: self._post(text, pair))
+        pieces = [split_long(text, self.MAX_PARAGRAPH_CHARS) for text in texts]
+        english = iter(translate_separated([p for parts in pieces for p in parts], lambda text: self._post(text, pair)))
+        return [" ".join(next(english) for _ in parts) for parts in pieces]
 
 
 class LibreTranslate(_HttpTranslator):

@@ -6,6 +6,7 @@ its translator and cache from the settings' values (it reads no environment itse
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -151,10 +152,15 @@ def translate_messages(
             if required:
                 raise
             result.errors.append(str(exc))
+        # a language without a pair is "no_pair" even then (the pair list, once fetched, is kept)
+        status = FAILED
+        with contextlib.suppress(TranslatorError):
+            if translator.pair(language) is None:
+                status = NO_PAIR
         for rows in by_text.values():
             if result.translation[rows[0]] == NONE:
-                _settle(result, rows, FAILED)
-                result.failed += len(rows)
+                _settle(result, rows, status)
+                result.failed += len(rows) if status == FAILED else 0
     return result
 
 
