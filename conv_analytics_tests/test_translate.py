@@ -245,3 +245,49 @@ def test_bad_input_never_crashes(tmp_path: Path) -> None:
     assert statuses[5] == NO_PAIR and result.text_en[5] is None
     assert statuses[6] == TRANSLATED and "arrived" in result.text_en[6]  # type: ignore[operator]
     assert set(result.translation) <= {NONE, TRANSLATED, NO_PAIR}
+
+
+def test_enrich_command_keeps_order_and_adds_fields(libre: FakeLibreTranslate, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from conv_analytics.cli.enrich import enrich
+
+    records = [
+        {"id": 1, "text": "Hola, mi pedido no ha llegado. Escríbeme a ana@example.com"},
+        {"id": 2, "text": "Where is my order?"},
+        {"id": 3, "text": "😀"},
+        {"id": 4, "body": "no text field"},
+        {"id": 5, "text": "Je voudrais annuler ma commande, merci beaucoup"},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\nnot json\n")
+    target = tmp_path / "out.jsonl"
+    arguments = ["--input", source, "--output", target, "--translator", "libretranslate"]
+    arguments += ["--translator-url", libre.url, "--cache-dir", tmp_path / "cache"]
+    result = CliRunner().invoke(enrich, arguments, env={"CONV_ANALYTICS_TRANSLATOR_API_KEY": API_KEY})
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, 2, 3, 5]
+    assert [r["language"] for r in rows] == ["es", "en", "und", "fr"]
+    assert [r["translation"] for r in rows] == [TRANSLATED, NONE, NONE, TRANSLATED]
+    assert rows[0]["text"] == "Hola, mi pedido no ha llegado. Escríbeme a [EMAIL]"
+    assert rows[0]["text_en"] == "HOLA, MI PEDIDO NO HA LLEGADO. ESCRÍBEME A [EMAIL]"
+    assert rows[1]["text_en"] is None and rows[2]["language_confidence"] == 0.0
+    assert "line 4: skipped" in result.output and "line 6: skipped" in result.output
+    assert API_KEY not in result.output
+
+    down = CliRunner().invoke(enrich, [*arguments[:-4], "--translator-url", free_port_url()])
+    assert down.exit_code == 1 and "CONV_ANALYTICS_TRANSLATOR_URL" in down.output
+
+
+@pytest.mark.apertium
+def test_categorizer_labels_the_english_translation(tmp_path: Path) -> None:
+    require_apertium()
+    from conv_analytics.categorize import Categorizer
+
+    texts = ["El servicio es horrible y estoy muy enfadado", "Muchas gracias, excelente atención", "Thanks!"]
+    model = Categorizer.load()
+    raw = model.predict(texts).column("sentiment").to_pylist()
+    translated = model.predict(texts, translator=make_translator("apertium", cache_dir=tmp_path))
+    assert translated.column("sentiment").to_pylist() == ["negative", "positive", "positive"]
+    assert raw[1] != "positive"  # "muchas gracias, excelente" is nothing to VADER untranslated

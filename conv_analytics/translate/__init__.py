@@ -18,6 +18,7 @@ from conv_analytics.translate.messages import (
     MessageTranslator,
     Translations,
     default_kind,
+    in_english,
     make_translator,
     translate_messages,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Translator",
     "TranslatorError",
     "default_kind",
+    "in_english",
     "make_translator",
     "translate_messages",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conv_analytics.text.language import UNDETERMINED
+from conv_analytics.text.language import UNDETERMINED, detect_languages
 from conv_analytics.text.redact import CARD, EMAIL, PHONE, URL, redact_one
 from conv_analytics.translate.cache import TranslationCache, text_hash
 from conv_analytics.translate.engines import (
@@ -174,6 +174,14 @@ class MessageTranslator:
 
     def __call__(self, texts: Sequence[str | None], languages: Sequence[str]) -> Translations:
         return translate_messages(texts, languages, self.engine, self.cache, required=self.required)
+
+
+def in_english(texts: Sequence[str | None], translator: MessageTranslator) -> list[str | None]:
+    """Each text's English translation where the translator made one, else the text itself:
+    what English-only labellers (VADER, the topic and intent models) should read."""
+    languages, _ = detect_languages(texts)
+    english = translator(texts, languages).text_en
+    return [e if e is not None else t for e, t in zip(english, texts, strict=True)]
 
 
 def apertium_installed() -> bool:
