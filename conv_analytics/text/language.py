@@ -33,7 +33,8 @@ SAMPLE_CHARS = 1000
 _MACROLANGUAGE = {"arz": "ar", "yue": "zh", "wuu": "zh"}
 
 _NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+|\bRT\b|" + "|".join(re.escape(p) for p in (EMAIL, PHONE, CARD, URL)))
-_LETTER = re.compile(r"[^\W\d_]")
+# MIN_LETTERS letters anywhere in the text (search stops at the third).
+_ENOUGH_LETTERS = re.compile(rf"[^\W\d_](?:[\W\d_]*[^\W\d_]){{{MIN_LETTERS - 1}}}")
 
 
 @cache
@@ -44,7 +45,9 @@ def _detector() -> LangDetector:
 
 
 def _clean(text: str) -> str:
-    sample = text[:SAMPLE_CHARS].encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> "?"
+    sample = text[:SAMPLE_CHARS]
+    if not sample.isascii():
+        sample = sample.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> "?"
     sample = _NOISE.sub(" ", sample).replace("#", " ")
     return " ".join(sample.split()).lower()
 
@@ -56,7 +59,7 @@ def detect_languages(texts: Iterable[str | None]) -> tuple[list[str], list[float
     confidences: list[float] = []
     for text in texts:
         sample = _clean(text) if text else ""
-        if len(_LETTER.findall(sample)) < MIN_LETTERS:
+        if not _ENOUGH_LETTERS.search(sample):
             languages.append(UNDETERMINED)
             confidences.append(0.0)
             continue
