@@ -76,7 +76,7 @@ def main() -> None:
 
     from conv_analytics.text import enrich_texts, redact_texts
     from conv_analytics.text.enrich import chunk_tokenizer
-    from conv_analytics.text.language import detect_language
+    from conv_analytics.text.language import detect_languages
     from conv_analytics.text.redact import _Replacer, candidate_pattern
 
     imported = time.perf_counter()
@@ -130,7 +130,7 @@ def main() -> None:
             "reference: nlp.pipe, a Doc per message": reference,
             "enrich_texts": lambda: enrich_texts(texts),
             "enrich_texts(languages_hint='en')": lambda: enrich_texts(texts, hints),
-            "detect_language only": lambda: [detect_language(t) for t in texts],
+            "detect_languages only": lambda: detect_languages(texts),
         },
     )
     report("enrichment", len(texts), best, "reference: nlp.pipe, a Doc per message")
@@ -160,7 +160,7 @@ def main() -> None:
     }
     for name, values in sets.items():
         long = [t for t in values if len(re.findall(r"\S+", t)) >= 4]
-        found = [detect_language(t) for t in long]
+        found = detect_languages(long)[0]
         en = found.count("en") / len(long)
         und = found.count("und") / len(long)
         print(f"  {name:<24} {len(long):>7,} messages   en {en:7.2%}   und {und:6.2%}")

@@ -27,7 +27,16 @@ THREE_DAYS = [DEMO_FIRST_DAY + timedelta(days=i) for i in range(3)]
 # `scripts/servers env` exports settings that switch the platform itself (NocoDB source, S3 lake, MongoDB
 # mirror) for any code that reads the environment, the CLI and `dagster` subprocesses included. Tests
 # reach the servers through require_server only; everything else runs on the embedded defaults.
-SERVER_SETTINGS = ("NOCODB_URL", "NOCODB_API_TOKEN", "S3_BUCKET", "S3_ENDPOINT_URL", "MONGODB_URI", "MONGODB_DATABASE")
+SERVER_SETTINGS = (
+    "NOCODB_URL",
+    "NOCODB_API_TOKEN",
+    "S3_BUCKET",
+    "S3_ENDPOINT_URL",
+    "MONGODB_URI",
+    "MONGODB_DATABASE",
+    "CONV_ANALYTICS_TRANSLATOR",
+    "CONV_ANALYTICS_TRANSLATOR_URL",
+)
 SERVERS = {name: os.environ.pop(name) for name in SERVER_SETTINGS if name in os.environ}
 
 

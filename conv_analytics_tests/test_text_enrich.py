@@ -80,6 +80,7 @@ def test_hints_override_detection() -> None:
     texts = ["Where is my order?", "Where is my order?", "Where is my order?"]
     result = rows(texts, ["de-DE", None, "und"])
     assert [r["language"] for r in result] == ["de", "en", "en"]
+    assert result[0]["language_confidence"] == 1.0 and 0.5 < result[1]["language_confidence"] < 1.0
     assert normalise_language("pt_BR") == "pt"
     assert normalise_language("???") is None
     with pytest.raises(ValueError, match="languages_hint"):
@@ -96,8 +97,8 @@ def test_robust_input() -> None:
     big = "Where is my parcel? " * 50_000  # 1 MB
     texts = [None, "", "   \n ", "😀🎉👍", "\ud800 broken surrogate text", big, "x" * 200_000]
     result = rows(texts)
-    assert result[0] == {"language": "und", "token_count": 0, "lemmas": None}
-    assert result[1] == {"language": "und", "token_count": 0, "lemmas": ""}
+    assert result[0] == {"language": "und", "language_confidence": 0.0, "token_count": 0, "lemmas": None}
+    assert result[1] == {"language": "und", "language_confidence": 0.0, "token_count": 0, "lemmas": ""}
     assert result[2]["token_count"] == 0
     assert result[3]["token_count"] >= 1 and result[3]["lemmas"] == ""
     assert result[4]["lemmas"] == "break surrogate text"  # lone surrogate -> U+FFFD

@@ -1,13 +1,16 @@
-"""Language identification: scripts, hand-written support-chat sentences, real English data."""
+"""Language identification: scripts, hand-written support-chat sentences, chat noise, real data,
+and the bundled model loaded with the network shut off."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conv_analytics.text.language import UNDETERMINED, detect_language
+from conv_analytics.text.language import MIN_CONFIDENCE, UNDETERMINED, detect_language, detect_languages
 
 # Support-chat sentences written for these tests (not taken from any corpus).
 SENTENCES: dict[str, list[str]] = {
@@ -120,14 +123,68 @@ def test_scripts(text: str, expected: str) -> None:
     assert detect_language(text) == expected
 
 
-@pytest.mark.parametrize("text", [None, "", "   ", "ok", "😀😀😀", "12345", "#48213", "???"])
+@pytest.mark.parametrize(
+    "text", [None, "", "   ", "ok", "ja", "😀😀😀", "12345", "#48213", "???", "@user http://t.co/x", "[EMAIL] [PHONE]"]
+)
 def test_too_little_evidence_is_und(text: str | None) -> None:
-    assert detect_language(text) == UNDETERMINED
+    assert detect_languages([text]) == ([UNDETERMINED], [0.0])
+
+
+def test_batch_keeps_order_and_gives_confidences() -> None:
+    texts = ["Quiero cancelar mi pedido, por favor", None, "Where is my parcel?", "Danke für die schnelle Hilfe"]
+    languages, confidences = detect_languages(texts)
+    assert languages == ["es", UNDETERMINED, "en", "de"]
+    assert confidences[1] == 0.0
+    assert all(MIN_CONFIDENCE <= c <= 1.0 for i, c in enumerate(confidences) if i != 1)
+    assert detect_languages(iter(texts)) == (languages, confidences)
+
+
+def test_chat_noise_and_shouting_do_not_decide() -> None:
+    # mentions, links, hashtags and capitals are what lid.176 gets wrong on tweets
+    assert detect_language("@user ESSE FILHO DO SERGINHO QUE COISA MAIS FOFA DO MUNDO #AltasHoras") == "pt"
+    assert detect_language("RT @user: mira esto https://example.com/a/b #EnVivo me encanta") == "es"
+
+
+def test_mixed_languages_get_low_confidence_or_und() -> None:
+    """A message that is half one language, half another is no confident guess."""
+    mixed = "ok merci danke gracias grazie obrigado thanks"
+    languages, confidences = detect_languages([mixed, "Merci beaucoup pour votre aide, tout fonctionne."])
+    assert languages[0] == UNDETERMINED or confidences[0] < 0.6
+    assert languages[1] == "fr" and confidences[1] > 0.9
+
+
+def test_bundled_model_loads_without_network(tmp_path: Path) -> None:
+    """A fresh process with every socket refused and an empty model cache still detects."""
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network used')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from conv_analytics.text.language import detect_languages\n"
+        "print(detect_languages(['Hola, mi pedido no ha llegado'])[0][0])\n"
+    )
+    env = {"FTLANG_CACHE": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": ""}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "es"
+    assert list(tmp_path.iterdir()) == []  # nothing downloaded into the cache
 
 
 def test_long_text_is_fast_enough_and_correct() -> None:
     text = "I would like to know where my parcel is. " * 25_000  # ~1 MB
     assert detect_language(text) == "en"
+
+
+def test_umsab_accuracy(shared_data: Path) -> None:
+    """Tweets in seven languages (UMSAB validation): >= 0.95 overall and >= 0.88 each."""
+    right: dict[str, list[bool]] = {}
+    for lang in ("ar", "de", "en", "es", "fr", "it", "pt"):
+        with (shared_data / "umsab" / f"{lang}_validation.jsonl").open(encoding="utf-8") as f:
+            texts = [json.loads(line)["text"] for line in f]
+        right[lang] = [p == lang for p in detect_languages(texts)[0]]
+    every = [r for rows in right.values() for r in rows]
+    assert sum(every) / len(every) >= 0.95
+    assert {lang: round(sum(r) / len(r), 3) for lang, r in right.items() if sum(r) / len(r) < 0.88} == {}
 
 
 def test_dailydialog_english_accuracy(shared_data: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,9 @@ from .features import Texts
 from .models import MODEL_FILE, FusedModel, LinearModel
 from .sentiment import LABELS, NEGATIVE_THRESHOLD, POSITIVE_THRESHOLD, sentiment_labels, vader_compound
 from .training import TASKS, fit_linear, fit_taxonomy, load_taxonomy
+
+if TYPE_CHECKING:
+    from conv_analytics.translate import MessageTranslator
 
 SENTIMENT_FILE = "thresholds.json"
 
@@ -100,8 +104,17 @@ class Categorizer:
         """Labels for compound scores (a conversation's mean, say) with this categoriser's thresholds."""
         return sentiment_labels(scores, self.sentiment_thresholds)
 
-    def predict(self, texts: Texts) -> pa.Table:
-        """One row per text, in order, with all three labels and their scores."""
+    def predict(self, texts: Texts, translator: MessageTranslator | None = None) -> pa.Table:
+        """One row per text, in order, with all three labels and their scores.
+
+        With a translator (conv_analytics.translate.make_translator), each text's language is
+        detected and a text with a translation is labelled on its English: the labels are
+        English-only (VADER's lexicon, the taxonomy's examples).
+        """
+        if translator is not None:
+            from conv_analytics.translate import in_english
+
+            texts = in_english(as_string_array(texts).to_pylist(), translator)
         texts = as_string_array(texts)  # once: a cast or copy here would otherwise happen per kernel
         if self.fused is not None:
             best, confidence = self.fused.predict_indices(texts, self.device)

@@ -24,7 +24,7 @@ from spacy.language import Language
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
 from conv_analytics.text.arrow import as_str_list, to_large_string, without_surrogates
-from conv_analytics.text.language import UNDETERMINED, detect_language
+from conv_analytics.text.language import UNDETERMINED, detect_languages
 from conv_analytics.text.redact import CARD, EMAIL, PHONE, URL
 from conv_analytics.text.spacy_data import lookup_table, spacy_lang_module
 
@@ -56,6 +56,7 @@ _PLACEHOLDER = re.compile("(" + "|".join(re.escape(p) for p in PLACEHOLDERS) + "
 SCHEMA = pa.schema(
     [
         pa.field("language", pa.string(), nullable=False),
+        pa.field("language_confidence", pa.float64(), nullable=False),
         pa.field("token_count", pa.int32(), nullable=False),
         pa.field("lemmas", pa.large_string()),
     ]
@@ -228,19 +229,20 @@ def _batches(chunks: list[str]) -> Iterator[list[str]]:
 
 
 def enrich_texts(texts: Iterable[str | None] | pa.Array, languages_hint: pa.Array | None = None) -> pa.Table:
-    """One row per text: language, token_count (non-space tokens), lemmas (space-joined).
+    """One row per text: language, language_confidence, token_count (non-space tokens), lemmas
+    (space-joined).
 
-    A non-null languages_hint entry (e.g. from the source system) overrides detection.
-    A null text gives language "und", 0 tokens and null lemmas.
+    A non-null languages_hint entry (e.g. from the source system) overrides detection, with
+    confidence 1. A null text gives language "und" (confidence 0), 0 tokens and null lemmas.
     """
     values = without_surrogates(as_str_list(texts))
     hints = None if languages_hint is None else as_str_list(languages_hint)
     if hints is not None and len(hints) != len(values):
         raise ValueError(f"languages_hint has {len(hints)} entries for {len(values)} texts")
-    languages = [
-        (normalise_language(hints[i]) if hints is not None else None) or detect_language(text)
-        for i, text in enumerate(values)
-    ]
+    languages, confidences = detect_languages(values)
+    for i, hint in enumerate(hints or ()):
+        if hinted := normalise_language(hint):
+            languages[i], confidences[i] = hinted, 1.0
 
     groups: dict[str, list[int]] = {}
     for i, text in enumerate(values):
@@ -257,6 +259,11 @@ def enrich_texts(texts: Iterable[str | None] | pa.Array, languages_hint: pa.Arra
             lemmas[i] = text
 
     return pa.Table.from_arrays(
-        [pa.array(languages, type=pa.string()), pa.array(token_count), to_large_string(lemmas)],
+        [
+            pa.array(languages, type=pa.string()),
+            pa.array(confidences, type=pa.float64()),
+            pa.array(token_count),
+            to_large_string(lemmas),
+        ],
         schema=SCHEMA,
     )

@@ -2,8 +2,7 @@
 
 Importing some spaCy language packages compiles huge tokenizer-exception regexes (French
 ~12 s, Indonesian ~14 s), and spaCy's Lookups tables re-hash every key (~10x slower than a
-dict). Stop words, punctuation rules and lookup tables are plain data, so they are read
-directly.
+dict). Punctuation rules and lookup tables are plain data, so they are read directly.
 """
 
 from __future__ import annotations
@@ -29,12 +28,6 @@ def spacy_lang_module(lang: str, name: str) -> ModuleType | None:
     module.__package__ = f"spacy.lang.{lang}"  # resolves its relative imports (char_classes)
     spec.loader.exec_module(module)
     return module
-
-
-def stop_words(lang: str) -> frozenset[str]:
-    """spaCy's lowercase stop words for a language; empty when spaCy has none."""
-    module = spacy_lang_module(lang, "stop_words")
-    return frozenset(w.lower() for w in getattr(module, "STOP_WORDS", ()))
 
 
 def lookup_table(lang: str, name: str = "lemma_lookup") -> dict[str, Any]:
