@@ -80,6 +80,23 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _boolean(raw: str) -> bool:
+    if raw.lower() in ("true", "1", "yes", "on"):
+        return True
+    if raw.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _translator(raw: str) -> str:
+    """none | apertium | libretranslate; empty: apertium where its pairs are installed, else none."""
+    if not raw:
+        from conv_analytics.translate.messages import default_kind
+
+        return default_kind()
+    return _choice("none", "apertium", "libretranslate")(raw)
+
+
 def parse_columns(raw: str) -> dict[str, dict[str, str]]:
     """CONV_ANALYTICS_COLUMNS: per entity, our field names mapped to the source's column names."""
     if not raw:
@@ -150,6 +167,30 @@ class Config:
         "Extra regular expressions (separated by ||) that mark an assistant reply as a fallback (did not understand).",
         lambda raw: tuple(p for p in raw.split("||") if p),
         "regular expressions separated by ||",
+    )
+    translator = Setting(
+        "CONV_ANALYTICS_TRANSLATOR",
+        "",
+        "Engine that translates non-English messages to English: none, apertium or libretranslate "
+        "(empty: apertium where its Debian pairs are installed, else none).",
+        _translator,
+        "none, apertium or libretranslate",
+    )
+    translator_url = Setting(
+        "CONV_ANALYTICS_TRANSLATOR_URL",
+        "",
+        "apertium-apy or LibreTranslate server address; apertium without it runs the local `apertium` command.",
+        lambda raw: raw.rstrip("/"),
+    )
+    translator_api_key = Setting(
+        "CONV_ANALYTICS_TRANSLATOR_API_KEY", "", "LibreTranslate API key (never logged).", secret=True
+    )
+    translator_required = Setting(
+        "CONV_ANALYTICS_TRANSLATOR_REQUIRED",
+        "true",
+        "true: a translator that is down or slow fails the step; false: those texts stay untranslated and are counted.",
+        _boolean,
+        "true or false",
     )
     lake_url = Setting(
         "CONV_ANALYTICS_LAKE_URL",
@@ -284,6 +325,11 @@ class Config:
         if self.s3_bucket:
             return f"s3://{self.s3_bucket}/{self.s3_prefix}".rstrip("/")
         return str(self.home / "lake")
+
+    @property
+    def translations_dir(self) -> Path:
+        """The translation cache, kept across runs: a text seen again is not sent again."""
+        return self.home / "translations"
 
     @property
     def reports_dir(self) -> Path:

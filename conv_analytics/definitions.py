@@ -39,7 +39,7 @@ def build_resources(config: Config) -> dict[str, object]:
         "source": SourceResource(files_dir=str(config.source_folder), columns_json=columns, nocodb=nocodb),
         "reports": ReportsResource(folder=str(config.reports_dir)),
         "categorizer": configured(CategorizerResource, config),
-        "enrichment": configured(EnrichmentResource, config),
+        "enrichment": configured(EnrichmentResource, config, translations_dir=str(config.translations_dir)),
     }
 
 

@@ -45,6 +45,9 @@ ENRICHED_MESSAGES = pa.schema(
     [
         *RAW_MESSAGES,
         pa.field("language", pa.string(), nullable=False),
+        pa.field("language_confidence", pa.float64(), nullable=False),
+        pa.field("text_en", pa.large_string()),  # English translation; null when English already or no pair
+        pa.field("translation", pa.string(), nullable=False),  # none | translated | no_pair | failed
         pa.field("token_count", pa.int32(), nullable=False),
         pa.field("lemmas", pa.large_string(), nullable=False),
         pa.field("intent", pa.string()),  # user messages only
@@ -70,6 +73,7 @@ CONVERSATION_CATEGORIES = pa.schema(
         pa.field("first_response_seconds", pa.float64()),
         pa.field("response_seconds", pa.list_(pa.float64())),  # every reply's latency to the user message before it
         pa.field("fallback_replies", pa.int32(), nullable=False),
+        pa.field("translated_messages", pa.int32(), nullable=False),  # messages read through their translation
         pa.field("topic", pa.string(), nullable=False),
         pa.field("topic_confidence", pa.float64(), nullable=False),
         pa.field("primary_intent", pa.string(), nullable=False),
@@ -108,6 +112,7 @@ ROLLUPS = pa.schema(
         pa.field("resolution_rate", pa.float64()),
         pa.field("abandonment_rate", pa.float64()),
         pa.field("fallback_rate", pa.float64()),
+        pa.field("translated_share", pa.float64()),  # messages translated to English / messages
         pa.field("avg_sentiment", pa.float64()),
         pa.field("negative_share", pa.float64()),
         pa.field("positive_share", pa.float64()),

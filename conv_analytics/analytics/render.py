@@ -213,6 +213,26 @@ def _mix_table(items: list[dict], name: str) -> str:
     return f"<table><tr><th>{escape(name)}</th><th>Conversations</th><th>Share</th></tr>{rows}</table>"
 
 
+LANGUAGE_COLUMNS = ("Language", "Conversations", "Share", "Avg sentiment", "Top topic", "Translated")
+
+
+def _language_cells(row: dict) -> list[str]:
+    return [
+        row["label"],
+        fmt_value("count", row["conversations"]),
+        fmt_value("share", row["share"]),
+        fmt_value("score", row["avg_sentiment"]),
+        row["top_topic"] or "—",
+        fmt_value("share", row["translated_share"]),
+    ]
+
+
+def _language_table(items: list[dict]) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in LANGUAGE_COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in _language_cells(r)) + "</tr>" for r in items)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
 def render_html(report: dict) -> str:
     """One file that opens anywhere offline: inline CSS, inline SVG charts, no scripts."""
     svgs = chart_svgs(report)
@@ -238,7 +258,7 @@ def render_html(report: dict) -> str:
         f"<table><tr><th>Measure</th><th>Value</th></tr>{time_rows}</table></section>",
         f"<section><h2>Channels and languages</h2>{svgs['channels']}"
         f"{_mix_table(report['channels'], 'Channel')}{svgs['languages']}"
-        f"{_mix_table(report['languages'], 'Language')}</section>",
+        f"{_language_table(report['languages'])}</section>",
     ]
     title = f"Conversations: {report['title']}"
     previous = "" if report["has_previous"] else " No rollup of the previous period: changes are n/a."
@@ -364,17 +384,18 @@ def render_markdown(report: dict) -> str:
             + charts.text_bars([(b["label"], b["count"], f"{b['count']:,}") for b in times["histogram"]])
             + "\n```"
         )
-    for key, name in (("channels", "Channel"), ("languages", "Language")):
-        parts += [
-            f"## {name} mix",
-            _md_table(
-                [name, "Conversations", "Share"],
-                [
-                    [c["label"], fmt_value("count", c["conversations"]), fmt_value("share", c["share"])]
-                    for c in report[key]
-                ],
-            ),
-        ]
+    parts += [
+        "## Channel mix",
+        _md_table(
+            ["Channel", "Conversations", "Share"],
+            [
+                [c["label"], fmt_value("count", c["conversations"]), fmt_value("share", c["share"])]
+                for c in report["channels"]
+            ],
+        ),
+        "## Language mix",
+        _md_table(list(LANGUAGE_COLUMNS), [_language_cells(r) for r in report["languages"]]),
+    ]
     parts.append(f"_{DEFINITIONS}_")
     return "\n\n".join(parts) + "\n"
 

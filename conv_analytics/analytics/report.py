@@ -47,6 +47,7 @@ KPIS = (
     ("escalation_rate", "Escalated", "share"),
     ("abandonment_rate", "Abandoned", "share"),
     ("fallback_rate", "Fallback replies", "share"),
+    ("translated_share", "Messages translated to English", "share"),
     ("avg_sentiment", "Average sentiment", "score"),
     ("negative_share", "Negative user messages", "share"),
     ("positive_share", "Positive user messages", "share"),
@@ -215,6 +216,16 @@ def _mix(current: dict[str, dict], total: int) -> list[dict]:
     ]
 
 
+def _language_mix(current: dict[str, dict], total: int) -> list[dict]:
+    """The language mix with what differs by language: sentiment, its top topic, how much was translated."""
+    rows = _mix(current, total)
+    for row in rows:
+        figures = current[row["label"]]
+        top = figures["top_topics"][0]["label"] if figures["top_topics"] else None
+        row.update(avg_sentiment=figures["avg_sentiment"], top_topic=top, translated_share=figures["translated_share"])
+    return rows
+
+
 def _series(rows: list[dict], starts: list[date]) -> list[dict]:
     alls = {r["period_start"]: r for r in rows if r["dimension"] == "all"}
     series = []
@@ -269,7 +280,7 @@ def build_report(inputs: ReportInputs, generated_at: datetime | None = None) -> 
         "top_intents": _ranking(dims["intent"], before_dims["intent"], total),
         "top_user_intents": current["top_intents"],
         "channels": _mix(dims["channel"], total),
-        "languages": _mix(dims["language"], total),
+        "languages": _language_mix(dims["language"], total),
         "response_times": {
             "median_first_response_seconds": current["median_first_response_seconds"],
             "p95_first_response_seconds": current["p95_first_response_seconds"],

@@ -14,6 +14,7 @@ row of `conversation_categories` is the unit; its messages count on the day it s
   values (DuckDB `quantile_cont`); response times are every reply's latency (`response_seconds`).
 - escalation/resolution/abandonment_rate: share of conversations with that status.
 - fallback_rate: fallback replies / assistant messages (the enrich step decides what a fallback is).
+- translated_share: messages read through their English translation / messages.
 - avg_sentiment: mean of `sentiment_mean` over conversations with at least one user message.
   negative_share/positive_share: share of user messages labelled negative/positive.
 - top_topics: conversations per topic; top_intents: user messages per intent (every user message's
@@ -40,6 +41,7 @@ RATE_COLUMNS = (
     "resolution_rate",
     "abandonment_rate",
     "fallback_rate",
+    "translated_share",
     "negative_share",
     "positive_share",
 )
@@ -195,6 +197,7 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         avg(CASE WHEN status = 'resolved' THEN 1.0 ELSE 0.0 END) AS resolution_rate,
         avg(CASE WHEN status = 'abandoned' THEN 1.0 ELSE 0.0 END) AS abandonment_rate,
         sum(fallback_replies) / nullif(sum(assistant_messages), 0) AS fallback_rate,
+        sum(translated_messages) / nullif(sum(messages), 0) AS translated_share,
         avg(sentiment_mean::DECIMAL(38, 18)) FILTER (WHERE user_messages > 0)::DOUBLE AS avg_sentiment,
         sum(negative_messages) / nullif(sum(user_messages), 0) AS negative_share,
         sum(positive_messages) / nullif(sum(user_messages), 0) AS positive_share
@@ -238,7 +241,7 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
             m.avg_turns, m.median_duration_seconds,
             m.median_first_response_seconds, m.p95_first_response_seconds,
             r.median_response_seconds, r.p95_response_seconds,
-            m.escalation_rate, m.resolution_rate, m.abandonment_rate, m.fallback_rate,
+            m.escalation_rate, m.resolution_rate, m.abandonment_rate, m.fallback_rate, m.translated_share,
             m.avg_sentiment, m.negative_share, m.positive_share,
             coalesce(t.top_topics, []) AS top_topics, coalesce(i.top_intents, []) AS top_intents
         FROM metrics m
@@ -247,7 +250,7 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         LEFT JOIN top_intents i USING ({keys})
         UNION ALL
         SELECT period_start, '{period}', dimension, value, 0, 0, 0, 0, 0, 0, 0, 0,
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, [], []
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, [], []
         FROM empty_periods
         ORDER BY period_start,
             array_position({list(ROLLUP_DIMENSIONS)}, dimension), value

@@ -79,6 +79,7 @@ def synthetic_categories(
         "first_response_seconds": pa.array(first_response, from_pandas=True),
         "response_seconds": _lists(rng, replies, pa.array(latencies)),
         "fallback_replies": pa.array(rng.binomial(assistant, 0.08), pa.int32()),
+        "translated_messages": pa.array(rng.binomial(user_messages + replies + system, 0.1), pa.int32()),
         "topic": pa.array(topics),
         "topic_confidence": pa.array(rng.uniform(0.3, 1.0, n)),
         "primary_intent": pa.array(_choice(rng, INTENTS, n, 0.8)),

@@ -61,7 +61,9 @@ per_conversation AS (
            list(response_seconds ORDER BY sent_at, message_id) FILTER (WHERE response_seconds IS NOT NULL)
                AS response_seconds,
            count(*) FILTER (WHERE is_fallback) AS fallback_replies,
-           string_agg(text, '\n' ORDER BY sent_at, message_id) FILTER (WHERE role = 'user') AS user_text,
+           count(*) FILTER (WHERE translation = 'translated') AS translated_messages,
+           string_agg(coalesce(text_en, text), '\n' ORDER BY sent_at, message_id) FILTER (WHERE role = 'user')
+               AS user_text,
            list(intent ORDER BY sent_at, message_id) FILTER (WHERE role = 'user') AS intents,
            avg(sentiment_score::DECIMAL(38, 18)) FILTER (WHERE role = 'user')::DOUBLE AS sentiment_mean,
            arg_max(sentiment_score, sent_at) FILTER (WHERE role = 'user')
@@ -86,6 +88,7 @@ SELECT c.*,
        p.first_response_seconds,
        coalesce(p.response_seconds, []) AS response_seconds,
        coalesce(p.fallback_replies, 0)::INTEGER AS fallback_replies,
+       coalesce(p.translated_messages, 0)::INTEGER AS translated_messages,
        coalesce(p.user_text, '') AS user_text,
        coalesce(p.intents, []) AS intents,
        coalesce(p.sentiment_mean, 0.0) AS sentiment_mean,

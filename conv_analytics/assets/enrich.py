@@ -7,6 +7,7 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import Field
 
 from conv_analytics.assets.metadata import label_counts
 from conv_analytics.categorize.resource import CategorizerResource
@@ -15,6 +16,7 @@ from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import ENRICHED_MESSAGES
 from conv_analytics.text.enrich import enrich_texts
+from conv_analytics.translate import MessageTranslator, TranslatorError, make_translator
 
 ENRICHED = StoredTable(
     ENRICHED_MESSAGES,
@@ -44,9 +46,23 @@ def fallback_mask(texts: pa.Array, roles: pa.Array, patterns: tuple[str, ...]) -
 
 
 class EnrichmentResource(dg.ConfigurableResource):
-    """How messages are enriched beyond the categoriser: the bot's own fallback phrasings."""
+    """How messages are enriched beyond the categoriser: translation to English, the bot's fallbacks."""
 
     fallback_patterns: list[str] = setting_field(Config.fallback_patterns)
+    translator: str = setting_field(Config.translator)
+    translator_url: str = setting_field(Config.translator_url)
+    translator_api_key: str = setting_field(Config.translator_api_key)
+    translator_required: bool = setting_field(Config.translator_required)
+    translations_dir: str = Field(description="Folder of the translation cache, kept across runs.")
+
+    def message_translator(self) -> MessageTranslator:
+        return make_translator(
+            self.translator,
+            self.translator_url,
+            self.translator_api_key or None,
+            self.translator_required,
+            self.translations_dir,
+        )
 
 
 def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition, messages: dg.AssetKey) -> dg.AssetsDefinition:
@@ -67,7 +83,7 @@ def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition, messages: 
         messages: pa.Table,
     ) -> pa.Table:
         """Each message with its language, token count and lemmas, intent (user messages) and sentiment."""
-        return enrich(context, messages, tuple(enrichment.fallback_patterns), categorizer)
+        return enrich(context, messages, enrichment, categorizer)
 
     return enriched_messages
 
@@ -75,38 +91,54 @@ def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition, messages: 
 def enrich(
     context: dg.AssetExecutionContext,
     raw_messages: pa.Table,
-    fallback_patterns: tuple[str, ...],
+    enrichment: EnrichmentResource,
     categorizer: CategorizerResource,
 ) -> pa.Table:
-    """The enriched table of `raw_messages`, with its figures as output metadata."""
+    """The enriched table of `raw_messages`, with its figures as output metadata.
+
+    Language and lemmas come from the original text; intent and sentiment from its English translation
+    where there is one (the labellers are English-only), else from the text itself.
+    """
     started = time.perf_counter()
     texts = raw_messages.column("text").combine_chunks()
     roles = raw_messages.column("role").combine_chunks()
     text_features = enrich_texts(texts)
+    try:
+        translations = enrichment.message_translator()(texts.to_pylist(), text_features.column("language").to_pylist())
+    except TranslatorError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    text_en = pa.array(translations.text_en, pa.large_string())
+    english = pc.coalesce(text_en, texts.cast(pa.large_string()))
     model = categorizer.load()
-    sentiment, score = model.predict_sentiment(texts)
+    sentiment, score = model.predict_sentiment(english)
 
     user_rows = np.flatnonzero(pc.equal(roles, "user").to_numpy(zero_copy_only=False))
     intent = np.full(raw_messages.num_rows, None, dtype=object)
     intent_confidence = np.full(raw_messages.num_rows, np.nan)
     if user_rows.size:
-        labels, confidence = model.predict_intent(pc.take(texts, pa.array(user_rows)))
+        labels, confidence = model.predict_intent(pc.take(english, pa.array(user_rows)))
         intent[user_rows] = labels.to_pylist()
         intent_confidence[user_rows] = confidence
     table = raw_messages.append_column("language", text_features.column("language"))
+    table = table.append_column("language_confidence", text_features.column("language_confidence"))
+    table = table.append_column("text_en", text_en)
+    table = table.append_column("translation", pa.array(translations.translation, pa.string()))
     table = table.append_column("token_count", text_features.column("token_count"))
     table = table.append_column("lemmas", text_features.column("lemmas"))
     table = table.append_column("intent", pa.array(intent, pa.string()))
     table = table.append_column("intent_confidence", pa.array(intent_confidence, from_pandas=True))
     table = table.append_column("sentiment", sentiment)
     table = table.append_column("sentiment_score", pa.array(score, pa.float64()))
-    table = table.append_column("is_fallback", fallback_mask(texts, roles, fallback_patterns))
+    table = table.append_column("is_fallback", fallback_mask(texts, roles, tuple(enrichment.fallback_patterns)))
     seconds = time.perf_counter() - started
     context.add_output_metadata(
         {
             "enrich_seconds": dg.MetadataValue.float(round(seconds, 3)),
             "messages_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
             "languages": dg.MetadataValue.json(label_counts(table.column("language"))),
+            "translation": dg.MetadataValue.json(label_counts(table.column("translation"))),
+            "texts_sent_to_translator": dg.MetadataValue.int(translations.sent),
+            "translations_from_cache": dg.MetadataValue.int(translations.cached),
             "sentiment": dg.MetadataValue.json(label_counts(table.column("sentiment"))),
         }
     )

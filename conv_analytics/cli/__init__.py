@@ -40,12 +40,13 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         from conv_analytics.io.errors import StoreError
         from conv_analytics.sources.base import SourceError
+        from conv_analytics.translate.engines import TranslatorError
 
         try:
             return super().invoke(ctx)
         except SettingError as exc:
             raise SettingProblem(str(exc)) from None
-        except (StoreError, SourceError, ValueError) as exc:
+        except (StoreError, SourceError, TranslatorError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
 
 
@@ -240,8 +241,9 @@ def ui(port: int) -> None:
 
 # The domain commands live in their own modules and join the group here.
 from conv_analytics.cli.categorize import categorize, train  # noqa: E402
+from conv_analytics.cli.enrich import enrich  # noqa: E402
 from conv_analytics.cli.nocodb import nocodb  # noqa: E402
 from conv_analytics.cli.report import report  # noqa: E402
 
-for _command in (report, nocodb, train, categorize):
+for _command in (report, nocodb, train, categorize, enrich):
     main.add_command(_command)

@@ -174,6 +174,7 @@ def categorize(model_dir: Path | None, input_path: Path, output_path: Path, text
     numbers on stderr, counted, and left out of the output.
     """
     from conv_analytics.categorize import Categorizer
+    from conv_analytics.cli.enrich import configured_translator
     from conv_analytics.config import Config
 
     if batch_size < 1:
@@ -181,6 +182,7 @@ def categorize(model_dir: Path | None, input_path: Path, output_path: Path, text
     config = Config.from_env()
     try:
         categorizer = Categorizer.load(model_dir or config.models, device=config.device, taxonomy_path=config.taxonomy)
+        translator = configured_translator(config)
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     started = time.perf_counter()
@@ -188,7 +190,7 @@ def categorize(model_dir: Path | None, input_path: Path, output_path: Path, text
     batch: list[dict] = []
 
     def flush(out) -> int:
-        table = categorizer.predict([record[text_field] for record in batch])
+        table = categorizer.predict([record[text_field] for record in batch], translator)
         columns = {name: table.column(name).to_pylist() for name in PREDICTED_FIELDS}
         for i, record in enumerate(batch):
             for name in PREDICTED_FIELDS:

@@ -5,14 +5,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 from conv_analytics.cli.categorize import read_jsonl
-from conv_analytics.translate.messages import KINDS, STATUSES, default_kind
+from conv_analytics.config import Config
+from conv_analytics.translate.messages import KINDS, STATUSES
+
+if TYPE_CHECKING:
+    from conv_analytics.translate import MessageTranslator
 
 ADDED_FIELDS = ("language", "language_confidence", "text_en", "translation")
+
+
+def configured_translator(config: Config, **overrides: Any) -> MessageTranslator:
+    """The translator of the settings, with any option the user gave on the command line instead."""
+    from conv_analytics.translate import make_translator
+
+    values = {
+        "kind": config.translator,
+        "url": config.translator_url,
+        "api_key": config.translator_api_key,
+        "required": config.translator_required,
+        "cache_dir": config.translations_dir,
+    }
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    return make_translator(**values)
 
 
 @click.command("enrich")
@@ -22,50 +41,42 @@ ADDED_FIELDS = ("language", "language_confidence", "text_en", "translation")
 @click.option(
     "--translator",
     type=click.Choice(KINDS),
-    envvar="CONV_ANALYTICS_TRANSLATOR",
-    default=default_kind,
-    show_default="apertium when its pairs are installed, else none",
-    help="Engine for non-English text [env CONV_ANALYTICS_TRANSLATOR].",
+    default=None,
+    help=f"Engine for non-English text (default: {Config.translator.env}).",
 )
 @click.option(
     "--translator-url",
-    envvar="CONV_ANALYTICS_TRANSLATOR_URL",
     default=None,
-    help="apertium-apy or LibreTranslate address; apertium without it runs the local pipe "
-    "[env CONV_ANALYTICS_TRANSLATOR_URL].",
+    help=f"apertium-apy or LibreTranslate address (default: {Config.translator_url.env}); "
+    "apertium without one runs the local pipe.",
 )
 @click.option(
     "--translator-api-key",
-    envvar="CONV_ANALYTICS_TRANSLATOR_API_KEY",
     default=None,
-    show_default=False,
-    help="LibreTranslate api_key [env CONV_ANALYTICS_TRANSLATOR_API_KEY].",
+    help=f"LibreTranslate api_key (default: {Config.translator_api_key.env}).",
 )
 @click.option(
     "--translator-required/--translator-optional",
-    envvar="CONV_ANALYTICS_TRANSLATOR_REQUIRED",
-    default=True,
-    show_default=True,
+    default=None,
     help="Fail when the translator is down or slow, or leave those texts untranslated and count them "
-    "[env CONV_ANALYTICS_TRANSLATOR_REQUIRED].",
+    f"(default: {Config.translator_required.env}).",
 )
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".conv_analytics/translations"),
-    show_default=True,
-    help="Folder of the translation cache (kept across runs).",
+    default=None,
+    help="Folder of the translation cache, kept across runs (default: <home>/translations).",
 )
 @click.option("--batch-size", default=10_000, show_default=True, help="Records per pass.")
 def enrich(
     input_path: Path,
     output_path: Path,
     text_field: str,
-    translator: str,
+    translator: str | None,
     translator_url: str | None,
     translator_api_key: str | None,
-    translator_required: bool,
-    cache_dir: Path,
+    translator_required: bool | None,
+    cache_dir: Path | None,
     batch_size: int,
 ) -> None:
     """Write each input record, in input order, with its text redacted and language,
@@ -76,14 +87,18 @@ def enrich(
     """
     from conv_analytics.text.language import detect_languages
     from conv_analytics.text.redact import redact_texts
-    from conv_analytics.translate import TranslatorError, make_translator
+    from conv_analytics.translate import TranslatorError
 
     if batch_size < 1:
         raise click.BadParameter("must be >= 1", param_hint="--batch-size")
-    try:
-        translate = make_translator(translator, translator_url, translator_api_key, translator_required, cache_dir)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    translate = configured_translator(
+        Config.from_env(),
+        kind=translator,
+        url=translator_url,
+        api_key=translator_api_key,
+        required=translator_required,
+        cache_dir=cache_dir,
+    )
     counts = dict.fromkeys(STATUSES, 0)
     bad = 0
     batch: list[dict] = []

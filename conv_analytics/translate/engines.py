@@ -15,6 +15,8 @@ from functools import cached_property
 
 import requests
 
+from conv_analytics.config import Config
+
 ENGLISH = "en"
 # Apertium and apy name languages by ISO 639-3; detection gives ISO 639-1. Serbian, Croatian,
 # Bosnian (and the old "sh") share Apertium's Serbo-Croatian pair.
@@ -40,9 +42,9 @@ _HIDE_MARKS = str.maketrans({**dict.fromkeys(_STAND_INS, " "), **dict(zip(_MARKS
 _DROP_MARKS = str.maketrans("", "", _MARKS)
 _SHOW_MARKS = str.maketrans(dict(zip(_STAND_INS, _MARKS, strict=True)))
 
-TRANSLATOR_SETTING = "CONV_ANALYTICS_TRANSLATOR"
-URL_SETTING = "CONV_ANALYTICS_TRANSLATOR_URL"
-API_KEY_SETTING = "CONV_ANALYTICS_TRANSLATOR_API_KEY"
+TRANSLATOR_SETTING = Config.translator.env
+URL_SETTING = Config.translator_url.env
+API_KEY_SETTING = Config.translator_api_key.env
 
 
 class TranslatorError(RuntimeError):
