@@ -74,10 +74,9 @@ def main() -> None:
     import pyarrow as pa
     import spacy
 
-    from conv_analytics.text import enrich_texts, redact_texts
-    from conv_analytics.text.enrich import chunk_tokenizer
+    from conv_analytics.text.enrich import chunk_tokenizer, enrich_texts
     from conv_analytics.text.language import detect_languages
-    from conv_analytics.text.redact import _Replacer, candidate_pattern
+    from conv_analytics.text.redact import _Replacer, candidate_pattern, redact_texts
 
     imported = time.perf_counter()
     enrich_texts(texts)

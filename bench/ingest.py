@@ -84,15 +84,20 @@ def main() -> int:
 
     import dagster as dg
 
-    from conv_analytics.assets.ingest import ingest_messages
+    from conv_analytics.assets.ingest import build_ingest_asset
+    from conv_analytics.dates import day_window, days_between
     from conv_analytics.io.lake import ParquetLake
     from conv_analytics.io.manager import LakeIOManager
     from conv_analytics.io.resources import LakeResource
-    from conv_analytics.partitions import day_window, days_between
+    from conv_analytics.nocodb.client import NocoDBClient
+    from conv_analytics.nocodb.resource import NocoDBResource
+    from conv_analytics.nocodb.setup import ensure_tables, load_jsonl
+    from conv_analytics.partitions import Partitions
     from conv_analytics.schemas import RAW_MESSAGES
-    from conv_analytics.sources import SourceResource
-    from conv_analytics.sources.nocodb import NocoDBClient, NocoDBResource
-    from conv_analytics.sources.nocodb_setup import ensure_tables, load_jsonl
+    from conv_analytics.sources.resource import SourceResource
+
+    # raw_messages and quarantined_messages, one read, on daily partitions from the first bench day
+    ingest_messages = build_ingest_asset("messages", Partitions.starting(FIRST).daily)
 
     shared = Path(os.environ.get("CONV_ANALYTICS_SHARED_DATA") or REPO.parent / "shared" / "data")
     loader = NocoDBClient(url, token, requests_per_second=0)

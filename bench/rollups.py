@@ -27,6 +27,8 @@ FIRST = date(2024, 1, 1)  # a Monday: 90 days hold 12 whole ISO weeks and 2 whol
 HISTORY_DAYS = 30
 REPEAT = 3  # best of three: the machine is shared
 ASSETS = {"day": "daily_rollups", "week": "weekly_rollups", "month": "monthly_rollups"}
+# the tables make_lake writes that say who was seen when, most complete first (as the rollup assets read them)
+HISTORY_TABLES = ("raw_conversations", "conversation_categories")
 
 
 def _rss_mib() -> float:
@@ -65,7 +67,7 @@ def make_lake(root: str, messages: int, days: int) -> dict[str, int]:
 
 
 def period_starts(period: str, days: int) -> list[date]:
-    from conv_analytics.partitions import period_end
+    from conv_analytics.dates import period_end
 
     last = FIRST + timedelta(days=days)
     starts, start = [], FIRST
@@ -82,9 +84,9 @@ def run_stage(root: str, period: str, days: int) -> dict[str, float]:
     import pyarrow.compute as pc
 
     from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
-    from conv_analytics.io.duckdb import connect
+    from conv_analytics.dates import period_end
     from conv_analytics.io.lake import ParquetLake
-    from conv_analytics.partitions import period_end
+    from conv_analytics.io.query import connect
     from conv_analytics.schemas import CONVERSATION_CATEGORIES
 
     lake = ParquetLake.open(root)
@@ -107,7 +109,7 @@ def run_stage(root: str, period: str, days: int) -> dict[str, float]:
         loaded = time.perf_counter()
         history = connect(lake)
         users = pa.table({"user_id": pc.unique(categories.column("user_id"))})
-        seen = users_seen_before(history, users, starts[0])
+        seen = users_seen_before(history, users, starts[0], HISTORY_TABLES)
         history.close()
         looked_up = time.perf_counter()
         rows = compute_rollups(categories, period, starts, seen).num_rows

@@ -33,16 +33,21 @@ import pyarrow.parquet as pq
 import pymongo
 
 from conv_analytics.analytics.synthetic import synthetic_categories
+from conv_analytics.assets import build_asset_graph
 from conv_analytics.io.lake import ROW_GROUP_ROWS, ParquetLake, json_size
 from conv_analytics.io.manager import LakeIOManager
-from conv_analytics.io.mongo import COLLECTIONS, MongoStore, to_documents
+from conv_analytics.io.mongo import MongoStore, to_documents
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import daily_partitions
+from conv_analytics.io.tables import StoredTable
+from conv_analytics.partitions import Partitions
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
 
 FIRST = date(2024, 1, 1)
 REPEAT = 5
-ASSET = "conversation_categories"
+GRAPH = build_asset_graph(Partitions.starting(FIRST))
+ASSET = GRAPH.categories.key.path[-1]  # conversation_categories
+METADATA = GRAPH.categories.specs_by_key[GRAPH.categories.key].metadata
+STORED = StoredTable.of(METADATA)  # its schema, time column and MongoDB collection
 
 
 def best(action: Callable[[], object], repeat: int = REPEAT) -> float:
@@ -72,7 +77,8 @@ def bench_parquet(table: pa.Table, days: int, root: str, lake_resource: LakeReso
     contexts = [  # one per run: a context takes its output metadata once
         dg.build_output_context(
             asset_key=ASSET,
-            asset_partitions_def=daily_partitions,
+            definition_metadata=METADATA,
+            asset_partitions_def=GRAPH.partitions.daily,
             asset_partition_key_range=dg.PartitionKeyRange(keys[0], keys[-1]),
         )
         for _ in range(REPEAT)
@@ -112,10 +118,12 @@ def bench_mongo(table: pa.Table, uri: str, documents: int) -> None:
     store = MongoStore(uri, database)
     try:
         start = datetime.combine(FIRST, datetime.min.time(), tzinfo=timezone.utc)
-        store.ensure_indexes(ASSET)
-        manager_seconds = best(lambda: store.replace(ASSET, start, start + timedelta(days=1), day), repeat=2)
-        prepared = to_documents(day, COLLECTIONS[ASSET])
-        indexes = [pymongo.IndexModel([(f, 1) for f in fields]) for fields in COLLECTIONS[ASSET].indexes]
+        collection = STORED.mongo
+        assert collection is not None
+        store.ensure_indexes(collection)
+        manager_seconds = best(lambda: store.replace(STORED, start, start + timedelta(days=1), day), repeat=2)
+        prepared = to_documents(day, collection)
+        indexes = [pymongo.IndexModel([(f, 1) for f in fields]) for fields in collection.indexes]
         bare_times = []
         for attempt in range(2):  # each into a fresh collection with the same indexes, set up untimed
             bare_collection = store.db[f"bare{attempt}"]

@@ -38,15 +38,19 @@ def setting_field(setting: Setting[Any]) -> Any:
     )
 
 
-def configured(resource: type[R], config: Config, **values: Any) -> R:
-    """An instance of `resource` with every setting field taken from `config`; `values` add the rest."""
+def configured(resource: type[R], config: Config, *, env_var_secrets: bool = True, **values: Any) -> R:
+    """An instance of `resource` with every setting field taken from `config`; `values` add the rest.
+
+    For Dagster (the default) a secret that came from the environment stays a `dg.EnvVar`, which Dagster
+    resolves when a run starts; a resource used outside Dagster (the CLI) needs `env_var_secrets=False`.
+    """
     fields: dict[str, Any] = {}
     for name, info in resource.model_fields.items():
         attr = (info.json_schema_extra or {}).get("setting") if isinstance(info.json_schema_extra, dict) else None
         if attr is None or name in values:
             continue
         setting: Setting[Any] = getattr(Config, str(attr))
-        if setting.secret and config.from_environment(setting):
+        if env_var_secrets and setting.secret and config.from_environment(setting):
             fields[name] = dg.EnvVar(setting.env)
         else:
             fields[name] = _field_value(config.value(setting))

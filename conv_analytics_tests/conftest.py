@@ -9,9 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
-from conv_analytics.definitions import ASSETS, build_resources
+from conv_analytics.definitions import Platform
 from conv_analytics.runner import materialize_range
 from conv_analytics.sources.demo import write_demo
 
@@ -75,17 +74,19 @@ def three_day_lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
     daily rollup are materialised again to take in the messages sent after midnight.
     """
     config = demo_config(tmp_path_factory.mktemp("three_days"))
+    platform = Platform.build(config)
+    graph = platform.graph
     for day in THREE_DAYS:
         result = dg.materialize(
-            ASSETS, selection=list(DAILY_ASSETS), partition_key=day.isoformat(), resources=build_resources(config)
+            graph.assets, selection=graph.daily_chain, partition_key=day.isoformat(), resources=platform.resources
         )
         assert result.success
     for day in THREE_DAYS[:-1]:
         result = dg.materialize(
-            ASSETS,
-            selection=["conversation_categories", "daily_rollups"],
+            graph.assets,
+            selection=[graph.categories.key, graph.rollups["day"].key],
             partition_key=day.isoformat(),
-            resources=build_resources(config),
+            resources=platform.resources,
         )
         assert result.success
     return config
@@ -96,5 +97,5 @@ def ten_day_lake(tmp_path_factory: pytest.TempPathFactory) -> Config:
     """Ten demo days materialised by one single-run backfill over the range."""
     config = demo_config(tmp_path_factory.mktemp("ten_days"))
     keys = [(DEMO_FIRST_DAY + timedelta(days=i)).isoformat() for i in range(DEMO_DAYS)]
-    materialize_range(config, DAILY_ASSETS, keys)
+    materialize_range(config, Platform.build(config).graph.daily_chain, keys)
     return config

@@ -14,9 +14,10 @@ from typing import Any
 
 from conv_analytics.io.manager import LakeIOManager
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.sources import SourceResource
-from conv_analytics.sources.nocodb import NocoDBClient, NocoDBResource
-from conv_analytics.sources.nocodb_setup import Tables, ensure_tables
+from conv_analytics.nocodb.client import NocoDBClient
+from conv_analytics.nocodb.resource import NocoDBResource
+from conv_analytics.nocodb.setup import Tables, ensure_tables
+from conv_analytics.sources.resource import SourceResource
 from conv_analytics_tests.conftest import require_server
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,8 @@
 """The shape of the code: pure layers without Dagster, imports without side effects, one declaration per
-setting and per asset name, every asset selectable alone, and `conv-analytics run` equal to the demo."""
+setting and per asset name, every asset selectable alone, and `conv-analytics run` equal to the demo.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Dagster reads the type annotations of the assets below.
+"""
 
 import ast
 import hashlib
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pytest
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 
@@ -215,7 +217,11 @@ def test_any_single_asset_can_be_materialised_from_dagster_cli(tmp_path: Path) -
 
 
 def downstream_of(graph_asset: dg.AssetsDefinition, frame: dg.DagsterType) -> dg.AssetsDefinition:
-    @dg.asset(ins={"rollups": dg.AssetIn(key=graph_asset.key)}, partitions_def=graph_asset.partitions_def)
+    @dg.asset(
+        ins={"rollups": dg.AssetIn(key=graph_asset.key)},
+        partitions_def=graph_asset.partitions_def,
+        io_manager_key="mem",
+    )
     def team_asset(rollups: frame) -> int:  # type: ignore[valid-type]
         assert isinstance(rollups, pd.DataFrame)
         return int(rollups.loc[rollups["dimension"] == "all", "conversations"].sum())
@@ -228,10 +234,10 @@ def test_downstream_assets_get_typed_pandas_frames(three_day_lake: Config) -> No
     daily = platform.graph.rollups["day"]
     key = "2026-11-02"
     counted = dg.materialize(
-        [daily, downstream_of(daily, RollupsFrame)],
+        [*platform.graph.assets, downstream_of(daily, RollupsFrame)],
         selection=["team_asset"],
         partition_key=key,
-        resources=platform.resources,
+        resources={**platform.resources, "mem": dg.InMemoryIOManager()},
     )
     assert counted.success
     conversations = counted.output_for_node("team_asset")
@@ -241,10 +247,10 @@ def test_downstream_assets_get_typed_pandas_frames(three_day_lake: Config) -> No
 
     wrong = create_dagster_pandas_dataframe_type(name="Wrong", columns=[PandasColumn.exists("no_such_column")])
     failed = dg.materialize(
-        [daily, downstream_of(daily, wrong)],
+        [*platform.graph.assets, downstream_of(daily, wrong)],
         selection=["team_asset"],
         partition_key=key,
-        resources=platform.resources,
+        resources={**platform.resources, "mem": dg.InMemoryIOManager()},
         raise_on_error=False,
     )
     assert not failed.success
@@ -256,13 +262,20 @@ def test_conversation_categories_load_as_a_typed_frame(three_day_lake: Config) -
     platform = Platform.build(three_day_lake)
     categories = platform.graph.categories
 
-    @dg.asset(ins={"conversations": dg.AssetIn(key=categories.key)}, partitions_def=categories.partitions_def)
+    @dg.asset(
+        ins={"conversations": dg.AssetIn(key=categories.key)},
+        partitions_def=categories.partitions_def,
+        io_manager_key="mem",
+    )
     def escalated(conversations: ConversationCategoriesFrame) -> int:  # type: ignore[valid-type]
         assert str(conversations["started_at"].dt.tz) == "UTC"
         return int((conversations["status"] == "escalated").sum())
 
     result = dg.materialize(
-        [categories, escalated], selection=["escalated"], partition_key="2026-11-02", resources=platform.resources
+        [*platform.graph.assets, escalated],
+        selection=["escalated"],
+        partition_key="2026-11-02",
+        resources={**platform.resources, "mem": dg.InMemoryIOManager()},
     )
     assert result.success
     rows = platform.resources["lake"].lake().read(categories.key.path[-1], ["2026-11-02"], CONVERSATION_CATEGORIES)
@@ -270,18 +283,19 @@ def test_conversation_categories_load_as_a_typed_frame(three_day_lake: Config) -
 
 
 def test_upstream_assets_still_load_as_arrow_tables(three_day_lake: Config) -> None:
-    import pyarrow as pa
-
     platform = Platform.build(three_day_lake)
     daily = platform.graph.rollups["day"]
 
-    @dg.asset(ins={"rollups": dg.AssetIn(key=daily.key)}, partitions_def=daily.partitions_def)
+    @dg.asset(ins={"rollups": dg.AssetIn(key=daily.key)}, partitions_def=daily.partitions_def, io_manager_key="mem")
     def arrow_user(rollups: pa.Table) -> int:
         assert isinstance(rollups, pa.Table)
         return rollups.num_rows
 
     result = dg.materialize(
-        [daily, arrow_user], selection=["arrow_user"], partition_key="2026-11-02", resources=platform.resources
+        [*platform.graph.assets, arrow_user],
+        selection=["arrow_user"],
+        partition_key="2026-11-02",
+        resources={**platform.resources, "mem": dg.InMemoryIOManager()},
     )
     assert result.success and result.output_for_node("arrow_user") > 0
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from conv_analytics.categorize.arrow import utf8_buffers
 from conv_analytics.categorize.features import FeatureSpec
 from conv_analytics.categorize.kernels import hashing_cpu
+from conv_analytics.text.arrow import utf8_buffers
 from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,12 +9,15 @@ import pytest
 from conv_analytics.categorize import Categorizer
 from conv_analytics.categorize.features import FeatureSpec, hashed_codes
 from conv_analytics.categorize.models import LinearModel
+from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.training import (
     accuracy_and_macro_f1,
     fit_taxonomy,
     holdout_split,
     load_taxonomy,
 )
+from conv_analytics.config import Config
+from conv_analytics.resources import configured
 
 
 @pytest.fixture(scope="module")
@@ -150,12 +153,17 @@ def test_taxonomy_env_replaces_the_shipped_one(tmp_path, monkeypatch) -> None:
         "intent:\n  labels:\n    hi: {examples: [hello, hi there]}\n    bye: {examples: [goodbye, see you]}\n"
     )
     monkeypatch.setenv("CONV_ANALYTICS_TAXONOMY", str(custom))
-    categorizer = Categorizer.load(device="cpu")
+    monkeypatch.setenv("CONV_ANALYTICS_DEVICE", "cpu")
+    # the setting reaches the categoriser through the resource the assets use
+    resource = configured(CategorizerResource, Config.from_env())
+    assert resource.taxonomy == str(custom) and resource.device == "cpu"
+    categorizer = resource.load()
     labels, _ = categorizer.predict_topic(["my dog is ill", "the brakes squeak"])
     assert labels.to_pylist() == ["pets", "cars"]
     custom.write_text("topic: [not, a, mapping]\n")
+    config = Config.from_env()  # as the CLI loads it (the resource caches what it loaded)
     with pytest.raises(ValueError, match="labels"):
-        Categorizer.load(device="cpu")
+        Categorizer.load(config.models, device=config.device, taxonomy_path=config.taxonomy)
 
 
 def test_metrics_and_split() -> None:

@@ -15,20 +15,18 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.cli import main
 from conv_analytics.config import Config
-from conv_analytics.definitions import ASSETS, build_resources, defs
+from conv_analytics.definitions import Platform, defs
 from conv_analytics.io.lake import ParquetLake
-from conv_analytics.partitions import daily_partitions, monthly_partitions, weekly_partitions
 from conv_analytics.runner import materialize_range
-from conv_analytics.schemas import ASSET_TABLES
 from conv_analytics.sources.base import normalize
 from conv_analytics.sources.demo import generate_day, write_demo
 from conv_analytics.sources.files import FilesSource
 from conv_analytics_tests.conftest import DEMO_FIRST_DAY, REPO, THREE_DAYS, demo_config
+from conv_analytics_tests.platform_support import asset_graph, schema_of, stored_names
 
-DAILY_TABLES = [a for a in DAILY_ASSETS if a in ASSET_TABLES]
+DAILY_TABLES = stored_names(asset_graph().daily_chain)
 
 
 def lake_of(config: Config) -> ParquetLake:
@@ -80,9 +78,9 @@ def test_lake_holds_exactly_the_valid_source_records(three_day_lake: Config) -> 
     for day in THREE_DAYS:
         conversations, messages, _ = generate_day(day, per_day=12)
         key = day.isoformat()
-        raw = lake.read("raw_conversations", [key], ASSET_TABLES["raw_conversations"][0])
+        raw = lake.read("raw_conversations", [key], schema_of("raw_conversations"))
         assert sorted(raw.column("conversation_id").to_pylist()) == sorted(c["conversation_id"] for c in conversations)
-        categories = lake.read("conversation_categories", [key], ASSET_TABLES["conversation_categories"][0])
+        categories = lake.read("conversation_categories", [key], schema_of("conversation_categories"))
         assert categories.num_rows == len(conversations)
         # a conversation's figures include its messages after midnight (read from the next day)
         by_id = {c["conversation_id"]: c for c in categories.to_pylist()}
@@ -98,7 +96,7 @@ def test_lake_holds_exactly_the_valid_source_records(three_day_lake: Config) -> 
 
 def test_malformed_demo_records_are_quarantined_with_reasons(three_day_lake: Config) -> None:
     lake = lake_of(three_day_lake)
-    quarantine = lake.read("quarantined_messages", [THREE_DAYS[0].isoformat()], ASSET_TABLES["quarantined_messages"][0])
+    quarantine = lake.read("quarantined_messages", [THREE_DAYS[0].isoformat()], schema_of("quarantined_messages"))
     reasons = sorted(quarantine.column("reason").to_pylist())
     assert reasons == ["missing message_id", "unknown role: 'robot'"]
     # ids stay readable in the quarantine: only message text is redacted
@@ -137,8 +135,9 @@ def test_rerunning_a_partition_leaves_the_same_bytes(three_day_lake: Config) -> 
         return {a: Path(lake.partition_path(a, key)).read_bytes() for a in DAILY_TABLES}
 
     before = snapshot()
+    platform = Platform.build(three_day_lake)
     result = dg.materialize(
-        ASSETS, selection=list(DAILY_ASSETS), partition_key=key, resources=build_resources(three_day_lake)
+        platform.graph.assets, selection=platform.graph.daily_chain, partition_key=key, resources=platform.resources
     )
     assert result.success
     after = snapshot()
@@ -157,16 +156,15 @@ def test_single_run_backfill_writes_every_day_of_the_range(ten_day_lake: Config)
 
 
 def test_weekly_rollup_runs_for_a_complete_week(ten_day_lake: Config) -> None:
-    materialize_range(ten_day_lake, ["weekly_rollups"], [DEMO_FIRST_DAY.isoformat()])
-    weekly = lake_of(ten_day_lake).read(
-        "weekly_rollups", [DEMO_FIRST_DAY.isoformat()], ASSET_TABLES["weekly_rollups"][0]
-    )
+    weekly_key = Platform.build(ten_day_lake).graph.rollups["week"].key
+    materialize_range(ten_day_lake, [weekly_key], [DEMO_FIRST_DAY.isoformat()])
+    weekly = lake_of(ten_day_lake).read("weekly_rollups", [DEMO_FIRST_DAY.isoformat()], schema_of("weekly_rollups"))
     overall = [r for r in weekly.to_pylist() if r["dimension"] == "all"]
     assert len(overall) == 1 and overall[0]["period"] == "week"
     categories = lake_of(ten_day_lake).read(
         "conversation_categories",
         [(DEMO_FIRST_DAY + timedelta(days=i)).isoformat() for i in range(7)],
-        ASSET_TABLES["conversation_categories"][0],
+        schema_of("conversation_categories"),
     )
     assert overall[0]["conversations"] == categories.num_rows
 
@@ -174,7 +172,7 @@ def test_weekly_rollup_runs_for_a_complete_week(ten_day_lake: Config) -> None:
 def test_weekly_rollup_refuses_while_a_day_is_missing(ten_day_lake: Config) -> None:
     next_week = (DEMO_FIRST_DAY + timedelta(days=7)).isoformat()  # only 3 of its days are materialised
     with pytest.raises(RuntimeError) as failure:
-        materialize_range(ten_day_lake, ["weekly_rollups"], [next_week])
+        materialize_range(ten_day_lake, [Platform.build(ten_day_lake).graph.rollups["week"].key], [next_week])
     message = str(failure.value)
     assert "has no data for partition(s)" in message
     assert (DEMO_FIRST_DAY + timedelta(days=10)).isoformat() in message
@@ -184,7 +182,7 @@ def test_weekly_rollup_refuses_while_a_day_is_missing(ten_day_lake: Config) -> N
 
 
 def test_lineage_is_source_to_report() -> None:
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
 
     def parents(name: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
@@ -198,7 +196,7 @@ def test_lineage_is_source_to_report() -> None:
 
 
 def _upstream_keys(child: str, parent: str, key: str) -> list[str]:
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     child_key, parent_key = dg.AssetKey(child), dg.AssetKey(parent)
     mapping = graph.get_partition_mapping(child_key, parent_key)
     child_def = graph.get(child_key).partitions_def
@@ -225,23 +223,26 @@ def test_the_next_days_messages_request_the_day_before_again(tmp_path: Path) -> 
     today = datetime.now(timezone.utc).date()
     yesterday = today - timedelta(days=1)
     write_demo(config.source_folder, yesterday, 2, per_day=5)
-    automation_defs = dg.Definitions(assets=ASSETS, resources=build_resources(config))
+    platform = Platform.build(config)
+    graph = platform.graph
+    automation_defs = dg.Definitions(assets=graph.assets, resources=platform.resources)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        ASSETS,
-        selection=list(DAILY_ASSETS),
+        graph.assets,
+        selection=graph.daily_chain,
         partition_key=yesterday.isoformat(),
-        resources=build_resources(config),
+        resources=platform.resources,
         instance=instance,
     )
     assert result.success
     first = dg.evaluate_automation_conditions(defs=automation_defs, instance=instance)
     assert first.get_requested_partitions(dg.AssetKey("conversation_categories")) <= {today.isoformat()}
+    messages = graph.entities["messages"]
     result = dg.materialize(
-        ASSETS,
-        selection=["raw_messages", "quarantined_messages", "enriched_messages"],
+        graph.assets,
+        selection=[dg.AssetKey(messages.raw), dg.AssetKey(messages.quarantined), graph.enriched.key],
         partition_key=today.isoformat(),
-        resources=build_resources(config),
+        resources=platform.resources,
         instance=instance,
     )
     assert result.success
@@ -251,9 +252,10 @@ def test_the_next_days_messages_request_the_day_before_again(tmp_path: Path) -> 
 
 
 def test_partitions_are_utc_days_iso_weeks_and_months() -> None:
-    assert daily_partitions.timezone == "UTC"
-    assert date.fromisoformat(weekly_partitions.get_first_partition_key()).weekday() == 0  # Monday
-    assert monthly_partitions.get_first_partition_key().endswith("-01")
+    partitions = Platform.build(Config()).graph.partitions
+    assert partitions.daily.timezone == "UTC"
+    assert date.fromisoformat(partitions.weekly.get_first_partition_key()).weekday() == 0  # Monday
+    assert partitions.monthly.get_first_partition_key().endswith("-01")
 
 
 # --- the files source's quarantine ---------------------------------------------------------------------------
@@ -376,7 +378,7 @@ def test_dagster_asset_materialize_from_the_command_line(tmp_path: Path) -> None
         tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    raw = ParquetLake.open(config.lake_root).read("raw_conversations", [day], ASSET_TABLES["raw_conversations"][0])
+    raw = ParquetLake.open(config.lake_root).read("raw_conversations", [day], schema_of("raw_conversations"))
     assert raw.num_rows == len(generate_day(DEMO_FIRST_DAY, per_day=12)[0])
 
 

@@ -19,11 +19,14 @@ import pytest
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.mongo import MongoStore
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUPS
+from conv_analytics_tests.platform_support import stored_table
 from conv_analytics_tests.storage_support import PrivateServer, mongo_database  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
+DAILY_ROLLUPS = stored_table("daily_rollups")
+CATEGORIES = stored_table("conversation_categories")
 
 
 def rollup_rows(day: date, values: list[str], conversations: int = 1) -> pa.Table:
@@ -47,7 +50,7 @@ def rollup_rows(day: date, values: list[str], conversations: int = 1) -> pa.Tabl
 
 def replace_day(store: MongoStore, day: date, table: pa.Table) -> int:
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-    return store.replace("daily_rollups", start, start + timedelta(days=1), table)
+    return store.replace(DAILY_ROLLUPS, start, start + timedelta(days=1), table)
 
 
 def check_replacement(store: MongoStore) -> None:
@@ -55,16 +58,16 @@ def check_replacement(store: MongoStore) -> None:
     for _ in range(3):
         assert replace_day(store, first, rollup_rows(first, ["billing", "delivery", "account"])) == 3
     replace_day(store, second, rollup_rows(second, ["billing"]))
-    assert store.counts_by_day("daily_rollups") == {first.isoformat(): 3, second.isoformat(): 1}
+    assert store.counts_by_day(DAILY_ROLLUPS) == {first.isoformat(): 3, second.isoformat(): 1}
     # a rerun with fewer rows removes the ones that are gone; counts are replaced, not added
     replace_day(store, first, rollup_rows(first, ["billing"], conversations=7))
-    assert store.counts_by_day("daily_rollups") == {first.isoformat(): 1, second.isoformat(): 1}
-    back = store.read("daily_rollups", DAY, DAY + timedelta(days=1), ROLLUPS)
+    assert store.counts_by_day(DAILY_ROLLUPS) == {first.isoformat(): 1, second.isoformat(): 1}
+    back = store.read(DAILY_ROLLUPS, DAY, DAY + timedelta(days=1))
     assert back.schema == ROLLUPS
     assert back.to_pylist() == rollup_rows(first, ["billing"], conversations=7).to_pylist()
     # an empty slice clears its day
     replace_day(store, second, ROLLUPS.empty_table())
-    assert store.counts_by_day("daily_rollups") == {first.isoformat(): 1}
+    assert store.counts_by_day(DAILY_ROLLUPS) == {first.isoformat(): 1}
 
 
 def test_partition_replacement_in_transactions(mongo_database) -> None:  # noqa: F811
@@ -72,7 +75,8 @@ def test_partition_replacement_in_transactions(mongo_database) -> None:  # noqa:
     store = MongoStore(uri, name)
     assert store.transactions  # SecantusDB and real replica sets run them
     check_replacement(store)
-    indexes = [list(i["key"]) for i in store.db["daily_rollups"].list_indexes()]
+    assert DAILY_ROLLUPS.mongo is not None
+    indexes = [list(i["key"]) for i in store.db[DAILY_ROLLUPS.mongo.name].list_indexes()]
     assert ["dimension", "value", "period_start"] in indexes and ["period_start"] in indexes
 
 
@@ -110,11 +114,11 @@ def test_a_row_that_moved_to_another_day_is_not_duplicated(mongo_database) -> No
         }
         return pa.Table.from_pylist([row], schema=CONVERSATION_CATEGORIES)
 
-    store.replace("conversation_categories", DAY, DAY + timedelta(days=1), conversation(DAY + timedelta(hours=23)))
+    store.replace(CATEGORIES, DAY, DAY + timedelta(days=1), conversation(DAY + timedelta(hours=23)))
     later = DAY + timedelta(days=1)
-    store.replace("conversation_categories", later, later + timedelta(days=1), conversation(later + timedelta(hours=1)))
+    store.replace(CATEGORIES, later, later + timedelta(days=1), conversation(later + timedelta(hours=1)))
     # the conversation's start was corrected to the next day: it now lives there only
-    assert store.counts_by_day("conversation_categories") == {later.date().isoformat(): 1}
+    assert store.counts_by_day(CATEGORIES) == {later.date().isoformat(): 1}
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from conv_analytics.nocodb.setup import load_jsonl
 from conv_analytics.sources.base import SourceError
-from conv_analytics.sources.nocodb_setup import load_jsonl
 from conv_analytics_tests.fault_proxy import Fault, FaultProxy
 from conv_analytics_tests.nocodb_support import client, new_base, resource, server, shared_data
 

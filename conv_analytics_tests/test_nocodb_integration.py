@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from conv_analytics.assets.ingest import ingest_conversations, ingest_messages
-from conv_analytics.checks import reconcile_day, reconciliation_checks
-from conv_analytics.cli.nocodb import nocodb as nocodb_cli
+from conv_analytics.cli import main
 from conv_analytics.io.lake import ParquetLake
+from conv_analytics.nocodb.checks import build_reconciliation_check, reconcile_day
+from conv_analytics.nocodb.setup import load_jsonl, synthesize
 from conv_analytics.sources.base import SourceError
-from conv_analytics.sources.nocodb_setup import load_jsonl, synthesize
 from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server, shared_data
+from conv_analytics_tests.platform_support import asset_graph, schema_of
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,12 @@ RANGE_TAGS = {
     "dagster/asset_partition_range_start": START.isoformat(),
     "dagster/asset_partition_range_end": (START + timedelta(days=DAYS)).isoformat(),  # spill-over day
 }
-RAW = [ingest_conversations, ingest_messages]
+GRAPH = asset_graph()
+RAW = GRAPH.ingest
+ingest_messages = next(a for a in GRAPH.ingest if dg.AssetKey(GRAPH.entities["messages"].raw) in a.keys)
+reconciliation_checks = [
+    build_reconciliation_check(entity, tables, GRAPH.partitions.daily) for entity, tables in GRAPH.entities.items()
+]
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +111,12 @@ def test_deleted_row_fails_the_check(loaded_base, tmp_path: Path) -> None:
     assert dg.materialize([*RAW, *reconciliation_checks], resources=resources, partition_key=day).success
     lake = ParquetLake.open(str(tmp_path / "lake"))
     source = nocodb.source()
-    assert reconcile_day(source, lake, "messages", day)["ok"]
+    assert reconcile_day(source, lake, "messages", GRAPH.entities["messages"], day)["ok"]
     victim = client().page(tables.messages, where=source.time_filter("messages", *_window(START)), limit=1).rows[0]
     client().delete(tables.messages, [victim["Id"]])
     try:
         # the check as Dagster runs it after a materialisation, here against the stored day
-        outcome = reconcile_day(source, lake, "messages", day)
+        outcome = reconcile_day(source, lake, "messages", GRAPH.entities["messages"], day)
     finally:
         client().insert(tables.messages, [{k: v for k, v in victim.items() if k not in _META}])
     assert not outcome["ok"]
@@ -188,9 +193,7 @@ def test_bad_rows_are_quarantined_with_reason(odd_base, tmp_path: Path) -> None:
 
 
 def _schema(asset: str):
-    from conv_analytics.schemas import ASSET_TABLES
-
-    return ASSET_TABLES[asset][0]
+    return schema_of(asset, GRAPH)
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:
@@ -236,12 +239,13 @@ def test_cli_init_and_wrong_token(monkeypatch) -> None:
     url, token = server()
     monkeypatch.setenv("NOCODB_URL", url)
     monkeypatch.setenv("NOCODB_API_TOKEN", "wrong")
-    result = CliRunner().invoke(nocodb_cli, ["init", "--base", "cli-never-made"])
+    # through the top-level command, which turns errors users can fix into one line
+    result = CliRunner().invoke(main, ["nocodb", "init", "--base", "cli-never-made"])
     assert result.exit_code == 1
     assert "NOCODB_API_TOKEN" in result.output and "Traceback" not in result.output
     monkeypatch.setenv("NOCODB_API_TOKEN", token)
     title = f"cli-{datetime.now().strftime('%H%M%S%f')}"
-    result = CliRunner().invoke(nocodb_cli, ["init", "--base", title])
+    result = CliRunner().invoke(main, ["nocodb", "init", "--base", title])
     assert result.exit_code == 0, result.output
     base_id = result.output.split("NOCODB_BASE='")[1].split("'")[0]
     try:
@@ -249,6 +253,7 @@ def test_cli_init_and_wrong_token(monkeypatch) -> None:
         assert source.table("conversations").time_is_date and source.table("messages").time_is_date
         path = shared_data() / "multiwoz" / "val.jsonl"
         args = [
+            "nocodb",
             "load",
             "--input",
             str(path),
@@ -261,10 +266,10 @@ def test_cli_init_and_wrong_token(monkeypatch) -> None:
             "--base",
             base_id,
         ]
-        result = CliRunner().invoke(nocodb_cli, args)
+        result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         assert "loaded 20 conversations" in result.output
-        again = CliRunner().invoke(nocodb_cli, args)
+        again = CliRunner().invoke(main, args)
         assert again.exit_code == 1 and "already in NocoDB" in again.output
         assert client().count(source.table("conversations").id) == 20
     finally:

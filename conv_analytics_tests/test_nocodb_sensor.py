@@ -7,14 +7,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from conv_analytics.assets import DAILY_ASSETS
-from conv_analytics.assets.ingest import ingest_conversations, ingest_messages
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.sensors import nocodb_changes
-from conv_analytics.sources.nocodb import NocoDBResource
+from conv_analytics.nocodb.resource import NocoDBResource
+from conv_analytics.nocodb.sensor import build_nocodb_sensor
 from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server
+from conv_analytics_tests.platform_support import TEST_START_DATE, asset_graph
 
 pytestmark = pytest.mark.integration
+
+GRAPH = asset_graph()
+DAILY_ASSETS = [key.to_user_string() for key in GRAPH.daily_chain]
+nocodb_changes = build_nocodb_sensor(GRAPH.daily_chain, GRAPH.entities, TEST_START_DATE, enabled=True)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +85,7 @@ def test_sensor_requests_exactly_the_changed_days(base, tmp_path: Path) -> None:
 
     # the day is collected, as the requested run would
     assert dg.materialize(
-        [ingest_conversations, ingest_messages],
+        GRAPH.ingest,
         resources=lake_resources(tmp_path / "lake", nocodb),
         partition_key="2026-03-10",
     ).success

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from conv_analytics.nocodb.client import NocoDBClient, RateLimiter, _retry_after, nocodb_time
+from conv_analytics.nocodb.sensor import Cursor, day_ranges, plan_changes, run_requests
+from conv_analytics.nocodb.setup import synthesize
 from conv_analytics.partitions import range_tags
-from conv_analytics.sensors import Cursor, day_ranges, plan_changes, run_requests
 from conv_analytics.sources.base import SourceError
-from conv_analytics.sources.nocodb import NocoDBClient, RateLimiter, _retry_after, nocodb_time
-from conv_analytics.sources.nocodb_setup import synthesize
+from conv_analytics_tests.platform_support import asset_graph
 
 
 def test_rate_limiter_spaces_requests() -> None:
@@ -82,9 +83,10 @@ def test_day_ranges_drop_days_outside_partitions() -> None:
 
 def test_run_keys_depend_on_range_and_starting_cursor() -> None:
     ranges = [(date(2026, 3, 4), date(2026, 3, 5)), (date(2026, 3, 10), date(2026, 3, 10))]
-    first = run_requests(ranges, '{"since": null}')
-    again = run_requests(ranges, '{"since": null}')
-    later = run_requests(ranges, '{"since": "2026-03-05T00:00:00+00:00"}')
+    chain = asset_graph().daily_chain
+    first = run_requests(ranges, '{"since": null}', chain)
+    again = run_requests(ranges, '{"since": null}', chain)
+    later = run_requests(ranges, '{"since": "2026-03-05T00:00:00+00:00"}', chain)
     assert [r.run_key for r in first] == [r.run_key for r in again]
     assert not {r.run_key for r in first} & {r.run_key for r in later}
     assert range_tags("2026-03-04", "2026-03-05").items() <= first[0].tags.items()
@@ -132,10 +134,11 @@ def test_an_edit_in_the_same_second_as_the_insert_is_not_missed() -> None:
     second = datetime(2026, 3, 10, 9, 0, 0, tzinfo=timezone.utc)
     row = {"Id": 2, "message_id": "m2", "sent_at": "2026-03-10T09:00:00+00:00", "CreatedAt": second, "UpdatedAt": None}
     source = _SecondResolutionSource([row])
-    first = plan_changes(source, None, Cursor())
+    tables = asset_graph().entities
+    first = plan_changes(source, None, Cursor(), tables)
     assert first.days["messages"] == {date(2026, 3, 10)}
-    again = plan_changes(source, None, first.cursor)
+    again = plan_changes(source, None, first.cursor, tables)
     assert again.days["messages"] == set(), "a change already handled is not requested twice"
     row.update(sent_at="2026-03-15T08:00:00+00:00", UpdatedAt=second)  # edited within the same second
-    edited = plan_changes(source, None, again.cursor)
+    edited = plan_changes(source, None, again.cursor, tables)
     assert edited.days["messages"] == {date(2026, 3, 15)}

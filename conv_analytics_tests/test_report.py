@@ -22,14 +22,22 @@ from conv_analytics.analytics.report import (
     response_histogram,
 )
 from conv_analytics.analytics.synthetic import synthetic_categories
-from conv_analytics.assets.report import ReportsResource, analytics_report
-from conv_analytics.assets.rollups import daily_rollups, monthly_rollups, weekly_rollups
+from conv_analytics.assets.report import ReportsResource
 from conv_analytics.cli import main
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.manager import LakeIOManager
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import daily_partitions
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, RAW_CONVERSATIONS, ROLLUPS
+from conv_analytics_tests.platform_support import asset_graph
+
+GRAPH = asset_graph()
+# the categories come from the lake as the test wrote them: an upstream spec, not the asset itself, that
+# declares the same storage (the IO manager reads an input by its upstream's StoredTable metadata)
+CATEGORIES = dg.AssetSpec(
+    GRAPH.categories.key,
+    partitions_def=GRAPH.partitions.daily,
+    metadata=GRAPH.categories.specs_by_key[GRAPH.categories.key].metadata,
+)
 
 FIRST, DAYS = date(2024, 1, 22), 42  # Mon 22 Jan .. Sun 3 Mar 2024: six ISO weeks, all of February
 WEEK = date(2024, 2, 26)  # crosses into March
@@ -53,19 +61,13 @@ def materialise_rollups(root: str, reports: Path, last: date) -> dict[str, dg.Ex
         "io_manager": LakeIOManager(lake=lake),
         "reports": ReportsResource(folder=str(reports)),
     }
-    assets = [
-        dg.AssetSpec("conversation_categories", partitions_def=daily_partitions),
-        daily_rollups,
-        weekly_rollups,
-        monthly_rollups,
-        analytics_report,
-    ]
+    assets = [CATEGORIES, *GRAPH.rollups.values(), GRAPH.report]
     first_week = FIRST - timedelta(days=FIRST.weekday())
     last_week = last - timedelta(days=last.weekday() + 7 * (last.weekday() != 6))
     runs = {
-        "daily_rollups": (FIRST, last),
-        "weekly_rollups": (first_week, last_week),
-        "monthly_rollups": (date(2024, 2, 1), date(2024, 2, 1)),
+        GRAPH.rollups["day"].key: (FIRST, last),
+        GRAPH.rollups["week"].key: (first_week, last_week),
+        GRAPH.rollups["month"].key: (date(2024, 2, 1), date(2024, 2, 1)),
     }
     results = {}
     for asset, (start, end) in runs.items():
@@ -73,8 +75,10 @@ def materialise_rollups(root: str, reports: Path, last: date) -> dict[str, dg.Ex
             "dagster/asset_partition_range_start": start.isoformat(),
             "dagster/asset_partition_range_end": end.isoformat(),
         }
-        results[asset] = dg.materialize(assets, selection=[asset], resources=resources, tags=tags)
-    results["analytics_report"] = dg.materialize(assets, selection=["analytics_report"], resources=resources)
+        results[asset.to_user_string()] = dg.materialize(assets, selection=[asset], resources=resources, tags=tags)
+    results[GRAPH.report.key.to_user_string()] = dg.materialize(
+        assets, selection=[GRAPH.report.key], resources=resources
+    )
     return results
 
 
@@ -107,10 +111,10 @@ def test_the_assets_write_every_period_and_their_checks_pass(home, runs):
 
 def test_a_week_with_a_missing_day_fails_clearly(home, runs):
     lake = LakeResource(root=str(home / "lake"))
-    assets = [dg.AssetSpec("conversation_categories", partitions_def=daily_partitions), daily_rollups, weekly_rollups]
+    assets = [CATEGORIES, GRAPH.rollups["day"], GRAPH.rollups["week"]]
     result = dg.materialize(
         assets,
-        selection=["weekly_rollups"],
+        selection=[GRAPH.rollups["week"].key],
         resources={"lake": lake, "io_manager": LakeIOManager(lake=lake)},
         partition_key="2024-03-04",
         raise_on_error=False,
@@ -137,7 +141,8 @@ def test_the_report_asset_writes_three_formats_and_shows_a_summary(home, runs):
 
 @pytest.fixture(scope="module")
 def week_report(home, runs) -> dict:
-    return build_report(load_inputs(ParquetLake.open(str(home / "lake")), "week", WEEK + timedelta(days=3)))
+    lake = ParquetLake.open(str(home / "lake"))
+    return build_report(load_inputs(lake, GRAPH.report_tables, "week", WEEK + timedelta(days=3)))
 
 
 def test_the_report_shows_the_rollup_figures_and_their_change(home, week_report):
@@ -248,4 +253,4 @@ def test_the_cli_writes_a_report_and_explains_what_is_missing(home, runs, monkey
 
 def test_a_missing_period_is_a_clear_error(home, runs):
     with pytest.raises(ReportError, match="materialise monthly_rollups for partition 2024-03-01"):
-        load_inputs(ParquetLake.open(str(home / "lake")), "month", date(2024, 3, 15))
+        load_inputs(ParquetLake.open(str(home / "lake")), GRAPH.report_tables, "month", date(2024, 3, 15))

@@ -22,9 +22,8 @@ import pytest
 
 from conv_analytics.analytics.render import render
 from conv_analytics.analytics.report import build_report, load_inputs
-from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.config import Config
-from conv_analytics.definitions import ASSETS, build_resources
+from conv_analytics.definitions import Platform
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.runner import materialize_range
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ENRICHED_MESSAGES, RAW_CONVERSATIONS, ROLLUPS
@@ -53,9 +52,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Config:
     config = Config(home=tmp_path_factory.mktemp("demo_month"), start_date=date(2024, 1, 1))
     write_demo(config.source_folder, LAST, (LAST - FIRST).days + 1, per_day=4)
     days = [(FIRST + timedelta(days=i)).isoformat() for i in range((EMPTY_DAY - FIRST).days + 1)]
-    materialize_range(config, DAILY_ASSETS, days)
-    materialize_range(config, ["weekly_rollups"], [w.isoformat() for w in WEEKS])
-    materialize_range(config, ["monthly_rollups"], [MONTH.isoformat()])
+    graph = Platform.build(config).graph
+    materialize_range(config, graph.daily_chain, days)
+    materialize_range(config, [graph.rollups["week"].key], [w.isoformat() for w in WEEKS])
+    materialize_range(config, [graph.rollups["month"].key], [MONTH.isoformat()])
     return config
 
 
@@ -125,10 +125,11 @@ def test_demo_message_counts_match_the_enriched_messages_by_conversation_start_d
 def test_demo_day_without_conversations_and_the_checks(demo):
     rows = ParquetLake.open(demo.lake_root).read("daily_rollups", [EMPTY_DAY.isoformat()], ROLLUPS)
     assert rows.to_pylist()[0]["conversations"] == 0 and rows.num_rows == 1
+    platform = Platform.build(demo)
     result = dg.materialize(
-        ASSETS,
-        selection=["weekly_rollups"],
-        resources=build_resources(demo),
+        platform.graph.assets,
+        selection=[platform.graph.rollups["week"].key],
+        resources=platform.resources,
         partition_key=WEEKS[-1].isoformat(),
     )
     evaluations = result.get_asset_check_evaluations()
@@ -149,7 +150,8 @@ def chromium() -> str:
 @pytest.mark.browser
 def test_the_demo_week_report_opens_in_chromium_with_its_charts_drawn(demo, tmp_path):
     browser = chromium()
-    report = build_report(load_inputs(ParquetLake.open(demo.lake_root), "week", date(2026, 2, 18)))
+    tables = Platform.build(demo).graph.report_tables
+    report = build_report(load_inputs(ParquetLake.open(demo.lake_root), tables, "week", date(2026, 2, 18)))
     page = tmp_path / "week.html"
     page.write_text(render(report, "html"), encoding="utf-8")
     common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]

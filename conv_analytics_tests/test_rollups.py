@@ -13,9 +13,10 @@ import pytest
 from conv_analytics.analytics import checks
 from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
 from conv_analytics.analytics.synthetic import synthetic_categories
-from conv_analytics.io.duckdb import connect
 from conv_analytics.io.lake import ParquetLake
+from conv_analytics.io.query import connect
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, RAW_CONVERSATIONS
+from conv_analytics_tests.platform_support import history_tables
 from conv_analytics_tests.rollup_reference import assert_matches, period_end, reference_rollups
 
 EMPTY_DAY = date(2024, 2, 29)
@@ -124,7 +125,7 @@ def _rollups(lake: ParquetLake, data: pa.Table, period: str, starts: list[date])
     users = pa.table({"user_id": pc.unique(data.column("user_id"))})
     con = connect(lake)
     try:
-        seen = users_seen_before(con, users, min(starts))
+        seen = users_seen_before(con, users, min(starts), history_tables())
     finally:
         con.close()
     return compute_rollups(data, period, starts, seen)

@@ -11,6 +11,7 @@ import pytest
 from vaderSentiment import vaderSentiment as vs
 
 from conv_analytics.categorize.sentiment import sentiment_labels, sentiment_tables, vader_compound
+from conv_analytics.config import Config, SettingError
 
 ANALYZER = vs.SentimentIntensityAnalyzer()
 
@@ -171,8 +172,11 @@ def test_single_string_is_rejected() -> None:
 
 
 def test_unknown_device_is_rejected() -> None:
-    with pytest.raises(ValueError, match="CONV_ANALYTICS_DEVICE"):
+    with pytest.raises(ValueError, match="device 'tpu' is not one of auto, cpu, cuda"):
         vader_compound(["good"], device="tpu")
+    # the setting the device comes from names its variable
+    with pytest.raises(SettingError, match="CONV_ANALYTICS_DEVICE='tpu' is not valid"):
+        Config({"CONV_ANALYTICS_DEVICE": "tpu"}).value(Config.device)
 
 
 def test_invalid_utf8_scores_finite() -> None:

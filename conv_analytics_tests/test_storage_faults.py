@@ -22,8 +22,8 @@ from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.manager import LakeIOManager
 from conv_analytics.io.mongo import MongoResource, MongoStore
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.partitions import daily_partitions
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
+from conv_analytics_tests.platform_support import asset_graph, stored_table
 from conv_analytics_tests.storage_support import PRIVATE_ACCESS_KEY, PRIVATE_SECRET_KEY, PrivateServer
 
 pytestmark = pytest.mark.integration
@@ -32,6 +32,7 @@ DAYS = ["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"]
 PER_DAY = 150
 S3_PORT = 28433
 MONGO_PORT = 28018
+CATEGORIES = stored_table("conversation_categories")  # where the real asset is stored: lake and MongoDB
 
 
 def day_rows(key: str) -> list[dict]:
@@ -65,7 +66,10 @@ def day_rows(key: str) -> list[dict]:
 
 
 @dg.asset(
-    name="conversation_categories", partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run()
+    name="conversation_categories",
+    partitions_def=asset_graph().partitions.daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    metadata=CATEGORIES.metadata(),
 )
 def stand_in(context: dg.AssetExecutionContext) -> pa.Table:
     rows = [row for key in context.partition_keys for row in day_rows(key)]
@@ -122,13 +126,14 @@ def state(manager: LakeIOManager) -> tuple[dict[str, int], dict[str, int]]:
         for key in lake.keys("conversation_categories")
     }
     assert manager.mongo is not None
-    return in_lake, MongoStore(manager.mongo.uri, manager.mongo.database).counts_by_day("conversation_categories")
+    return in_lake, MongoStore(manager.mongo.uri, manager.mongo.database).counts_by_day(CATEGORIES)
 
 
 def assert_complete(manager: LakeIOManager) -> None:
     in_lake, in_mongo = state(manager)
     assert in_lake == in_mongo == dict.fromkeys(DAYS, PER_DAY)
-    collection = pymongo.MongoClient(manager.mongo.uri)[manager.mongo.database]["conversations"]
+    assert CATEGORIES.mongo is not None and CATEGORIES.mongo.name == "conversations"
+    collection = pymongo.MongoClient(manager.mongo.uri)[manager.mongo.database][CATEGORIES.mongo.name]
     assert len(collection.distinct("_id")) == collection.count_documents({}) == PER_DAY * len(DAYS)
 
 

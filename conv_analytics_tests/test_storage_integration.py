@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -18,15 +17,15 @@ import pymongo
 import pytest
 from click.testing import CliRunner
 
-from conv_analytics.assets import DAILY_ASSETS
 from conv_analytics.cli import main
 from conv_analytics.config import Config
+from conv_analytics.definitions import Platform
 from conv_analytics.io.lake import ParquetLake
-from conv_analytics.io.mongo import COLLECTIONS, MongoStore
+from conv_analytics.io.mongo import MongoStore
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.runner import materialize_range
-from conv_analytics.schemas import ASSET_TABLES
 from conv_analytics_tests.conftest import DEMO_DAYS, DEMO_FIRST_DAY, demo_config
+from conv_analytics_tests.platform_support import schema_of, stored_table
 from conv_analytics_tests.storage_support import mongo_uri, rows_by_day, s3_target
 
 pytestmark = pytest.mark.integration
@@ -42,17 +41,20 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, d
     uri = mongo_uri()
     target = s3_target()
     run = uuid.uuid4().hex[:10]
-    config = replace(
-        demo_config(tmp_path_factory.mktemp("s3_mongo")),
+    demo = demo_config(tmp_path_factory.mktemp("s3_mongo"))
+    config = Config(
+        home=demo.home,
+        start_date=demo.start_date,
         s3_bucket=target.bucket,
         s3_prefix=f"tests/{run}",
         s3_endpoint_url=target.endpoint_url,
         mongodb_uri=uri,
         mongodb_database=f"test_{run}",
     )
+    graph = Platform.build(config).graph
     results = {
-        "daily": materialize_range(config, DAILY_ASSETS, DAYS),
-        "weekly": materialize_range(config, ["weekly_rollups"], [WEEK]),
+        "daily": materialize_range(config, graph.daily_chain, DAYS),
+        "weekly": materialize_range(config, [graph.rollups["week"].key], [WEEK]),
     }
     yield config, results
     client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
@@ -66,9 +68,9 @@ def s3_lake(config: Config) -> ParquetLake:
 
 
 def lake_counts(lake: ParquetLake, asset: str) -> dict[str, int]:
-    schema, column = ASSET_TABLES[asset]
-    table = lake.read(asset, lake.keys(asset), schema)
-    return rows_by_day(table, column)
+    stored = stored_table(asset)
+    table = lake.read(asset, lake.keys(asset), stored.schema)
+    return rows_by_day(table, stored.time_column)
 
 
 def test_counts_per_day_agree_in_mongo_s3_and_the_local_lake(stored, ten_day_lake: Config) -> None:
@@ -83,9 +85,9 @@ def test_counts_per_day_agree_in_mongo_s3_and_the_local_lake(stored, ten_day_lak
         assert sum(expected.values()) > 0
         assert lake_counts(s3, asset) == expected, asset
         # empty days have no documents; every other day matches exactly
-        assert store.counts_by_day(asset) == {d: n for d, n in expected.items() if n}, asset
+        assert store.counts_by_day(stored_table(asset)) == {d: n for d, n in expected.items() if n}, asset
     assert s3.keys("weekly_rollups") == [WEEK]
-    assert store.counts_by_day("weekly_rollups") == lake_counts(s3, "weekly_rollups")
+    assert store.counts_by_day(stored_table("weekly_rollups")) == lake_counts(s3, "weekly_rollups")
     for asset in ("raw_conversations", "raw_messages"):
         assert lake_counts(s3, asset) == lake_counts(local, asset)
 
@@ -94,9 +96,9 @@ def test_mongo_reads_back_what_the_lake_holds(stored) -> None:
     config, _ = stored
     lake = s3_lake(config)
     store = MongoStore(config.mongodb_uri, config.mongodb_database)
-    schema = ASSET_TABLES["conversation_categories"][0]
+    schema = schema_of("conversation_categories")
     start = datetime(DEMO_FIRST_DAY.year, DEMO_FIRST_DAY.month, DEMO_FIRST_DAY.day, tzinfo=timezone.utc)
-    from_mongo = store.read("conversation_categories", start, start + timedelta(days=1), schema)
+    from_mongo = store.read(stored_table("conversation_categories"), start, start + timedelta(days=1))
     from_lake = lake.read("conversation_categories", [DEMO_FIRST_DAY.isoformat()], schema)
     assert from_mongo.schema == schema
     assert sorted(from_mongo.column("conversation_id").to_pylist()) == sorted(
@@ -132,7 +134,8 @@ def test_materialisations_report_storage_figures(stored) -> None:
     assert figures["bytes"].value > 0 and figures["json_bytes"].value > 0
     assert figures["parquet_to_json_ratio"].value == round(figures["bytes"].value / figures["json_bytes"].value, 4)
     assert figures["mongo_documents"].value == figures["rows"].value
-    assert figures["mongo_collection"].value == COLLECTIONS["conversation_categories"].name
+    collection = stored_table("conversation_categories").mongo
+    assert collection is not None and figures["mongo_collection"].value == collection.name
 
 
 def test_duckdb_answers_a_query_over_the_s3_lake(stored, ten_day_lake: Config, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,16 +156,18 @@ def test_duckdb_answers_a_query_over_the_s3_lake(stored, ten_day_lake: Config, m
 
 def test_reruns_and_an_overlapping_backfill_leave_no_duplicates(stored) -> None:
     config, _ = stored
-    selection = ["conversation_categories", "daily_rollups"]
+    graph = Platform.build(config).graph
+    keys = [graph.categories.key, graph.rollups["day"].key]
+    selection = [key.path[-1] for key in keys]
     lake = s3_lake(config)
     store = MongoStore(config.mongodb_uri, config.mongodb_database)
-    before = {asset: (lake_counts(lake, asset), store.counts_by_day(asset)) for asset in selection}
+    before = {asset: (lake_counts(lake, asset), store.counts_by_day(stored_table(asset))) for asset in selection}
     for _ in range(3):
-        materialize_range(config, selection, DAYS[2:5])
-    materialize_range(config, selection, DAYS[3:8])  # a single-run backfill overlapping them
+        materialize_range(config, keys, DAYS[2:5])
+    materialize_range(config, keys, DAYS[3:8])  # a single-run backfill overlapping them
     for asset in selection:
-        assert (lake_counts(lake, asset), store.counts_by_day(asset)) == before[asset], asset
-    categories = lake.read("conversation_categories", DAYS, ASSET_TABLES["conversation_categories"][0])
+        assert (lake_counts(lake, asset), store.counts_by_day(stored_table(asset))) == before[asset], asset
+    categories = lake.read("conversation_categories", DAYS, schema_of("conversation_categories"))
     ids = categories.column("conversation_id").to_pylist()
     assert len(ids) == len(set(ids))
     collection = pymongo.MongoClient(config.mongodb_uri)[config.mongodb_database]["conversations"]

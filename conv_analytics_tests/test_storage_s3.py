@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conv_analytics.cli import main
-from conv_analytics.io import duckdb as lake_duckdb
+from conv_analytics.io import query as lake_query
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.schemas import RAW_CONVERSATIONS
@@ -58,7 +58,7 @@ def test_an_older_file_without_a_new_column_is_read_with_nulls(s3_prefix) -> Non
     lake.write("raw_conversations", "2026-01-02", conversations("2026-01-02", 2), RAW_CONVERSATIONS)
     table = lake.read("raw_conversations", ["2026-01-01", "2026-01-02"], RAW_CONVERSATIONS)
     assert table.schema == RAW_CONVERSATIONS and table.column("ended_at").null_count == 5
-    con = lake_duckdb.connect(lake)
+    con = lake_query.connect(lake)
     rows = con.sql("SELECT date, count(*), count(ended_at) FROM raw_conversations GROUP BY ALL ORDER BY 1").fetchall()
     assert [(str(d), n, e) for d, n, e in rows] == [("2026-01-01", 3, 0), ("2026-01-02", 2, 0)]
 

@@ -11,9 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from conv_analytics.config import Config
+from conv_analytics.definitions import build_resources
 from conv_analytics.io.lake import ParquetLake, explain_s3_error
-from conv_analytics.io.mongo import COLLECTIONS, MongoResource, from_documents, to_documents
+from conv_analytics.io.mongo import MongoResource, from_documents, to_documents
+from conv_analytics.resources import configured
 from conv_analytics.schemas import RAW_CONVERSATIONS, ROLLUPS
+from conv_analytics_tests.platform_support import stored_table
 
 T0 = datetime(2026, 1, 1, 9, 30, tzinfo=timezone.utc)
 
@@ -91,7 +94,9 @@ def test_rollups_round_trip_through_documents() -> None:
         "top_intents": None,
     }
     table = pa.Table.from_pylist([row], schema=ROLLUPS)
-    documents = to_documents(table, COLLECTIONS["weekly_rollups"])
+    collection = stored_table("weekly_rollups").mongo
+    assert collection is not None
+    documents = to_documents(table, collection)
     assert documents[0]["_id"] == "2026-01-05|topic|billing"
     assert documents[0]["period_start"] == datetime(2026, 1, 5, tzinfo=timezone.utc)  # BSON has no date
     back = from_documents(documents, ROLLUPS)
@@ -99,9 +104,11 @@ def test_rollups_round_trip_through_documents() -> None:
 
 
 def test_mongo_is_switched_on_by_mongodb_uri_and_keeps_it_out_of_run_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert MongoResource.from_config(Config()) is None
+    assert not configured(MongoResource, Config()).enabled
+    assert build_resources(Config())["io_manager"].mongo is None
     uri = "mongodb://user:secret@127.0.0.1:27018/"
     monkeypatch.setenv("MONGODB_URI", uri)
-    resource = MongoResource.from_config(Config(mongodb_uri=uri, mongodb_database="ops"))
-    assert resource is not None and resource.database == "ops"
+    monkeypatch.setenv("MONGODB_DATABASE", "ops")
+    resource = configured(MongoResource, Config.from_env())
+    assert resource.enabled and resource.database == "ops"
     assert resource.model_dump()["uri"] == "MONGODB_URI"  # a reference to the variable, not the password

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from conv_analytics.text import enrich_texts, redact_texts
-from conv_analytics.text.enrich import SCHEMA, normalise_language, tokenizer_pipeline
+from conv_analytics.text.enrich import SCHEMA, enrich_texts, normalise_language, tokenizer_pipeline
+from conv_analytics.text.redact import redact_texts
 
 
 def rows(texts: list[str | None], hints: list[str | None] | None = None) -> list[dict]:

@@ -6,8 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conv_analytics.text import redact_texts
-from conv_analytics.text.redact import classify_number, luhn_valid
+from conv_analytics.text.redact import classify_number, luhn_valid, redact_texts
 
 
 def redact(text: str) -> str:

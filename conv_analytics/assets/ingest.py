@@ -81,7 +81,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
                 f"{raw}: set aside {quarantine.num_rows} malformed record(s) in {quarantined}: {reasons}"
             )
         context.log.info(f"{raw}: {table.num_rows} rows from the {reader.name} source in {seconds:.2f}s")
-        selected = context.selected_output_names
+        selected = {key.path[-1] for key in context.selected_asset_keys}
         if raw in selected:
             yield dg.Output(
                 table,

@@ -17,7 +17,7 @@ DEFAULT_BASE = "conv_analytics"
 
 
 def _tables(config: Config, base: str | None) -> tuple[NocoDBClient, Tables]:
-    client = configured(NocoDBResource, config).client()
+    client = configured(NocoDBResource, config, env_var_secrets=False).client()
     tables = ensure_tables(
         client,
         base or config.nocodb_base or DEFAULT_BASE,

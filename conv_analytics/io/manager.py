@@ -182,4 +182,4 @@ class LakeIOManager(dg.ConfigurableIOManager):
             table = lake.read(name, keys, stored.schema)
         except (MissingPartitionError, StoreError) as exc:
             raise dg.Failure(description=str(exc)) from None
-        return table.to_pandas() if _wants_pandas(context) else table
+        return table.to_pandas(coerce_temporal_nanoseconds=True) if _wants_pandas(context) else table

@@ -58,12 +58,12 @@ def _explain(source: NocoDBSource, entity: Entity, key: str, raw_ids: list[Any],
 
 
 def reconcile_day(
-    source: NocoDBSource, lake: ParquetLake, entity: Entity, stored: EntityTables, key: str
+    source: NocoDBSource, lake: ParquetLake, entity: Entity, tables: EntityTables, key: str
 ) -> dict[str, Any]:
     """The counts of one day on both sides and whether they agree."""
     start, end = day_window(date.fromisoformat(key))
     expected = source.count(entity, start, end)
-    raw_ids = _column(lake, stored.raw, stored.raw_table, key, ID_FIELD[entity])
+    raw_ids = _column(lake, tables.raw, tables.raw_table, key, ID_FIELD[entity])
     if raw_ids is None:
         return {
             "day": key,
@@ -71,7 +71,7 @@ def reconcile_day(
             "nocodb_rows": expected,
             "problem": "partition not materialised",
         }
-    quarantined = _column(lake, stored.quarantined, stored.quarantined_table, key, "locator") or []
+    quarantined = _column(lake, tables.quarantined, tables.quarantined_table, key, "locator") or []
     locators = [loc for loc in quarantined if loc.startswith(LOCATOR_PREFIX)]
     result: dict[str, Any] = {
         "day": key,
@@ -88,10 +88,10 @@ def reconcile_day(
 
 
 def build_reconciliation_check(
-    entity: Entity, stored: EntityTables, partitions: dg.TimeWindowPartitionsDefinition
+    entity: Entity, tables: EntityTables, partitions: dg.TimeWindowPartitionsDefinition
 ) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey(stored.raw),
+        asset=dg.AssetKey(tables.raw),
         name="matches_nocodb",
         partitions_def=partitions,
         blocking=True,
@@ -108,12 +108,12 @@ def build_reconciliation_check(
         keys = [d.isoformat() for d in days_between(window.start, window.end)]
         try:
             source = nocodb.source()
-            days = [reconcile_day(source, lake.lake(), entity, stored, key) for key in keys]
+            days = [reconcile_day(source, lake.lake(), entity, tables, key) for key in keys]
         except SourceError as exc:
             raise dg.Failure(description=f"nocodb source: {exc}") from None
         bad = [d for d in days if not d["ok"]]
         for day in bad:
-            context.log.error(f"{stored.raw} {day['day']} does not match NocoDB: {day}")
+            context.log.error(f"{tables.raw} {day['day']} does not match NocoDB: {day}")
         summary = "; ".join(
             f"{d['day']}: NocoDB {d['nocodb_rows']}, lake {d.get('raw_rows', 0) + d.get('quarantined_rows', 0)}"
             + (f" ({d['problem']})" if "problem" in d else "")
