@@ -1,0 +1,132 @@
+"""Redaction throughput with maintained validators, against the regex version it replaced, in one run.
+
+The reference is `conv_analytics/text/redact.py` as of commit 82abeda (hand-written patterns only),
+read from git and imported under another name, so both run in the same process on the same texts:
+
+- DailyDialog: the `text` of every message of the validation and train splits, as they are
+  (about 6 % hold a digit, '@' or '/'). Budget: the new version at most 2x the reference's time.
+- PII-dense: a seeded synthetic mix in which every message holds personal data or a number that
+  must stay (phone numbers of every default region, IBANs, SSNs, cards, IPs, e-mails, URLs,
+  prices, dates, order numbers): the worst case, where every text reaches the validators.
+
+Best of --repeat interleaved rounds; the phone-number cache is emptied before every round, so
+repeated texts across rounds are not free.
+
+    .venv/bin/python bench/redact.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_COMMIT = "82abeda"
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("CONV_ANALYTICS_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+def dialog_texts(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as f:
+        return [m["text"] for line in f for m in json.loads(line)["messages"]]
+
+
+def reference_module() -> ModuleType:
+    """The regex-only redaction module of REFERENCE_COMMIT, imported from a temporary file."""
+    source = subprocess.run(
+        ["git", "show", f"{REFERENCE_COMMIT}:conv_analytics/text/redact.py"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    folder = Path(tempfile.mkdtemp(prefix="redact-reference-"))
+    path = folder / "redact_reference.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("redact_reference", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["redact_reference"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pii_dense(n: int, seed: int = 7) -> list[str]:
+    """Messages that each hold personal data or a number that must stay readable."""
+    rng = random.Random(seed)
+    items = [
+        "(201) 555-0123", "+1 415 555 2671", "0121 234 5678", "+44 7400 123456", "030/12345678",
+        "+49 151 23456789", "06 12 34 56 78", "+33 1 23 45 67 89", "081234 56789", "+91 98765 43210",
+        "612 345 678", "+34 912 345 678", "02 1234 5678", "+39 312 345 6789", "(11) 96123-4567",
+        "+55 11 2345-6789", "0412 345 678", "+61 2 1234 5678", "555-1234",
+        "DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32", "FR1420041010050500013M02606",
+        "536-90-4399", "536904399", "4111 1111 1111 1111", "192.168.1.10", "2001:db8::8a2e:370:7334",
+        "anna.b@example.com", "https://example.com/reset?token=abc",
+        "order #48213", "order no. 1234567", "$1,299.99", "2024-05-12 10:30", "12/05/2024", "version 3.11.7",
+    ]  # fmt: skip
+    lead = ["please call", "my details:", "send it to", "ok,", "Hi! the number is", "see"]
+    return [f"{rng.choice(lead)} {rng.choice(items)} and {rng.choice(items)} thanks" for _ in range(n)]
+
+
+def interleaved_best(
+    repeat: int, runs: dict[str, Callable[[], object]], before: Callable[[], None]
+) -> dict[str, float]:
+    """Fastest wall time of each run over `repeat` alternating rounds."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            before()
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: min(t) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    import pyarrow as pa
+
+    from conv_analytics.text.redact import _phone_matches, redact_texts
+
+    reference = reference_module()
+    data = shared_data() / "dailydialog"
+    sets = {
+        "DailyDialog validation + train": dialog_texts(data / "validation.jsonl") + dialog_texts(data / "train.jsonl"),
+        "PII-dense synthetic mix": pii_dense(20_000),
+    }
+    for title, texts in sets.items():
+        column = pa.array(texts, type=pa.large_string())
+        best = interleaved_best(
+            args.repeat,
+            {
+                f"reference ({REFERENCE_COMMIT}, regexes)": lambda column=column: reference.redact_texts(column),
+                "validators (phonenumbers, stdnum)": lambda column=column: redact_texts(column),
+            },
+            before=_phone_matches.cache_clear,
+        )
+        old, new = best.values()
+        print(f"\n{title} ({len(texts):,} messages)")
+        for name, seconds in best.items():
+            print(f"  {name:<40} {len(texts) / seconds:>12,.0f} msgs/s")
+        print(f"  cost of the validators: {new / old:.2f}x the reference's time")
+        for name, run in (("reference", reference.redact_texts), ("validators", redact_texts)):
+            _, counts = run(column)
+            print(f"  {name:<10} redacted {int(counts.sum()):,} items in {int((counts > 0).sum()):,} messages")
+
+
+if __name__ == "__main__":
+    main()
