@@ -1,8 +1,14 @@
 """The files source: NocoDB-shaped JSONL or CSV exports in a folder.
 
-Files are named after their entity (`conversations*.jsonl`, `messages*.csv`, ...). A file whose name
-carries a date (`messages-2024-03-01.jsonl`) holds that day's records, so other days skip it; records
-without a usable timestamp are placed on that day (else on the file's modification day).
+Files are named after their entity (`conversations*.jsonl`, `messages*.csv`, ...). A record belongs to
+the UTC day of its own timestamp, whatever file holds it: an export named for one day
+(`messages-2024-03-01.jsonl`) may hold records of the days around it (time zones, late rows). Records
+without a usable timestamp (missing, unparseable, out of range) are placed on the day the file
+arrived: the date in its name, else its modification day; validation then quarantines them.
+
+Finding a day's records means knowing which files hold that day. Each file is read once per process
+to learn the days it holds (remembered by path, size and modification time); after that a day reads
+only the files that hold it.
 """
 
 from __future__ import annotations
@@ -13,13 +19,18 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
 
-from conv_analytics.sources.base import TIME_FIELD, Entity, RawRecord, parse_timestamp
+from conv_analytics.sources.base import TIME_FIELD, Entity, RawRecord, placement_time
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _SURROGATES = re.compile(r"[\udc80-\udcff]")
+UNTERMINATED_QUOTE = "unterminated quote"
+
+# (path, size, mtime_ns, time column) -> the UTC days the file's records are placed on.
+_DAYS_BY_FILE: dict[tuple[str, int, int, str], frozenset[date]] = {}
 
 
 def _file_day(path: Path) -> date | None:
@@ -37,14 +48,30 @@ def _readable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _lines(text: str) -> list[str]:
+    """Lines split on '\\n' only, each keeping its end: U+2028, U+0085 and lone '\\r' are characters
+    inside a record, not line breaks (str.splitlines would break JSON strings holding them)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
 class FilesSource:
     """Reads exports from `folder`; `columns` maps our field names to the files' column names."""
 
     name = "files"
 
-    def __init__(self, folder: Path, columns: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        columns: Mapping[str, Mapping[str, str]] | None = None,
+        now: datetime | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.columns = columns or {}
+        self.now = now  # the clock for the timestamp range check (tests fix it)
 
     def files(self, entity: Entity) -> list[Path]:
         if not self.folder.is_dir():
@@ -56,29 +83,41 @@ class FilesSource:
         )
 
     def fetch(self, entity: Entity, start: datetime, end: datetime) -> Iterator[RawRecord]:
-        time_field = self.columns.get(entity, {}).get(TIME_FIELD[entity], TIME_FIELD[entity])
+        """Every record placed on a UTC day of [start, end), from whichever file holds it."""
         first_day, last_day = start.date(), (end - timedelta(microseconds=1)).date()
+        time_field = self._time_field(entity)
         for path in self.files(entity):
-            named_day = _file_day(path)
-            if named_day is not None and not first_day <= named_day <= last_day:
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, time_field)
+            known = _DAYS_BY_FILE.get(key)
+            if known is not None and not any(first_day <= day <= last_day for day in known):
                 continue
-            arrival = named_day or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
-            arrived_here = first_day <= arrival <= last_day
-            for record in self._records(path):
-                if record.fields is None:
-                    if arrived_here:
-                        yield record
-                    continue
-                moment = parse_timestamp(record.fields.get(time_field))
-                if (moment is None and arrived_here) or (moment is not None and start <= moment < end):
+            days = set()
+            for record, day in self.placed(entity, path):
+                days.add(day)
+                if first_day <= day <= last_day:
                     yield record
+            _DAYS_BY_FILE[key] = frozenset(days)
+
+    def placed(self, entity: Entity, path: Path) -> Iterator[tuple[RawRecord, date]]:
+        """Every record of a file with the UTC day it belongs to."""
+        time_field = self._time_field(entity)
+        arrival = _file_day(path) or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
+        for record in self._records(path):
+            moment = None if record.fields is None else placement_time(record.fields.get(time_field), self.now)
+            yield record, arrival if moment is None else moment.date()
+
+    def _time_field(self, entity: Entity) -> str:
+        return self.columns.get(entity, {}).get(TIME_FIELD[entity], TIME_FIELD[entity])
 
     def _records(self, path: Path) -> Iterator[RawRecord]:
-        text = path.read_bytes().decode("utf-8", "surrogateescape")
+        # utf-8-sig: Excel and some exporters start the file with a byte order mark.
+        text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
         if path.suffix.lower() == ".csv":
             yield from self._csv_records(path, text)
             return
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             locator = f"{path.name}:{number}"
@@ -96,14 +135,56 @@ class FilesSource:
             yield RawRecord(locator, fields)
 
     def _csv_records(self, path: Path, text: str) -> Iterator[RawRecord]:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        lines = _lines(text)
+        header: list[str] | None = None
+        for number, row in _csv_rows(lines):
+            locator = f"{path.name}:{number}"
+            if row is None:
+                yield RawRecord(locator, None, UNTERMINATED_QUOTE, _readable(lines[number - 1].rstrip("\r\n")))
+                continue
+            if not row:
+                continue
+            if header is None:
+                header = row
+                continue
+            if any(_SURROGATES.search(v) for v in row):
+                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(",".join(row)))
+                continue
+            if len(row) > len(header):
+                yield RawRecord(locator, None, "more fields than the header", ",".join(row))
+                continue
+            values = row + [""] * (len(header) - len(row))
+            yield RawRecord(locator, {k: (None if v == "" else v) for k, v in zip(header, values, strict=True)})
+
+
+def _csv_rows(lines: list[str]) -> Iterator[tuple[int, list[str] | None]]:
+    """CSV records with the number of their first line. A record that runs over several lines (a
+    quoted field with line breaks) must parse strictly, and the file must not end inside quotes;
+    otherwise its first line holds an unterminated quote: reported as None, and reading resumes on
+    the next line, so one bad quote costs one record rather than the rest of the file."""
+    position = 0
+    while position < len(lines):
+        reader = csv.reader(islice(lines, position, None))
+        consumed = 0
         for row in reader:
-            locator = f"{path.name}:{reader.line_num}"
-            values = [v for v in row.values() if isinstance(v, str)]
-            if any(_SURROGATES.search(v) for v in values):
-                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(",".join(values)))
-                continue
-            if None in row:
-                yield RawRecord(locator, None, "more fields than the header", ",".join(values))
-                continue
-            yield RawRecord(locator, {k: (None if v == "" else v) for k, v in row.items()})
+            first, consumed = position + consumed, reader.line_num
+            last = position + consumed
+            error = _strict_error("".join(lines[first:last])) if last - first > 1 or last == len(lines) else None
+            if error is not None and (last - first > 1 or "unexpected end of data" in error):
+                yield first + 1, None
+                position = first + 1
+                break
+            yield first + 1, row
+        else:
+            return
+
+
+def _strict_error(text: str) -> str | None:
+    """Why the text is not exactly one well-formed CSV record, or None when it is."""
+    if '"' not in text:
+        return None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        return str(exc)
+    return None if len(rows) == 1 else f"{len(rows)} records"
