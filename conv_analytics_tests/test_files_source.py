@@ -43,7 +43,7 @@ def write_jsonl(path: Path, records: list[dict[str, object]]) -> None:
 
 def read_day(source: FilesSource, day: date, entity: str = "messages") -> Batch:
     start, end = window(day)
-    return normalize(entity, source.fetch(entity, start, end), start, end, now=NOW)
+    return normalize(entity, source.fetch(entity, start, end), start, end, now=source.now)
 
 
 def read_days(source: FilesSource, days: list[date]) -> dict[date, Batch]:
@@ -284,3 +284,36 @@ def test_normalize_counts_records_a_source_should_not_have_yielded() -> None:
     ]
     counts = normalize("messages", records, start, end, now=NOW).counts["x.jsonl"]
     assert (counts.read, counts.raw, counts.other_days, counts.balanced) == (2, 1, 1, True)
+
+
+def test_the_day_index_is_shared_through_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exports, index = tmp_path / "exports", tmp_path / "state" / "files-index.json"
+    exports.mkdir()
+    for i in range(4):
+        day = DAY + timedelta(days=i)
+        write_jsonl(exports / f"messages-{day}.jsonl", [message(f"m{i}", f"{day}T12:00:00Z")])
+    read_day(FilesSource(exports, now=NOW, index_path=index), DAY)
+    assert len(json.loads(index.read_text(encoding="utf-8"))) == 4
+
+    monkeypatch.setattr(files_module, "_DAYS_BY_FILE", {})  # another process
+    opened: list[str] = []
+    records = FilesSource._records
+    monkeypatch.setattr(FilesSource, "_records", lambda self, path: opened.append(path.name) or records(self, path))
+    batch = read_day(FilesSource(exports, now=NOW, index_path=index), DAY + timedelta(days=2))
+    assert batch.table.column("message_id").to_pylist() == ["m2"]
+    assert opened == [f"messages-{DAY + timedelta(days=2)}.jsonl"]
+
+    # a file that changes is read again, and its stale entry leaves the index
+    changed = [message("m0", f"{DAY}T12:00:00Z"), message("n", f"{DAY}T13:00:00Z")]
+    write_jsonl(exports / f"messages-{DAY}.jsonl", changed)
+    assert read_day(FilesSource(exports, now=NOW, index_path=index), DAY).table.num_rows == 2
+    assert len(json.loads(index.read_text(encoding="utf-8"))) == 4
+
+
+def test_a_record_from_the_future_moves_to_its_day_when_the_clock_gets_there(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / f"messages-{DAY}.jsonl", [message("m1", "2026-12-10T10:00:00Z")])
+    early = read_day(FilesSource(tmp_path, now=NOW), DAY)
+    assert early.quarantine.column("reason").to_pylist() == ["timestamp out of range: sent_at '2026-12-10T10:00:00Z'"]
+    later = FilesSource(tmp_path, now=datetime(2026, 12, 10, tzinfo=timezone.utc))
+    assert read_day(later, date(2026, 12, 10)).table.column("message_id").to_pylist() == ["m1"]
+    assert read_day(later, DAY).quarantine.num_rows == 0

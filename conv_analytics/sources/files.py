@@ -6,9 +6,9 @@ the UTC day of its own timestamp, whatever file holds it: an export named for on
 without a usable timestamp (missing, unparseable, out of range) are placed on the day the file
 arrived: the date in its name, else its modification day; validation then quarantines them.
 
-Finding a day's records means knowing which files hold that day. Each file is read once per process
-to learn the days it holds (remembered by path, size and modification time); after that a day reads
-only the files that hold it.
+Finding a day's records means knowing which files hold that day. Each file is read once to learn the
+days it holds (remembered by path, size and modification time, in the process and, given
+`index_path`, in a JSON file for other processes); after that a day reads only the files that hold it.
 """
 
 from __future__ import annotations
@@ -16,21 +16,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
 
-from conv_analytics.sources.base import TIME_FIELD, Entity, RawRecord, placement_time
+from conv_analytics.sources.base import EARLIEST_TIME, TIME_FIELD, Entity, RawRecord, parse_timestamp, placement_time
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _SURROGATES = re.compile(r"[\udc80-\udcff]")
 UNTERMINATED_QUOTE = "unterminated quote"
 
-# (path, size, mtime_ns, time column) -> the UTC days the file's records are placed on.
-_DAYS_BY_FILE: dict[tuple[str, int, int, str], frozenset[date]] = {}
+# "path|size|mtime_ns|time column" -> the UTC days the file's records are placed on.
+_DAYS_BY_FILE: dict[str, frozenset[date]] = {}
 
 
 def _file_day(path: Path) -> date | None:
@@ -59,7 +60,12 @@ def _lines(text: str) -> list[str]:
 
 
 class FilesSource:
-    """Reads exports from `folder`; `columns` maps our field names to the files' column names."""
+    """Reads exports from `folder`; `columns` maps our field names to the files' column names.
+
+    `index_path` (optional) keeps the days each file holds in a JSON file, so that runs in other
+    processes need not read every file once to find a day's records; `now` is the clock of the
+    timestamp range check (tests fix it).
+    """
 
     name = "files"
 
@@ -68,10 +74,12 @@ class FilesSource:
         folder: Path,
         columns: Mapping[str, Mapping[str, str]] | None = None,
         now: datetime | None = None,
+        index_path: Path | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.columns = columns or {}
-        self.now = now  # the clock for the timestamp range check (tests fix it)
+        self.now = now
+        self.index_path = None if index_path is None else Path(index_path)
 
     def files(self, entity: Entity) -> list[Path]:
         if not self.folder.is_dir():
@@ -86,26 +94,69 @@ class FilesSource:
         """Every record placed on a UTC day of [start, end), from whichever file holds it."""
         first_day, last_day = start.date(), (end - timedelta(microseconds=1)).date()
         time_field = self._time_field(entity)
+        self._load_index()
+        learnt = False
         for path in self.files(entity):
             stat = path.stat()
-            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, time_field)
+            key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{time_field}"
             known = _DAYS_BY_FILE.get(key)
             if known is not None and not any(first_day <= day <= last_day for day in known):
                 continue
-            days = set()
-            for record, day in self.placed(entity, path):
+            days, settled = set(), True
+            for record, day, final in self._placed(path, time_field):
                 days.add(day)
+                settled = settled and final
                 if first_day <= day <= last_day:
                     yield record
-            _DAYS_BY_FILE[key] = frozenset(days)
+            if settled and known is None:
+                _DAYS_BY_FILE[key] = frozenset(days)
+                learnt = True
+        if learnt:
+            self._save_index()
 
-    def placed(self, entity: Entity, path: Path) -> Iterator[tuple[RawRecord, date]]:
-        """Every record of a file with the UTC day it belongs to."""
-        time_field = self._time_field(entity)
+    def _placed(self, path: Path, time_field: str) -> Iterator[tuple[RawRecord, date, bool]]:
+        """Every record of a file with the UTC day it belongs to, and whether that day is final: a
+        timestamp too far in the future puts its record on the arrival day only until it is near."""
         arrival = _file_day(path) or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
         for record in self._records(path):
-            moment = None if record.fields is None else placement_time(record.fields.get(time_field), self.now)
-            yield record, arrival if moment is None else moment.date()
+            value = None if record.fields is None else record.fields.get(time_field)
+            moment = placement_time(value, self.now)
+            if moment is not None:
+                yield record, moment.date(), True
+                continue
+            parsed = parse_timestamp(value)
+            yield record, arrival, parsed is None or parsed < EARLIEST_TIME
+
+    def _load_index(self) -> None:
+        if self.index_path is None or not self.index_path.is_file():
+            return
+        try:
+            stored = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # a damaged index is only a lost shortcut: the files are read again
+        for key, days in stored.items():
+            _DAYS_BY_FILE.setdefault(key, frozenset(date.fromisoformat(d) for d in days))
+
+    def _save_index(self) -> None:
+        """Write the entries of this folder's current files, atomically (a run that writes at the same
+        time loses nothing but a shortcut)."""
+        if self.index_path is None:
+            return
+        current = {
+            f"{p.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+            for entity in ("conversations", "messages")
+            for p in self.files(entity)
+            for stat in (p.stat(),)
+        }
+        entries = {
+            key: sorted(d.isoformat() for d in days)
+            for key, days in _DAYS_BY_FILE.items()
+            if key.rsplit("|", 1)[0] in current
+        }
+        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.index_path.with_name(f"{self.index_path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, self.index_path)
 
     def _time_field(self, entity: Entity) -> str:
         return self.columns.get(entity, {}).get(TIME_FIELD[entity], TIME_FIELD[entity])
