@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 
 import numpy as np
 import phonenumbers
 import pyarrow as pa
 import pytest
+from phonenumbers import PhoneNumberFormat
 from stdnum import iban as stdnum_iban
 
+from conv_analytics.text import redact as redact_module
 from conv_analytics.text import redact_texts
 from conv_analytics.text.redact import (
+    DEFAULT_PHONE_REGIONS,
     RedactionOptions,
     classify_number,
     luhn_valid,
@@ -336,3 +340,41 @@ def test_pseudonymize_rejects_an_empty_key() -> None:
     with pytest.raises(ValueError, match="key is empty") as info:
         pseudonymize(["u1"], "")
     assert "u1" not in str(info.value)
+
+
+def test_phone_numbers_in_lists_and_with_no_break_spaces() -> None:
+    text = "à joindre :\n06\u202f12\u202f34\u202f56\u202f78\n+44\u00a07400\u00a0123456\n0612345678 (élève)"
+    assert redact_one(text) == ("à joindre :\n[PHONE]\n[PHONE]\n[PHONE] (élève)", 3)
+
+
+def test_a_number_after_digit_spam_is_found() -> None:
+    out, count = redact_one("1 " * 2000 + "call 0612345678")
+    assert out.endswith("call [PHONE]") and count == 1
+
+
+def test_skipping_regions_never_changes_what_libphonenumber_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cheap region check (`_may_match`) is a necessary condition of validity: with it or without
+    it the matcher finds the same numbers, on example numbers of every type and on random digit runs."""
+    rng = random.Random(3)
+    windows = []
+    for region in (*DEFAULT_PHONE_REGIONS, "CA", "GG", "VA"):
+        for number_type in range(11):  # PhoneNumberType.FIXED_LINE .. VOICEMAIL
+            example = phonenumbers.example_number_for_type(region, number_type)
+            if example is None:
+                continue
+            for number_format in (PhoneNumberFormat.NATIONAL, PhoneNumberFormat.INTERNATIONAL):
+                windows.append(f"at {phonenumbers.format_number(example, number_format)} ok")
+            national = phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL)
+            windows.append("at " + "".join(str(rng.randrange(10)) if c.isdigit() else c for c in national) + " ok")
+    for _ in range(300):
+        groups = [str(rng.randrange(10 ** rng.randrange(1, 6))) for _ in range(rng.randrange(1, 5))]
+        windows.append("is " + rng.choice(["", "0"]) + rng.choice([" ", "-", ".", "/"]).join(groups) + " .")
+
+    def matches(window: str) -> tuple[tuple[int, int], ...]:
+        runs = redact_module._PHONE_RUN.finditer(window)
+        return tuple(m for run in runs for m in redact_module._matches_in(window, *run.span(), DEFAULT_PHONE_REGIONS))
+
+    gated = [matches(w) for w in windows]
+    monkeypatch.setattr(redact_module, "_may_match", lambda region, groups: True)
+    assert [matches(w) for w in windows] == gated
+    assert sum(1 for found in gated if found) > 50  # the examples are found

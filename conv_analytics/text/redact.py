@@ -114,8 +114,11 @@ _BARE_SSN = re.compile(r"\d{9}")
 _LOCAL_PHONE = re.compile(r"\d{3}[ .-]\d{4}|\d{2}(?:[ .-]\d{2}){3}")
 # A run that could hold a phone number in any national or international format; libphonenumber
 # only looks at runs with at least _MIN_DIGITS digits.
-_PHONE_RUN = re.compile(r"(?:\+|\b00)?[ (]*\d(?:[\s().\-/\u2010-\u2015\u2212~]{0,3}\d)+\)?")
+# Separators are those of one line (a list of numbers, one a line, makes one run per number).
+_PHONE_RUN = re.compile(r"(?:\+|\b00)?[ (]*\d(?:[ \t().\-/\u2010-\u2015\u2212~]{0,3}\d)+\)?")
 _PHONE_CONTEXT = 3
+# Longer windows (digit spam) are not cached: the cache would keep them all.
+_CACHED_WINDOW = 128
 # Dates that libphonenumber accepts as numbers of some region (05.12.2024, 2024-05-12).
 _DATE_SHAPE = re.compile(r"\d{1,2}([./-])\d{1,2}\1(?:\d{2}|\d{4})|\d{4}([./-])\d{1,2}\2\d{1,2}")
 _DIGIT = re.compile(r"\d")
@@ -125,6 +128,9 @@ _DIGIT = re.compile(r"\d")
 _ANCHOR_RE2 = r"[\p{Nd}@/]|(?i:www\.)"
 _ANCHOR_IPV6_RE2 = r"[\p{Nd}@/]|(?i:www\.)|::|(?i:[0-9a-f]{1,4}:[0-9a-f]{1,4}:)"
 _MASK = "\x00"
+# No-break and thin spaces (French typography groups digits with U+202F) read as plain spaces, one
+# character for one, so positions in the text stay valid.
+_SPACES = str.maketrans(dict.fromkeys([0x00A0, 0x202F, *range(0x2000, 0x200B)], " "))
 
 Span = tuple[int, int, str | None]  # start, end, label (None: keep as it is, but let no later detector claim it)
 
@@ -222,16 +228,17 @@ def _phones(text: str, options: RedactionOptions) -> Iterator[Span]:
         # and a date followed by ":30" as a time stamp.
         offset = max(run.start() - _PHONE_CONTEXT, 0)
         window = text[offset : run.end() + _PHONE_CONTEXT]
-        for start, end in _phone_matches(window, options.phone_regions):
+        matches = _phone_matches if len(window) <= _CACHED_WINDOW else _matches_in
+        for start, end in matches(window, run.start() - offset, run.end() - offset, options.phone_regions):
             yield offset + start, offset + end, PHONE
 
 
-@lru_cache(maxsize=4096)
-def _phone_matches(window: str, regions: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    """libphonenumber's matches in a window, trying the regions in order until every digit is
-    covered (most numbers match in the first region that fits). Cached: chats repeat numbers."""
-    digits = {i for i, c in enumerate(window) if c.isdigit()}
-    groups = re.findall(r"\d+", window)
+def _matches_in(window: str, start: int, end: int, regions: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """libphonenumber's matches in a window whose digit run is window[start:end], trying the regions
+    in order until every digit of the run is covered (most numbers match in the first region that
+    fits). Regions in which no part of the run can be a valid number are not tried."""
+    digits = {i for i in range(start, end) if window[i].isdigit()}
+    groups = re.findall(r"\d+", window[start:end])
     found: dict[int, int] = {}
     for region in regions:
         if "+" not in window and not _may_match(region, groups):
@@ -240,43 +247,87 @@ def _phone_matches(window: str, regions: tuple[str, ...]) -> tuple[tuple[int, in
             if _DATE_SHAPE.fullmatch(match.raw_string):
                 continue
             found.setdefault(match.start, match.end)
-        covered = {i for start, end in found.items() for i in range(start, end)}
+        covered = {i for first, last in found.items() for i in range(first, last)}
         if digits <= covered:
             break
     return tuple(sorted(found.items()))
 
 
+# Chats repeat numbers (and the same message is often stored twice).
+_phone_matches = lru_cache(maxsize=4096)(_matches_in)
+
+
 def _may_match(region: str, groups: list[str]) -> bool:
-    """False when no run of consecutive digit groups can be a number of the region: none starts with
-    its international prefix and none has a digit count that a national number of it can have.
-    Saves running the matcher, which costs about 50 us a region, for most digit runs that are
-    not phone numbers."""
-    international, lengths = _region_shape(region)
-    if lengths is None:
-        return True
+    """Whether some run of consecutive digit groups could be a valid number of the region: written
+    with its international prefix, or ending in a national significant number that fits one of the
+    region's number types (what is written before it, a national prefix or carrier code, only ever
+    precedes it). A necessary condition of libphonenumber's validity, checked without the matcher,
+    which costs about 50 us a region on a run that is no phone number."""
+    international, shapes = _region_shape(region)
     for i in range(len(groups)):
         if international is not None and international.match("".join(groups[i:])):
             return True
-        total = 0
-        for group in groups[i:]:
-            total += len(group)
-            if total in lengths:
-                return True
+    if shapes is None:
+        return True
+    digits = "".join(groups)
+    end = 0
+    for group in groups:
+        end += len(group)
+        for lengths, general, types in shapes:
+            for n in lengths:
+                if (
+                    n <= end
+                    and general.fullmatch(digits, end - n, end)
+                    and any(t.fullmatch(digits, end - n, end) for t in types)
+                ):
+                    return True
     return False
 
 
+# Possible lengths, general pattern and number-type patterns of one region's national numbers.
+_Shape = tuple[frozenset[int], re.Pattern[str], tuple[re.Pattern[str], ...]]
+_NUMBER_TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
 @lru_cache(maxsize=256)
-def _region_shape(region: str) -> tuple[re.Pattern[str] | None, frozenset[int] | None]:
-    """The region's international prefix and the digit counts of its numbers in national format
-    (possible lengths, with or without the national prefix); None where a prefix with carrier
-    codes or alternatives makes the count open."""
+def _region_shape(
+    region: str,
+) -> tuple[
+    re.Pattern[str] | None, tuple[tuple[frozenset[int], re.Pattern[str], tuple[re.Pattern[str], ...]], ...] | None
+]:
+    """The region's international prefix, and for every region sharing its country code (a number
+    dialled as in the US may be Canadian) the possible lengths, general pattern and number-type
+    patterns of national significant numbers; None where the national prefix rule inserts digits,
+    so that the national significant number need not end what is written."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    prefix = metadata.national_prefix or ""
     international = re.compile(metadata.international_prefix) if metadata.international_prefix else None
-    if metadata.national_prefix_for_parsing not in (None, prefix):
+    if re.sub(r"\\\d", "", metadata.national_prefix_transform_rule or ""):
         return international, None
-    lengths = set(metadata.general_desc.possible_length)
-    return international, frozenset(lengths | {n + len(prefix) for n in lengths})
+    shapes = []
+    for member in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(metadata.country_code, (region,)):
+        member_metadata = phonenumbers.PhoneMetadata.metadata_for_region(member)
+        general = None if member_metadata is None else member_metadata.general_desc
+        if general is None or not general.national_number_pattern:
+            continue
+        types = tuple(
+            re.compile(desc.national_number_pattern)
+            for desc in (getattr(member_metadata, name) for name in _NUMBER_TYPES)
+            if desc is not None and desc.national_number_pattern
+        )
+        lengths = frozenset(general.possible_length or range(1, 18))
+        shapes.append((lengths, re.compile(general.national_number_pattern), types))
+    return international, tuple(shapes)
 
 
 def _bare_ssns(text: str, options: RedactionOptions) -> Iterator[Span]:
@@ -309,8 +360,8 @@ def _detectors(text: str) -> list[Detector]:
 def redact_one(text: str, options: RedactionOptions = DEFAULT_OPTIONS) -> tuple[str, int]:
     """Redact one text; returns the new text and how many items were replaced."""
     spans: list[Span] = []
-    masked = text
-    for detect in _detectors(text):
+    masked = text if text.isascii() else text.translate(_SPACES)
+    for detect in _detectors(masked):
         found: list[Span] = []
         for span in detect(masked, options):
             start, end, _ = span
