@@ -317,3 +317,10 @@ def test_a_record_from_the_future_moves_to_its_day_when_the_clock_gets_there(tmp
     later = FilesSource(tmp_path, now=datetime(2026, 12, 10, tzinfo=timezone.utc))
     assert read_day(later, date(2026, 12, 10)).table.column("message_id").to_pylist() == ["m1"]
     assert read_day(later, DAY).quarantine.num_rows == 0
+
+
+def test_reasons_quoting_a_rejected_value_are_redacted(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / f"messages-{DAY}.jsonl", [message("m1", "call me on +44 7400 123456")])
+    batch = read_day(FilesSource(tmp_path, now=NOW), DAY)
+    assert batch.quarantine.column("reason").to_pylist() == ["bad sent_at: 'call me on [PHONE]'"]
+    assert batch.reasons == {"bad sent_at": 1}

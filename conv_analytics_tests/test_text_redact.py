@@ -204,6 +204,7 @@ def test_phone_numbers_of_every_default_region(region: str, number: str) -> None
 def test_phone_regions_are_a_parameter() -> None:
     french_only = RedactionOptions(phone_regions=("fr",))
     assert french_only.phone_regions == ("FR",)
+    assert RedactionOptions(phone_regions=" us, GB,,us ").phone_regions == ("US", "GB")  # as in the setting
     assert redact_one("appelle le 06 12 34 56 78", french_only) == ("appelle le [PHONE]", 1)
     # a US number in national format is not a French number; written internationally it is found
     assert redact_one("call 201-555-0123", french_only) == ("call 201-555-0123", 0)
@@ -293,6 +294,9 @@ def test_redact_record_covers_every_string_field() -> None:
         "meta": {"note": "IBAN DE89 3704 0044 0532 0130 00", "ips": ["10.1.2.3", 7], "ok": True},
         "sent_at": None,
         "count": 3,
+        "phone": 4155552671,
+        "ssn": 536904399,
+        "flag": False,
     }
     assert redact_record(record) == {
         "message_id": "m-1",
@@ -301,6 +305,9 @@ def test_redact_record_covers_every_string_field() -> None:
         "meta": {"note": "IBAN [IBAN]", "ips": ["[IP]", 7], "ok": True},
         "sent_at": None,
         "count": 3,
+        "phone": "[PHONE]",
+        "ssn": "[SSN]",
+        "flag": False,
     }
     assert record["user_id"] == "ana@example.com"  # the input is left as it was
 

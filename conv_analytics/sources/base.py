@@ -274,12 +274,13 @@ def normalize(
     duplicates = 0
 
     def set_aside(locator: str, reason: str, record: str) -> None:
+        """Keep the record with its reason; the reason quotes the value it rejects, so it is redacted too."""
         bad.append(
             {
                 "entity": entity,
                 "partition_date": partition_day,
                 "locator": locator,
-                "reason": reason,
+                "reason": redact_texts([reason], redaction)[0][0].as_py(),
                 "record": record,
             }
         )

@@ -49,11 +49,12 @@ class RedactionOptions:
     """What to redact beyond the fixed kinds: the regions whose national phone formats are recognised
     (numbers written with + or an international prefix are found whatever the region) and IPs."""
 
-    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
+    phone_regions: tuple[str, ...] | str = DEFAULT_PHONE_REGIONS  # a tuple, or "US,GB,..." as in the setting
     redact_ips: bool = True
 
     def __post_init__(self) -> None:
-        regions = tuple(dict.fromkeys(r.strip().upper() for r in self.phone_regions if r.strip()))
+        given = self.phone_regions.split(",") if isinstance(self.phone_regions, str) else self.phone_regions
+        regions = tuple(dict.fromkeys(r.strip().upper() for r in given if r.strip()))
         unknown = [r for r in regions if r not in phonenumbers.SUPPORTED_REGIONS]
         if unknown:
             raise ValueError(f"unknown phone region(s) {', '.join(unknown)}: expected ISO 3166 codes such as US, GB")
@@ -112,9 +113,9 @@ _BARE_SSN = re.compile(r"\d{9}")
 # Local numbers without an area code: 555-1234 and 12 34 56 78. A year range (2023-2024) or an
 # unseparated order number (1234567) does not have these shapes.
 _LOCAL_PHONE = re.compile(r"\d{3}[ .-]\d{4}|\d{2}(?:[ .-]\d{2}){3}")
-# A run that could hold a phone number in any national or international format; libphonenumber
-# only looks at runs with at least _MIN_DIGITS digits.
-# Separators are those of one line (a list of numbers, one a line, makes one run per number).
+# A run that could hold a phone number in any national or international format (libphonenumber only
+# looks at runs with at least _MIN_DIGITS digits); separators are those of one line, so a list of
+# numbers, one a line, makes one run per number.
 _PHONE_RUN = re.compile(r"(?:\+|\b00)?[ (]*\d(?:[ \t().\-/\u2010-\u2015\u2212~]{0,3}\d)+\)?")
 _PHONE_CONTEXT = 3
 # Longer windows (digit spam) are not cached: the cache would keep them all.
@@ -181,7 +182,7 @@ def _ip_addresses(text: str, options: RedactionOptions) -> Iterator[Span]:
     """IP addresses; when they are not to be redacted they are still claimed, so that no phone
     number is read into 192.168.1.10."""
     label = IP if options.redact_ips else None
-    if "::" in text or text.count(":") >= 7:
+    if "::" in text or text.count(":") >= 7:  # compressed, or all eight groups
         for m in _IPV6.finditer(text):
             if m.group().strip(":") and _is_ip(m.group()):
                 yield m.start(), m.end(), label
@@ -350,7 +351,7 @@ def _detectors(text: str) -> list[Detector]:
     chosen: list[Detector] = []
     if "@" in text or "/" in text or _WWW.search(text):
         chosen.append(_urls_and_emails)
-    if (digits >= 4 and "." in text) or text.count(":") >= 2:
+    if (digits >= 4 and "." in text) or "::" in text or text.count(":") >= 7:
         chosen.append(_ip_addresses)
     if digits >= _MIN_DIGITS:
         chosen += _NUMBER_DETECTORS
@@ -414,12 +415,16 @@ def redact_texts(
 
 def redact_record(record: Mapping[str, Any], options: RedactionOptions = DEFAULT_OPTIONS) -> dict[str, Any]:
     """A copy of a record with every string in it redacted, nested lists and objects included (a
-    quarantined record keeps all its fields, so any of them may hold personal data). Keys stay."""
+    quarantined record keeps all its fields, so any of them may hold personal data). Integers are
+    read as their digits (a phone number or SSN exported as a number) and become the label's text
+    when redacted. Keys stay."""
     strings: list[str] = []
 
     def collect(value: Any) -> None:
         if isinstance(value, str):
             strings.append(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            strings.append(str(value))
         elif isinstance(value, Mapping):
             for v in value.values():
                 collect(v)
@@ -433,6 +438,9 @@ def redact_record(record: Mapping[str, Any], options: RedactionOptions = DEFAULT
     def rebuild(value: Any) -> Any:
         if isinstance(value, str):
             return next(redacted)
+        if isinstance(value, int) and not isinstance(value, bool):
+            text = next(redacted)
+            return value if text == str(value) else text
         if isinstance(value, Mapping):
             return {k: rebuild(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
