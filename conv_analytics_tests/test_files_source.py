@@ -118,6 +118,21 @@ def test_csv_unterminated_quote_costs_only_its_own_record(tmp_path: Path) -> Non
     assert (counts.read, counts.raw, counts.quarantined, counts.duplicates) == (8, 5, 3, 0)
 
 
+def test_csv_line_ends_and_oversized_fields(tmp_path: Path) -> None:
+    rows = [
+        "m1,c1,user,old Mac line ends,2026-11-02 10:00:00",
+        "m2,c1,user,line\u2028separator and next\u0085line,2026-11-02 10:01:00",
+        "m3,c1,user," + "x" * 200_000 + ",2026-11-02 10:02:00",  # over the csv module's field limit
+        "m4,c1,user,still read,2026-11-02 10:03:00",
+    ]
+    content = "\r".join([CSV_HEADER.rstrip("\n"), *rows]) + "\r"
+    (tmp_path / f"messages-{DAY}.csv").write_text(content, encoding="utf-8", newline="")
+    batch = read_day(FilesSource(tmp_path, now=NOW), DAY)
+    assert batch.table.column("message_id").to_pylist() == ["m1", "m2", "m4"]
+    assert batch.table.column("text").to_pylist()[1] == "line\u2028separator and next\u0085line"
+    assert [r[:25] for r in batch.quarantine.column("reason").to_pylist()] == ["unreadable CSV: field lar"]
+
+
 # --- the day a record belongs to ---------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from conv_analytics.sources.base import EARLIEST_TIME, TIME_FIELD, Entity, RawRe
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _SURROGATES = re.compile(r"[\udc80-\udcff]")
+_CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 UNTERMINATED_QUOTE = "unterminated quote"
 
 # "path|size|mtime_ns|time column" -> the UTC days the file's records are placed on.
@@ -49,14 +50,10 @@ def _readable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _lines(text: str) -> list[str]:
-    """Lines split on '\\n' only, each keeping its end: U+2028, U+0085 and lone '\\r' are characters
-    inside a record, not line breaks (str.splitlines would break JSON strings holding them)."""
-    parts = text.split("\n")
-    lines = [part + "\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
+def _csv_lines(text: str) -> list[str]:
+    """CSV lines, each keeping its end, split where the csv module splits (\r\n, \n or a lone \r):
+    U+2028 and U+0085 are characters inside a field (str.splitlines would break the record)."""
+    return _CSV_LINE.findall(text)
 
 
 class FilesSource:
@@ -186,12 +183,12 @@ class FilesSource:
             yield RawRecord(locator, fields)
 
     def _csv_records(self, path: Path, text: str) -> Iterator[RawRecord]:
-        lines = _lines(text)
+        lines = _csv_lines(text)
         header: list[str] | None = None
-        for number, row in _csv_rows(lines):
+        for number, row, error in _csv_rows(lines):
             locator = f"{path.name}:{number}"
             if row is None:
-                yield RawRecord(locator, None, UNTERMINATED_QUOTE, _readable(lines[number - 1].rstrip("\r\n")))
+                yield RawRecord(locator, None, error, _readable(lines[number - 1].rstrip("\r\n")))
                 continue
             if not row:
                 continue
@@ -208,26 +205,32 @@ class FilesSource:
             yield RawRecord(locator, {k: (None if v == "" else v) for k, v in zip(header, values, strict=True)})
 
 
-def _csv_rows(lines: list[str]) -> Iterator[tuple[int, list[str] | None]]:
-    """CSV records with the number of their first line. A record that runs over several lines (a
-    quoted field with line breaks) must parse strictly, and the file must not end inside quotes;
-    otherwise its first line holds an unterminated quote: reported as None, and reading resumes on
-    the next line, so one bad quote costs one record rather than the rest of the file."""
+def _csv_rows(lines: list[str]) -> Iterator[tuple[int, list[str] | None, str]]:
+    """CSV records with the number of their first line, or None and the reason for a line that
+    starts no readable record. A record that runs over several lines (a quoted field with line
+    breaks) must parse strictly, and the file must not end inside its quotes; otherwise its first
+    line holds an unterminated quote, and reading resumes on the next line, so one bad quote costs
+    one record rather than the rest of the file."""
     position = 0
     while position < len(lines):
         reader = csv.reader(islice(lines, position, None))
-        consumed = 0
-        for row in reader:
-            first, consumed = position + consumed, reader.line_num
-            last = position + consumed
-            error = _strict_error("".join(lines[first:last])) if last - first > 1 or last == len(lines) else None
-            if error is not None and (last - first > 1 or "unexpected end of data" in error):
-                yield first + 1, None
-                position = first + 1
-                break
-            yield first + 1, row
-        else:
-            return
+        first = position
+        try:
+            for row in reader:
+                last = position + reader.line_num
+                multiline = last - first > 1
+                error = _strict_error("".join(lines[first:last])) if multiline or last == len(lines) else None
+                if error is not None and (multiline or "unexpected end of data" in error):
+                    yield first + 1, None, UNTERMINATED_QUOTE
+                    position = first + 1
+                    break
+                yield first + 1, row, ""
+                first = last
+            else:
+                return
+        except csv.Error as exc:  # a field over the csv module's size limit, say
+            yield first + 1, None, f"unreadable CSV: {exc}"
+            position = first + 1
 
 
 def _strict_error(text: str) -> str | None:
