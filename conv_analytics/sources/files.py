@@ -51,7 +51,7 @@ def _readable(text: str) -> str:
 
 
 def _csv_lines(text: str) -> list[str]:
-    """CSV lines, each keeping its end, split where the csv module splits (\r\n, \n or a lone \r):
+    """CSV lines, each keeping its end, split where the csv module splits (CR LF, LF or a lone CR):
     U+2028 and U+0085 are characters inside a field (str.splitlines would break the record)."""
     return _CSV_LINE.findall(text)
 
@@ -164,6 +164,7 @@ class FilesSource:
         if path.suffix.lower() == ".csv":
             yield from self._csv_records(path, text)
             return
+        # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
         for number, line in enumerate(text.split("\n"), start=1):
             line = line.removesuffix("\r")
             if not line.strip():
