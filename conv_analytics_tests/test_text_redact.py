@@ -255,6 +255,7 @@ def test_impossible_ssns_are_not_ssns(text: str) -> None:
         ("v6 2001:db8::8a2e:370:7334 and fe80::1%eth0", "v6 [IP] and [IP]"),
         ("full 2001:0db8:0000:0000:0000:ff00:0042:8329 here", "full [IP] here"),
         ("mapped ::ffff:192.0.2.1", "mapped [IP]"),
+        ("release 1.2.3.4", "release [IP]"),  # a four-part version is a valid address: the README says so
         ("no ip 256.1.1.1 or 1.2.3 or 10:30:00 or std::vector", "no ip 256.1.1.1 or 1.2.3 or 10:30:00 or std::vector"),
     ],
 )

@@ -2,6 +2,6 @@
 
 from conv_analytics.text.enrich import enrich_texts
 from conv_analytics.text.language import detect_language
-from conv_analytics.text.redact import redact_texts
+from conv_analytics.text.redact import RedactionOptions, pseudonymize, redact_record, redact_texts
 
-__all__ = ["detect_language", "enrich_texts", "redact_texts"]
+__all__ = ["RedactionOptions", "detect_language", "enrich_texts", "pseudonymize", "redact_record", "redact_texts"]
