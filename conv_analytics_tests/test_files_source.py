@@ -16,6 +16,7 @@ import pytest
 from conv_analytics.sources import files as files_module
 from conv_analytics.sources.base import Batch, RawRecord, normalize
 from conv_analytics.sources.files import FilesSource
+from conv_analytics.text.redact import pseudonymize
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 DAY = date(2026, 11, 2)
@@ -339,3 +340,27 @@ def test_reasons_quoting_a_rejected_value_are_redacted(tmp_path: Path) -> None:
     batch = read_day(FilesSource(tmp_path, now=NOW), DAY)
     assert batch.quarantine.column("reason").to_pylist() == ["bad sent_at: 'call me on [PHONE]'"]
     assert batch.reasons == {"bad sent_at": 1}
+
+
+def test_user_ids_are_pseudonymised_in_raw_rows_and_in_the_quarantine(tmp_path: Path) -> None:
+    base = {"channel": "web", "status": "resolved", "started_at": "2026-11-02T10:00:00Z"}
+    users = ["ana@example.com", "bob@example.com", "ana@example.com", "u-42", "bob@example.com"]
+    records = [{**base, "conversation_id": f"c{i}", "user_id": user} for i, user in enumerate(users)]
+    records.append({**base, "conversation_id": "c-bad", "user_id": "carol@example.com", "status": "lost"})
+    write_jsonl(tmp_path / f"conversations-{DAY}.jsonl", records)
+    start, end = window(DAY)
+    source = FilesSource(tmp_path, now=NOW)
+    key = "k" * 32
+    batch = normalize(
+        "conversations", source.fetch("conversations", start, end), start, end, now=NOW, pseudonym_key=key
+    )
+    pseudonyms = batch.table.column("user_id").to_pylist()
+    assert len(set(pseudonyms)) == len(set(users)) == 3  # distinct users unchanged
+    assert pseudonyms[0] == pseudonyms[2] and pseudonyms[1] == pseudonyms[4]
+    assert pseudonyms == pseudonymize(users, key).to_pylist()
+    stored = json.loads(batch.quarantine.column("record")[0].as_py())
+    assert stored["user_id"] == pseudonymize(["carol@example.com"], key)[0].as_py()
+    everything = json.dumps(batch.table.to_pylist(), default=str) + json.dumps(
+        batch.quarantine.to_pylist(), default=str
+    )
+    assert "@example.com" not in everything and "u-42" not in everything and key not in everything

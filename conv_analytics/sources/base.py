@@ -29,7 +29,7 @@ from conv_analytics.schemas import (
     RAW_MESSAGES,
 )
 from conv_analytics.text import redact_texts
-from conv_analytics.text.redact import DEFAULT_OPTIONS, RedactionOptions, redact_record
+from conv_analytics.text.redact import DEFAULT_OPTIONS, RedactionOptions, pseudonymize, redact_record
 
 Entity = Literal["conversations", "messages"]
 ENTITIES: tuple[Entity, ...] = ("conversations", "messages")
@@ -257,11 +257,13 @@ def normalize(
     columns: Mapping[str, str] | None = None,
     redaction: RedactionOptions = DEFAULT_OPTIONS,
     now: datetime | None = None,
+    pseudonym_key: str | bytes | None = None,
 ) -> Batch:
     """Validate, deduplicate by id (the last version wins) and sort; set bad records aside with a reason.
 
-    Quarantined records keep all their fields, each redacted. Valid records outside [start, end) belong
-    to another partition: they are left to it and counted as `other_days`.
+    Quarantined records keep all their fields, each redacted. With `pseudonym_key`, conversations'
+    user ids are replaced by their keyed hash (`pseudonymize`), in the quarantine too. Valid records
+    outside [start, end) belong to another partition: they are left to it and counted as `other_days`.
     """
     validate = _VALIDATORS[entity]
     id_field = "conversation_id" if entity == "conversations" else "message_id"
@@ -297,7 +299,12 @@ def normalize(
         fields = rename_columns(raw.fields, columns or {})
         row, reason = validate(fields, now)
         if row is None:
-            set_aside(raw.locator, reason or "invalid", _record_json(redact_record(raw.fields, redaction)))
+            kept_fields = dict(raw.fields)
+            user_column = (columns or {}).get("user_id", "user_id")
+            user_id = _as_id(kept_fields.get(user_column)) if entity == "conversations" else None
+            if pseudonym_key is not None and user_id is not None:
+                kept_fields[user_column] = pseudonymize([user_id], pseudonym_key)[0].as_py()
+            set_aside(raw.locator, reason or "invalid", _record_json(redact_record(kept_fields, redaction)))
             continue
         if not (start <= row[time_field] < end):
             counts[source].other_days += 1
@@ -319,6 +326,10 @@ def normalize(
         table = pa.table(columns_data, schema=schema)
     else:
         table = pa.Table.from_pylist(rows, schema=schema)
+        if pseudonym_key is not None:
+            index = schema.get_field_index("user_id")
+            pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
+            table = table.set_column(index, schema.field(index), pseudonyms)
     quarantine = pa.Table.from_pylist(sorted(bad, key=lambda b: b["locator"]), schema=QUARANTINE)
     return Batch(table=table, quarantine=quarantine, duplicates=duplicates, reasons=reasons, counts=counts)
 
