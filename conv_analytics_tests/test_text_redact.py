@@ -137,7 +137,9 @@ def test_luhn_and_classification() -> None:
     assert classify_number("4111 1111 1111 1111") == "[CARD]"
     assert classify_number("536-90-4399") == "[SSN]"
     assert classify_number("555-1234") == "[PHONE]"
-    assert classify_number("0044 121 234 5678") is None  # a phone number for libphonenumber, not a card
+    assert classify_number("0044 121 234 5678") == "[PHONE]"  # its international prefix, not a card
+    assert classify_number("+49 30 1234567") == "[PHONE]"
+    assert classify_number("560 436 4040") == "[PHONE]"  # 10 digits: a phone number, as before
     assert classify_number("2024-05-12") is None
 
 
@@ -206,10 +208,10 @@ def test_phone_regions_are_a_parameter() -> None:
     assert french_only.phone_regions == ("FR",)
     assert RedactionOptions(phone_regions=" us, GB,,us ").phone_regions == ("US", "GB")  # as in the setting
     assert redact_one("appelle le 06 12 34 56 78", french_only) == ("appelle le [PHONE]", 1)
-    # a US number in national format is not a French number; written internationally it is found
-    assert redact_one("call 201-555-0123", french_only) == ("call 201-555-0123", 0)
-    assert redact_one("call +1 201-555-0123", french_only) == ("call [PHONE]", 1)
-    assert redact_one("call 201-555-0123", RedactionOptions(phone_regions=("US",))) == ("call [PHONE]", 1)
+    # a Berlin number written the German way is no French number; written internationally it is found
+    assert redact_one("ruf 030/12345678 an", french_only) == ("ruf 030/12345678 an", 0)
+    assert redact_one("ruf +49 30/12345678 an", french_only) == ("ruf [PHONE] an", 1)
+    assert redact_one("ruf 030/12345678 an", RedactionOptions(phone_regions=("DE",))) == ("ruf [PHONE] an", 1)
     with pytest.raises(ValueError, match="unknown phone region"):
         RedactionOptions(phone_regions=("US", "XX"))
 

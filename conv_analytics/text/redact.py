@@ -8,8 +8,10 @@ Luhn check for payment cards, `ipaddress` for IP addresses. So order numbers, pr
 and versions stay readable, while numbers that pass a validator are replaced by a label.
 
 Detectors run in a fixed order over the text, each seeing the spans found before it masked out, so a
-digit run is claimed once: URL, e-mail, IP, IBAN, card, SSN written with separators, phone (local
-shapes such as 555-1234 first, then libphonenumber), SSN written as 9 bare digits.
+digit run is claimed once: URL, e-mail, IP, IBAN, then digit groups by shape (card, SSN with
+separators, and the phone shapes redacted before: + or 00, 10 to 12 digits, 9 in groups, 555-1234),
+then libphonenumber for phone numbers in every other format of the configured regions (030/12345678,
+139- 2477 - 4026), then SSNs written as 9 bare digits.
 """
 
 from __future__ import annotations
@@ -150,15 +152,23 @@ def luhn_valid(digits: str) -> bool:
 
 
 def classify_number(candidate: str) -> str | None:
-    """The label of a digit group that is a card, an SSN written with separators or a local phone
-    number without area code, else None (other phone numbers need libphonenumber and their context)."""
+    """The label of a digit group by its shape alone: a card (Luhn), an SSN written with separators,
+    or a phone number in the shapes redacted before libphonenumber was used (written with + or 00,
+    10 to 12 digits, 9 digits in groups, a local number such as 555-1234); else None, and numbers
+    in other formats are left to libphonenumber, which sees their context."""
     digits = "".join(_DIGIT.findall(candidate))
+    n = len(digits)
+    if candidate.startswith("+"):
+        return PHONE if 7 <= n <= 15 else None
     # No card number starts with 0 (0044 ... is a phone number with its international prefix).
-    card_shaped = candidate[0] not in "0+" and "(" not in candidate and "." not in candidate
-    if card_shaped and 13 <= len(digits) <= 19 and luhn_valid(digits):
+    card_shaped = not digits.startswith("0") and "(" not in candidate and "." not in candidate
+    if card_shaped and 13 <= n <= 19 and luhn_valid(digits):
         return CARD
     if _SEPARATED_SSN.fullmatch(candidate) and stdnum_ssn.is_valid(digits):
         return SSN
+    separated = candidate != digits
+    if (digits.startswith("00") and 10 <= n <= 15) or 10 <= n <= 12 or (separated and n == 9):
+        return PHONE
     if _LOCAL_PHONE.fullmatch(candidate):
         return PHONE
     return None
