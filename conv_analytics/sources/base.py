@@ -2,17 +2,21 @@
 
 A source yields `RawRecord`s for one entity and one time window; `normalize` turns them into the
 asset's Arrow table and a quarantine table of the records it had to set aside, each with its reason.
-Records whose own timestamp is missing or unparseable cannot be placed by it, so sources assign them
-to the window of when they arrived (NocoDB `CreatedAt`, the date in an export file's name).
+Records whose own timestamp is missing, unparseable or outside a sane range (`placement_time`) cannot
+be placed by it, so sources assign them to the window of when they arrived (NocoDB `CreatedAt`, the
+date in an export file's name), where they are quarantined. Every record handed to `normalize` is
+counted once, per origin (file or table): read = raw + quarantined + duplicates (+ other_days, valid
+records of a window the source should not have yielded them for).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
 
 import pyarrow as pa
@@ -24,7 +28,7 @@ from conv_analytics.schemas import (
     RAW_CONVERSATIONS,
     RAW_MESSAGES,
 )
-from conv_analytics.text.redact import redact_texts
+from conv_analytics.text.redact import DEFAULT_OPTIONS, RedactionOptions, pseudonymize, redact_record, redact_texts
 
 Entity = Literal["conversations", "messages"]
 ENTITIES: tuple[Entity, ...] = ("conversations", "messages")
@@ -36,6 +40,11 @@ FIELDS: dict[Entity, tuple[str, ...]] = {
 }
 TIME_FIELD: dict[Entity, str] = {"conversations": "started_at", "messages": "sent_at"}
 ID_FIELD: dict[Entity, str] = {"conversations": "conversation_id", "messages": "message_id"}
+# Timestamps outside [EARLIEST_TIME, now + MAX_AHEAD] are typos or placeholders (1900-01-01,
+# 9999-12-31): such records go to quarantine on their arrival day instead of a day nobody reads.
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+MAX_AHEAD = timedelta(days=1)
+OUT_OF_RANGE = "timestamp out of range"
 ROLE_ALIASES = {
     "bot": "assistant",
     "ai": "assistant",
@@ -68,13 +77,30 @@ class Source(Protocol):
 
 
 @dataclass
+class RecordCounts:
+    """Where the records of one origin (an export file, a NocoDB table) went; `balanced` when every
+    record read is in exactly one place."""
+
+    read: int = 0
+    raw: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    other_days: int = 0  # valid records outside the window: the source should not have yielded them
+
+    @property
+    def balanced(self) -> bool:
+        return self.read == self.raw + self.quarantined + self.duplicates + self.other_days
+
+
+@dataclass
 class Batch:
-    """A validated slice: the rows to store and the records set aside."""
+    """A validated slice: the rows to store, the records set aside, and where each record read went."""
 
     table: pa.Table
     quarantine: pa.Table
     duplicates: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, RecordCounts] = field(default_factory=dict)  # by origin, see `origin`
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -102,7 +128,27 @@ def parse_timestamp(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC time
+        return None
+
+
+def in_range(moment: datetime, now: datetime | None = None) -> bool:
+    """Whether a timestamp is plausible for a chat record: from 2000 to a day ahead of now."""
+    return EARLIEST_TIME <= moment <= (now or datetime.now(timezone.utc)) + MAX_AHEAD
+
+
+def placement_time(value: Any, now: datetime | None = None) -> datetime | None:
+    """The time a record is placed by: its own when it parses and is in range; None sends the record
+    to the window of its arrival, where validation quarantines it."""
+    moment = parse_timestamp(value)
+    return moment if moment is not None and in_range(moment, now) else None
+
+
+def origin(locator: str) -> str:
+    """The file or table a record came from: its locator without the line number or row id."""
+    return re.sub(r"[:/]\d+$", "", locator)
 
 
 def _as_id(value: Any) -> str | None:
@@ -120,30 +166,33 @@ def _record_json(fields: Mapping[str, Any]) -> str:
     return json.dumps(fields, ensure_ascii=False, default=str, sort_keys=True)
 
 
-def _redacted_record(text_column: str | None, record: str) -> str:
-    """Redact a quarantined record: only its text field when it parsed (ids stay readable), else all of it."""
-    if text_column is None:
-        return redact_texts([record])[0].to_pylist()[0]
-    fields = json.loads(record)
-    if isinstance(fields.get(text_column), str):
-        fields[text_column] = redact_texts([fields[text_column]])[0].to_pylist()[0]
-    return _record_json(fields)
+def _checked_time(rec: Mapping[str, Any], name: str, now: datetime | None) -> tuple[datetime | None, str | None]:
+    """A required timestamp field, or the reason it cannot be used."""
+    moment = parse_timestamp(rec.get(name))
+    if moment is None:
+        return None, f"bad {name}: {rec.get(name)!r}"
+    if not in_range(moment, now):
+        return None, f"{OUT_OF_RANGE}: {name} {rec.get(name)!r}"
+    return moment, None
 
 
-def _validate_conversation(rec: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def _validate_conversation(
+    rec: Mapping[str, Any], now: datetime | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     conversation_id = _as_id(rec.get("conversation_id"))
     if conversation_id is None:
         return None, "missing conversation_id"
     user_id = _as_id(rec.get("user_id"))
     if user_id is None:
         return None, "missing user_id"
-    started_at = parse_timestamp(rec.get("started_at"))
+    started_at, reason = _checked_time(rec, "started_at", now)
     if started_at is None:
-        return None, f"bad started_at: {rec.get('started_at')!r}"
-    raw_end = rec.get("ended_at")
-    ended_at = parse_timestamp(raw_end)
-    if raw_end not in (None, "") and ended_at is None:
-        return None, f"bad ended_at: {raw_end!r}"
+        return None, reason
+    ended_at = None
+    if rec.get("ended_at") not in (None, ""):
+        ended_at, reason = _checked_time(rec, "ended_at", now)
+        if ended_at is None:
+            return None, reason
     status = str(rec.get("status") or "open").strip().lower()
     if status not in CONVERSATION_STATUSES:
         return None, f"unknown status: {rec.get('status')!r}"
@@ -158,7 +207,7 @@ def _validate_conversation(rec: Mapping[str, Any]) -> tuple[dict[str, Any] | Non
     }, None
 
 
-def _validate_message(rec: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def _validate_message(rec: Mapping[str, Any], now: datetime | None = None) -> tuple[dict[str, Any] | None, str | None]:
     message_id = _as_id(rec.get("message_id"))
     if message_id is None:
         return None, "missing message_id"
@@ -174,9 +223,9 @@ def _validate_message(rec: Mapping[str, Any]) -> tuple[dict[str, Any] | None, st
         text = ""
     if not isinstance(text, str):
         return None, f"text is not a string: {type(text).__name__}"
-    sent_at = parse_timestamp(rec.get("sent_at"))
+    sent_at, reason = _checked_time(rec, "sent_at", now)
     if sent_at is None:
-        return None, f"bad sent_at: {rec.get('sent_at')!r}"
+        return None, reason
     return {
         "message_id": message_id,
         "conversation_id": conversation_id,
@@ -206,65 +255,83 @@ def normalize(
     start: datetime,
     end: datetime,
     columns: Mapping[str, str] | None = None,
+    redaction: RedactionOptions = DEFAULT_OPTIONS,
+    now: datetime | None = None,
+    pseudonym_key: str | bytes | None = None,
 ) -> Batch:
     """Validate, deduplicate by id (the last version wins) and sort; set bad records aside with a reason.
 
-    Valid records outside [start, end) belong to another partition and are left to it.
+    Quarantined records keep all their fields, each redacted. With `pseudonym_key`, conversations'
+    user ids are replaced by their keyed hash (`pseudonymize`), in the quarantine too. Valid records
+    outside [start, end) belong to another partition: they are left to it and counted as `other_days`.
     """
     validate = _VALIDATORS[entity]
     id_field = ID_FIELD[entity]
     time_field = TIME_FIELD[entity]
     partition_day = start.astimezone(timezone.utc).date()
-    kept: dict[str, dict[str, Any]] = {}
+    kept: dict[str, tuple[dict[str, Any], str]] = {}
     bad: list[dict[str, Any]] = []
     reasons: dict[str, int] = {}
+    counts: dict[str, RecordCounts] = {}
     duplicates = 0
 
-    def set_aside(locator: str, reason: str, record: str, text_column: str | None = None) -> None:
-        """Keep the record with its reason; its message text (or, unparsed, all of it) gets redacted."""
+    def set_aside(locator: str, reason: str, record: str) -> None:
+        """Keep the record with its reason; the reason quotes the value it rejects, so it is redacted too."""
         bad.append(
             {
                 "entity": entity,
                 "partition_date": partition_day,
                 "locator": locator,
-                "reason": reason,
+                "reason": redact_texts([reason], redaction)[0][0].as_py(),
                 "record": record,
-                "redact": text_column,
             }
         )
         key = reason.split(":")[0]
         reasons[key] = reasons.get(key, 0) + 1
+        counts[origin(locator)].quarantined += 1
 
     for raw in records:
+        source = origin(raw.locator)
+        counts.setdefault(source, RecordCounts()).read += 1
         if raw.fields is None:
-            set_aside(raw.locator, raw.error or "unreadable record", raw.raw)
+            set_aside(raw.locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
             continue
         fields = rename_columns(raw.fields, columns or {})
-        row, reason = validate(fields)
+        row, reason = validate(fields, now)
         if row is None:
-            text_column = (columns or {}).get("text", "text")
-            set_aside(raw.locator, reason or "invalid", _record_json(raw.fields), text_column)
+            kept_fields = dict(raw.fields)
+            user_column = (columns or {}).get("user_id", "user_id")
+            user_id = _as_id(kept_fields.get(user_column)) if entity == "conversations" else None
+            if pseudonym_key is not None and user_id is not None:
+                kept_fields[user_column] = pseudonymize([user_id], pseudonym_key)[0].as_py()
+            set_aside(raw.locator, reason or "invalid", _record_json(redact_record(kept_fields, redaction)))
             continue
         if not (start <= row[time_field] < end):
+            counts[source].other_days += 1
             continue
         if row[id_field] in kept:
             duplicates += 1
-        kept[row[id_field]] = row
+            counts[kept[row[id_field]][1]].duplicates += 1
+        kept[row[id_field]] = (row, source)
 
-    rows = sorted(kept.values(), key=lambda r: (r[time_field], r[id_field]))
+    for _, source in kept.values():
+        counts[source].raw += 1
+    rows = sorted((row for row, _ in kept.values()), key=lambda r: (r[time_field], r[id_field]))
     schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
     if entity == "messages":
-        redacted, counts = redact_texts([r["text"] for r in rows])
+        redacted, redactions = redact_texts([r["text"] for r in rows], redaction)
         columns_data = {name: [r[name] for r in rows] for name in FIELDS["messages"]}
         columns_data["text"] = redacted
-        columns_data["redactions"] = pa.array(counts, pa.int32())
+        columns_data["redactions"] = pa.array(redactions, pa.int32())
         table = pa.table(columns_data, schema=schema)
     else:
         table = pa.Table.from_pylist(rows, schema=schema)
-    for b in bad:
-        b["record"] = _redacted_record(b.pop("redact"), b["record"])
+        if pseudonym_key is not None:
+            index = schema.get_field_index("user_id")
+            pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
+            table = table.set_column(index, schema.field(index), pseudonyms)
     quarantine = pa.Table.from_pylist(sorted(bad, key=lambda b: b["locator"]), schema=QUARANTINE)
-    return Batch(table=table, quarantine=quarantine, duplicates=duplicates, reasons=reasons)
+    return Batch(table=table, quarantine=quarantine, duplicates=duplicates, reasons=reasons, counts=counts)
 
 
 def arrival_day(value: Any) -> date | None:

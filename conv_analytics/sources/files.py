@@ -1,8 +1,14 @@
 """The files source: NocoDB-shaped JSONL or CSV exports in a folder.
 
-Files are named after their entity (`conversations*.jsonl`, `messages*.csv`, ...). A file whose name
-carries a date (`messages-2024-03-01.jsonl`) holds that day's records, so other days skip it; records
-without a usable timestamp are placed on that day (else on the file's modification day).
+Files are named after their entity (`conversations*.jsonl`, `messages*.csv`, ...). A record belongs to
+the UTC day of its own timestamp, whatever file holds it: an export named for one day
+(`messages-2024-03-01.jsonl`) may hold records of the days around it (time zones, late rows). Records
+without a usable timestamp (missing, unparseable, out of range) are placed on the day the file
+arrived: the date in its name, else its modification day; validation then quarantines them.
+
+Finding a day's records means knowing which files hold that day. Each file is read once to learn the
+days it holds (remembered by path, size and modification time, in the process and, given
+`index_path`, in a JSON file for other processes); after that a day reads only the files that hold it.
 """
 
 from __future__ import annotations
@@ -10,16 +16,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta, timezone
+from itertools import islice
 from pathlib import Path
 
-from conv_analytics.sources.base import TIME_FIELD, Entity, RawRecord, parse_timestamp
+from conv_analytics.sources.base import EARLIEST_TIME, TIME_FIELD, Entity, RawRecord, parse_timestamp, placement_time
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _SURROGATES = re.compile(r"[\udc80-\udcff]")
+_CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+UNTERMINATED_QUOTE = "unterminated quote"
+
+# "path|size|mtime_ns|time column" -> the UTC days the file's records are placed on.
+_DAYS_BY_FILE: dict[str, frozenset[date]] = {}
 
 
 def _file_day(path: Path) -> date | None:
@@ -37,14 +50,33 @@ def _readable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _csv_lines(text: str) -> list[str]:
+    """CSV lines, each keeping its end, split where the csv module splits (CR LF, LF or a lone CR):
+    U+2028 and U+0085 are characters inside a field (str.splitlines would break the record)."""
+    return _CSV_LINE.findall(text)
+
+
 class FilesSource:
-    """Reads exports from `folder`; `columns` maps our field names to the files' column names."""
+    """Reads exports from `folder`; `columns` maps our field names to the files' column names.
+
+    `index_path` (optional) keeps the days each file holds in a JSON file, so that runs in other
+    processes need not read every file once to find a day's records; `now` is the clock of the
+    timestamp range check (tests fix it).
+    """
 
     name = "files"
 
-    def __init__(self, folder: Path, columns: Mapping[str, Mapping[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        columns: Mapping[str, Mapping[str, str]] | None = None,
+        now: datetime | None = None,
+        index_path: Path | None = None,
+    ) -> None:
         self.folder = Path(folder)
         self.columns = columns or {}
+        self.now = now
+        self.index_path = None if index_path is None else Path(index_path)
 
     def files(self, entity: Entity) -> list[Path]:
         if not self.folder.is_dir():
@@ -56,29 +88,85 @@ class FilesSource:
         )
 
     def fetch(self, entity: Entity, start: datetime, end: datetime) -> Iterator[RawRecord]:
-        time_field = self.columns.get(entity, {}).get(TIME_FIELD[entity], TIME_FIELD[entity])
+        """Every record placed on a UTC day of [start, end), from whichever file holds it."""
         first_day, last_day = start.date(), (end - timedelta(microseconds=1)).date()
+        time_field = self._time_field(entity)
+        self._load_index()
+        learnt = False
         for path in self.files(entity):
-            named_day = _file_day(path)
-            if named_day is not None and not first_day <= named_day <= last_day:
+            stat = path.stat()
+            key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{time_field}"
+            known = _DAYS_BY_FILE.get(key)
+            if known is not None and not any(first_day <= day <= last_day for day in known):
                 continue
-            arrival = named_day or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
-            arrived_here = first_day <= arrival <= last_day
-            for record in self._records(path):
-                if record.fields is None:
-                    if arrived_here:
-                        yield record
-                    continue
-                moment = parse_timestamp(record.fields.get(time_field))
-                if (moment is None and arrived_here) or (moment is not None and start <= moment < end):
+            days, settled = set(), True
+            for record, day, final in self._placed(path, time_field):
+                days.add(day)
+                settled = settled and final
+                if first_day <= day <= last_day:
                     yield record
+            if settled and known is None:
+                _DAYS_BY_FILE[key] = frozenset(days)
+                learnt = True
+        if learnt:
+            self._save_index()
+
+    def _placed(self, path: Path, time_field: str) -> Iterator[tuple[RawRecord, date, bool]]:
+        """Every record of a file with the UTC day it belongs to, and whether that day is final: a
+        timestamp too far in the future puts its record on the arrival day only until it is near."""
+        arrival = _file_day(path) or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
+        for record in self._records(path):
+            value = None if record.fields is None else record.fields.get(time_field)
+            moment = placement_time(value, self.now)
+            if moment is not None:
+                yield record, moment.date(), True
+                continue
+            parsed = parse_timestamp(value)
+            yield record, arrival, parsed is None or parsed < EARLIEST_TIME
+
+    def _load_index(self) -> None:
+        if self.index_path is None or not self.index_path.is_file():
+            return
+        try:
+            stored = json.loads(self.index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # a damaged index is only a lost shortcut: the files are read again
+        for key, days in stored.items():
+            _DAYS_BY_FILE.setdefault(key, frozenset(date.fromisoformat(d) for d in days))
+
+    def _save_index(self) -> None:
+        """Write the entries of this folder's current files, atomically (a run that writes at the same
+        time loses nothing but a shortcut)."""
+        if self.index_path is None:
+            return
+        current = {
+            f"{p.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+            for entity in ("conversations", "messages")
+            for p in self.files(entity)
+            for stat in (p.stat(),)
+        }
+        entries = {
+            key: sorted(d.isoformat() for d in days)
+            for key, days in _DAYS_BY_FILE.items()
+            if key.rsplit("|", 1)[0] in current
+        }
+        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.index_path.with_name(f"{self.index_path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(entries, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, self.index_path)
+
+    def _time_field(self, entity: Entity) -> str:
+        return self.columns.get(entity, {}).get(TIME_FIELD[entity], TIME_FIELD[entity])
 
     def _records(self, path: Path) -> Iterator[RawRecord]:
-        text = path.read_bytes().decode("utf-8", "surrogateescape")
+        # utf-8-sig: Excel and some exporters start the file with a byte order mark.
+        text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
         if path.suffix.lower() == ".csv":
             yield from self._csv_records(path, text)
             return
-        for number, line in enumerate(text.splitlines(), start=1):
+        # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
+        for number, line in enumerate(text.split("\n"), start=1):
+            line = line.removesuffix("\r")
             if not line.strip():
                 continue
             locator = f"{path.name}:{number}"
@@ -96,14 +184,62 @@ class FilesSource:
             yield RawRecord(locator, fields)
 
     def _csv_records(self, path: Path, text: str) -> Iterator[RawRecord]:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        for row in reader:
-            locator = f"{path.name}:{reader.line_num}"
-            values = [v for v in row.values() if isinstance(v, str)]
-            if any(_SURROGATES.search(v) for v in values):
-                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(",".join(values)))
+        lines = _csv_lines(text)
+        header: list[str] | None = None
+        for number, row, error in _csv_rows(lines):
+            locator = f"{path.name}:{number}"
+            if row is None:
+                yield RawRecord(locator, None, error, _readable(lines[number - 1].rstrip("\r\n")))
                 continue
-            if None in row:
-                yield RawRecord(locator, None, "more fields than the header", ",".join(values))
+            if not row:
                 continue
-            yield RawRecord(locator, {k: (None if v == "" else v) for k, v in row.items()})
+            if header is None:
+                header = row
+                continue
+            if any(_SURROGATES.search(v) for v in row):
+                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(",".join(row)))
+                continue
+            if len(row) > len(header):
+                yield RawRecord(locator, None, "more fields than the header", ",".join(row))
+                continue
+            values = row + [""] * (len(header) - len(row))
+            yield RawRecord(locator, {k: (None if v == "" else v) for k, v in zip(header, values, strict=True)})
+
+
+def _csv_rows(lines: list[str]) -> Iterator[tuple[int, list[str] | None, str]]:
+    """CSV records with the number of their first line, or None and the reason for a line that
+    starts no readable record. A record that runs over several lines (a quoted field with line
+    breaks) must parse strictly, and the file must not end inside its quotes; otherwise its first
+    line holds an unterminated quote, and reading resumes on the next line, so one bad quote costs
+    one record rather than the rest of the file."""
+    position = 0
+    while position < len(lines):
+        reader = csv.reader(islice(lines, position, None))
+        first = position
+        try:
+            for row in reader:
+                last = position + reader.line_num
+                multiline = last - first > 1
+                error = _strict_error("".join(lines[first:last])) if multiline or last == len(lines) else None
+                if error is not None and (multiline or "unexpected end of data" in error):
+                    yield first + 1, None, UNTERMINATED_QUOTE
+                    position = first + 1
+                    break
+                yield first + 1, row, ""
+                first = last
+            else:
+                return
+        except csv.Error as exc:  # a field over the csv module's size limit, say
+            yield first + 1, None, f"unreadable CSV: {exc}"
+            position = first + 1
+
+
+def _strict_error(text: str) -> str | None:
+    """Why the text is not exactly one well-formed CSV record, or None when it is."""
+    if '"' not in text:
+        return None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as exc:
+        return str(exc)
+    return None if len(rows) == 1 else f"{len(rows)} records"

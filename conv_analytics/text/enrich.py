@@ -25,13 +25,13 @@ from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix
 
 from conv_analytics.text.arrow import as_str_list, to_large_string, without_surrogates
 from conv_analytics.text.language import UNDETERMINED, detect_languages
-from conv_analytics.text.redact import CARD, EMAIL, PHONE, URL
+from conv_analytics.text.redact import LABELS
 from conv_analytics.text.spacy_data import lookup_table, spacy_lang_module
 
 # Multi-language tokenizer for "und" and for languages whose spaCy tokenizer needs a
 # third-party segmenter that is not installed (Japanese, Thai, Vietnamese, ...).
 FALLBACK_TOKENIZER = "xx"
-PLACEHOLDERS = (EMAIL, PHONE, CARD, URL)
+PLACEHOLDERS = LABELS
 # Languages whose messages get dictionary lemmas (the product's main chat languages).
 LEMMA_LANGUAGES = frozenset({"en", "es", "de", "fr", "it", "pt", "nl"})
 # spacy.blank() of these compiles a huge tokenizer-exception regex on import (fr ~12 s,
