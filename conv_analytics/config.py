@@ -97,6 +97,13 @@ def _translator(raw: str) -> str:
     return _choice("none", "apertium", "libretranslate")(raw)
 
 
+def _phone_regions(raw: str) -> tuple[str, ...]:
+    """Comma-separated ISO 3166 region codes, each one libphonenumber knows."""
+    from conv_analytics.text.redact import RedactionOptions
+
+    return RedactionOptions(phone_regions=raw).phone_regions  # type: ignore[return-value]
+
+
 def parse_columns(raw: str) -> dict[str, dict[str, str]]:
     """CONV_ANALYTICS_COLUMNS: per entity, our field names mapped to the source's column names."""
     if not raw:
@@ -191,6 +198,29 @@ class Config:
         "true: a translator that is down or slow fails the step; false: those texts stay untranslated and are counted.",
         _boolean,
         "true or false",
+    )
+    phone_regions = Setting(
+        "CONV_ANALYTICS_PHONE_REGIONS",
+        "US,GB,DE,FR,IN,ES,IT,BR,AU",
+        "Regions whose national phone formats redaction recognises (numbers written with + are found for any).",
+        _phone_regions,
+        "ISO 3166 region codes separated by commas, e.g. US,GB",
+    )
+    redact_ips = Setting(
+        "CONV_ANALYTICS_REDACT_IPS", "true", "Redact IPv4 and IPv6 addresses in messages.", _boolean, "true or false"
+    )
+    pseudonymize_users = Setting(
+        "CONV_ANALYTICS_PSEUDONYMIZE_USERS",
+        "false",
+        "Replace every user_id by its keyed hash (HMAC-SHA256 with the pseudonym key) before it is stored.",
+        _boolean,
+        "true or false",
+    )
+    pseudonym_key = Setting(
+        "CONV_ANALYTICS_PSEUDONYM_KEY",
+        "",
+        "Secret key of the user pseudonyms (at least 32 characters; never logged). Keep it: a new key gives new ids.",
+        secret=True,
     )
     lake_url = Setting(
         "CONV_ANALYTICS_LAKE_URL",
@@ -327,6 +357,11 @@ class Config:
         return str(self.home / "lake")
 
     @property
+    def files_index(self) -> Path:
+        """Which days each export file holds, learnt once and kept for runs in other processes."""
+        return self.home / "state" / "files-index.json"
+
+    @property
     def translations_dir(self) -> Path:
         """The translation cache, kept across runs: a text seen again is not sent again."""
         return self.home / "translations"
@@ -339,6 +374,18 @@ class Config:
     def instance_dir(self) -> Path:
         """The Dagster instance the CLI and `conv-analytics ui` share: DAGSTER_HOME, else <home>/dagster."""
         return self.dagster_home or self.home / "dagster"
+
+
+def pseudonym_key_in_force(enabled: bool, key: str) -> str | None:
+    """The key of the user pseudonyms when they are on; a missing or short key is an error."""
+    if not enabled:
+        return None
+    if len(key) < 32:
+        raise SettingError(
+            f"{Config.pseudonymize_users.env}=true needs {Config.pseudonym_key.env} "
+            "set to a secret of at least 32 characters"
+        )
+    return key
 
 
 def settings_table_markdown() -> str:

@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 
 import dagster as dg
 import pyarrow as pa
@@ -10,9 +11,10 @@ from conv_analytics.dates import day_window, days_between
 from conv_analytics.io.tables import EntityTables, StoredTable
 from conv_analytics.schemas import QUARANTINE, RAW_CONVERSATIONS, RAW_MESSAGES
 from conv_analytics.sources import normalize
-from conv_analytics.sources.base import ENTITIES, TIME_FIELD, Entity, SourceError
+from conv_analytics.sources.base import ENTITIES, TIME_FIELD, Entity, RecordCounts, SourceError
 from conv_analytics.sources.resource import SourceResource
 
+ACCOUNTED = "records_accounted"
 RAW_SCHEMAS: dict[Entity, pa.Schema] = {"conversations": RAW_CONVERSATIONS, "messages": RAW_MESSAGES}
 
 
@@ -23,6 +25,22 @@ def entity_tables(entity: Entity) -> EntityTables:
         raw_table=StoredTable(RAW_SCHEMAS[entity], TIME_FIELD[entity]),
         quarantined=f"quarantined_{entity}",
         quarantined_table=StoredTable(QUARANTINE, "partition_date"),
+    )
+
+
+def accounted(raw: str, counts: dict[str, RecordCounts]) -> dg.AssetCheckResult:
+    """Whether every record read from each origin ended up in exactly one place for this run."""
+    off = {name: asdict(c) for name, c in counts.items() if not c.balanced or c.other_days}
+    return dg.AssetCheckResult(
+        asset_key=raw,
+        check_name=ACCOUNTED,
+        passed=not off,
+        description=f"records unaccounted for in {', '.join(sorted(off))}" if off else None,
+        metadata={
+            "origins": len(counts),
+            "read": sum(c.read for c in counts.values()),
+            "unbalanced": dg.MetadataValue.json(off),
+        },
     )
 
 
@@ -53,19 +71,30 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="ingest",
         can_subset=True,
+        check_specs=[
+            dg.AssetCheckSpec(
+                ACCOUNTED,
+                asset=raw,
+                blocking=True,
+                description="Per source file or NocoDB table: records read = raw + quarantined + duplicates dropped.",
+            )
+        ],
     )
-    def ingest(context: dg.AssetExecutionContext, source: SourceResource) -> Iterator[dg.Output]:
+    def ingest(context: dg.AssetExecutionContext, source: SourceResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
         reader = source.open()
         columns = source.columns.get(entity, {})
+        redaction, pseudonyms = source.redaction(), source.pseudonyms()
         tables, quarantines = [], []
         reasons: dict[str, int] = {}
+        counts: dict[str, RecordCounts] = {}
         duplicates = 0
         started = time.perf_counter()
         for day in days_between(window.start, window.end):
             start, end = day_window(day)
             try:
-                batch = normalize(entity, reader.fetch(entity, start, end), start, end, columns)
+                records = reader.fetch(entity, start, end)
+                batch = normalize(entity, records, start, end, columns, redaction, pseudonym_key=pseudonyms)
             except SourceError as exc:
                 raise dg.Failure(description=f"{reader.name} source: {exc}") from None
             tables.append(batch.table)
@@ -73,6 +102,8 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
             duplicates += batch.duplicates
             for reason, count in batch.reasons.items():
                 reasons[reason] = reasons.get(reason, 0) + count
+            for name, count in batch.counts.items():
+                counts.setdefault(name, RecordCounts()).add(count)
         table = pa.concat_tables(tables)
         quarantine = pa.concat_tables(quarantines)
         seconds = time.perf_counter() - started
@@ -90,12 +121,15 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
                     "source": reader.name,
                     "quarantined": dg.MetadataValue.int(quarantine.num_rows),
                     "duplicates_dropped": dg.MetadataValue.int(duplicates),
+                    "records_by_origin": dg.MetadataValue.json({k: asdict(v) for k, v in sorted(counts.items())}),
                     "read_seconds": dg.MetadataValue.float(round(seconds, 3)),
                     "rows_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
                 },
             )
         if quarantined in selected:
             yield dg.Output(quarantine, output_name=quarantined, metadata={"reasons": dg.MetadataValue.json(reasons)})
+        if context.selected_asset_check_keys:
+            yield accounted(raw, counts)
 
     return ingest
 

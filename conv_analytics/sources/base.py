@@ -91,6 +91,11 @@ class RecordCounts:
     def balanced(self) -> bool:
         return self.read == self.raw + self.quarantined + self.duplicates + self.other_days
 
+    def add(self, other: RecordCounts) -> None:
+        """Add another window's counts of the same origin (a run covers several days)."""
+        for name in ("read", "raw", "quarantined", "duplicates", "other_days"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass
 class Batch:
