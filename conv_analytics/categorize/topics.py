@@ -1,0 +1,722 @@
+"""Topic discovery without labels: fit topics on a corpus, name them by their own words, assign texts,
+keep topic ids stable across refits and apply an analyst's curated names.
+
+How a fit works (all parameters are arguments; nothing is read from the environment):
+1. Texts become hashed content-word 1-2-grams (stop words out), weighted by sublinear TF-IDF.
+2. A randomized SVD of a sample reduces them to `dims` dimensions (latent semantic analysis).
+3. Spherical k-means over-clusters the sample into micro-clusters; a k-nearest-neighbour graph
+   links them, and greedy modularity merging decides how many topics the data holds ("auto").
+   With a given N, spherical k-means with k-means++ seeding runs with k = N instead.
+4. A few k-means passes refine the centres; each topic keeps the cosine below which a text is
+   too far from it (a low quantile of its members' scores), so outliers become -1 / `other`.
+5. Labels come from class-based TF-IDF over spaCy lemmas and their bigrams of a sample of each
+   topic's texts; examples are the texts nearest the centre, redacted.
+
+Assignment (`TopicModel.assign`) runs one Numba kernel on the CPU, or its CUDA twin.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import yaml
+
+from conv_analytics.categorize.arrow import as_string_array, utf8_buffers
+from conv_analytics.categorize.device import resolve_device
+from conv_analytics.categorize.kernels import topics_cpu, train_cpu
+
+Texts = Sequence[str | None] | pa.Array | pa.ChunkedArray
+
+OTHER = "other"
+STOP_LANGUAGES = ("en", "es", "de", "fr", "it", "pt")
+# Pieces that the tokenizer cuts from contractions ("don't" -> "don", "t").
+CONTRACTION_PIECES = ("s", "t", "d", "m", "ll", "re", "ve", "nt")
+MODEL_FILE = "topic_model.npz"
+FORMAT_VERSION = 1
+
+ASSIGN_SCHEMA = pa.schema(
+    [
+        pa.field("topic_id", pa.int32(), nullable=False),
+        pa.field("topic", pa.string(), nullable=False),
+        pa.field("topic_score", pa.float64(), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Knobs of a fit; the defaults are what bench/topics.py measures."""
+
+    bits: int = 18  # hashed buckets: 2**bits
+    dims: int = 200  # reduced dimensions (at most topics_cpu.MAX_DIM_CUDA for the GPU)
+    max_terms: int = 30_000  # vocabulary kept, by document frequency
+    sample: int = 20_000  # texts the SVD and clustering see; all texts are assigned
+    micro_size: int = 5  # texts per micro-cluster in "auto"
+    max_micro: int = 400
+    neighbours: int = 5  # k of the nearest-neighbour graph
+    graph_sample: int = 6_000  # texts whose neighbours build the graph
+    resolution: float = 1.0  # modularity resolution: > 1 finds more, smaller topics
+    outlier_quantile: float = 0.02  # share of a topic's own texts that may fall below its threshold
+    power_iterations: int = 3
+    kmeans_iterations: int = 20
+    label_sample: int = 100  # texts per topic whose lemmas name it
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Topic:
+    """One discovered topic. `id` is stable across refits; `aliases` are ids merged into it."""
+
+    id: int
+    label: str
+    size: int
+    keywords: list[tuple[str, float]]
+    examples: list[str]
+    aliases: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "size": self.size,
+            "keywords": [[k, w] for k, w in self.keywords],
+            "examples": self.examples,
+            "aliases": self.aliases,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Topic:
+        keywords = [(str(k), float(w)) for k, w in data["keywords"]]
+        return cls(int(data["id"]), data["label"], int(data["size"]), keywords, list(data["examples"]), data["aliases"])
+
+
+@dataclass
+class TopicModel:
+    """A fitted topic model: the feature space, one centre per topic row, and the topics' ids and names.
+
+    Rows (centres) keep the id they were discovered with (`row_ids`); curation maps those ids to
+    the id shown (`curation`: id -> shown id, -1 for a deleted topic) without changing geometry.
+    """
+
+    bits: int
+    stop_hashes: np.ndarray  # int64, sorted
+    vocab_codes: np.ndarray  # int32[R]
+    idf: np.ndarray  # float64[R]
+    projection: np.ndarray  # float64[R, d]
+    centres: np.ndarray  # float64[k, d], unit rows
+    thresholds: np.ndarray  # float64[k]
+    row_ids: np.ndarray  # int64[k]
+    topics: dict[int, Topic]  # by discovered id
+    curation: dict[int, int] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    # --- assignment ------------------------------------------------------------------------
+
+    def shown_id(self, topic_id: int) -> int:
+        return self.curation.get(topic_id, topic_id)
+
+    def label_of(self, shown: int) -> str:
+        return self.topics[shown].label if shown in self.topics else OTHER
+
+    def _rows(self) -> np.ndarray:
+        table = np.full(1 << self.bits, -1, dtype=np.int32)
+        table[self.vocab_codes] = np.arange(self.vocab_codes.size, dtype=np.int32)
+        return table
+
+    def codes(self, texts: Texts) -> tuple[np.ndarray, np.ndarray]:
+        offsets, data = utf8_buffers(texts)
+        return topics_cpu.content_codes(offsets, data, self.bits, self.stop_hashes)
+
+    def assign_rows(self, texts: Texts, device: str | None = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """(row index or -1, cosine to the nearest centre) per text, before ids and curation."""
+        starts, codes = self.codes(texts)
+        args = (starts, codes, self._rows(), self.idf, self.projection, self.centres, self.thresholds)
+        if resolve_device(device) == "cuda":
+            from conv_analytics.categorize.kernels import topics_cuda
+
+            return topics_cuda.assign(*args)
+        n = starts.size - 1
+        rows = np.empty(n, dtype=np.int32)
+        scores = np.empty(n, dtype=np.float64)
+        topics_cpu.assign(*args, rows, scores)
+        return rows, scores
+
+    def ids_of_rows(self, rows: np.ndarray, curated: bool = True) -> np.ndarray:
+        """Topic id of each row index (-1 stays -1); curated ids unless `curated` is False."""
+        per_row = self.row_ids if not curated else np.array([self.shown_id(int(i)) for i in self.row_ids])
+        lookup = np.append(per_row, -1).astype(np.int32)
+        return lookup[rows]
+
+    def assign(self, texts: Texts, device: str | None = None) -> pa.Table:
+        """topic_id (int32, -1 = not placed), topic (label, `other` when not placed), topic_score (cosine)."""
+        rows, scores = self.assign_rows(texts, device)
+        ids = self.ids_of_rows(rows)
+        shown = sorted({int(i) for i in np.unique(ids)})
+        labels = pa.array([self.label_of(i) for i in shown], type=pa.string())
+        index = np.searchsorted(np.array(shown, dtype=np.int32), ids)
+        topic = labels.take(pa.array(index)) if ids.size else pa.array([], type=pa.string())
+        return pa.Table.from_arrays([pa.array(ids, type=pa.int32()), topic, pa.array(scores)], schema=ASSIGN_SCHEMA)
+
+    # --- what an analyst sees ----------------------------------------------------------------
+
+    def shown_topics(self) -> list[Topic]:
+        """The topics as shown after curation (merged ids summed, deleted ones left out), largest first."""
+        shown: dict[int, Topic] = {}
+        for topic_id in sorted(self.topics):
+            target = self.shown_id(topic_id)
+            if target < 0:
+                continue
+            topic = self.topics[topic_id]
+            if target not in shown:
+                base = self.topics.get(target, topic)
+                shown[target] = replace(base, id=target, size=0, aliases=list(base.aliases))
+            entry = shown[target]
+            entry.size += topic.size
+            if topic_id != target and topic_id not in entry.aliases:
+                entry.aliases.append(topic_id)
+        return sorted(shown.values(), key=lambda t: (-t.size, t.id))
+
+    def to_taxonomy(self, base: dict | None = None) -> dict:
+        """The topics as a taxonomy `topic` section (id, label, keywords, examples), over `base`'s other sections.
+
+        Each entry's `ids` lists the topic ids it stands for: rename the key to rename the topic,
+        list several ids under one key to merge them, drop an entry to delete the topic.
+        """
+        labels: dict[str, dict] = {}
+        for topic in self.shown_topics():
+            name = topic.label if topic.label not in labels else f"{topic.label} ({topic.id})"
+            keywords = [k for k, _ in topic.keywords] or [topic.label]
+            labels[name] = {
+                "ids": [topic.id, *topic.aliases],
+                "keywords": keywords,
+                "examples": [e for e in topic.examples if e.strip()] or keywords[:1],
+            }
+        taxonomy = dict(base or {})
+        taxonomy["topic"] = {"fallback": OTHER, "threshold": 0.3, "bits": 18, "char_ngrams": "off", "labels": labels}
+        return taxonomy
+
+    def curated(self, taxonomy: dict | str | Path) -> TopicModel:
+        """A copy with an analyst's curated taxonomy applied: names by id, merges, deletions.
+
+        Each label under `topic.labels` with an `ids` list names those topics; the first id is the
+        one shown and the others become its aliases. Ids no entry lists are deleted (shown as
+        -1 / `other`). Labels without `ids` (hand-written taxonomy entries) are left alone.
+        """
+        if not isinstance(taxonomy, dict):
+            taxonomy = yaml.safe_load(Path(taxonomy).read_text(encoding="utf-8"))
+        entries = ((taxonomy or {}).get("topic") or {}).get("labels") or {}
+        curation = {topic_id: -1 for topic_id in self.topics}
+        topics = {i: replace(t, aliases=[]) for i, t in self.topics.items()}
+        for name, entry in entries.items():
+            ids = [int(i) for i in (entry or {}).get("ids", []) if int(i) in self.topics]
+            if not ids:
+                continue
+            for topic_id in ids:
+                curation[topic_id] = ids[0]
+            topics[ids[0]].label = str(name)
+            topics[ids[0]].aliases = ids[1:]
+        curation = {i: target for i, target in curation.items() if target != i}
+        info = dict(self.info, curated_at=_now())
+        return replace(self, topics=topics, curation=curation, info=info)
+
+    # --- persistence ------------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """One compressed .npz blob: the arrays plus the topics and metadata as JSON."""
+        meta = {
+            "format": FORMAT_VERSION,
+            "bits": self.bits,
+            "topics": [t.to_dict() for t in self.topics.values()],
+            "curation": {str(k): v for k, v in self.curation.items()},
+            "info": self.info,
+        }
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            stop_hashes=self.stop_hashes,
+            vocab_codes=self.vocab_codes,
+            idf=self.idf,
+            projection=self.projection.astype(np.float32),
+            centres=self.centres,
+            thresholds=self.thresholds,
+            row_ids=self.row_ids,
+            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> TopicModel:
+        with np.load(io.BytesIO(blob)) as arrays:
+            meta = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+            if meta.get("format") != FORMAT_VERSION:
+                raise ValueError(f"topic model format {meta.get('format')!r} is not {FORMAT_VERSION}")
+            return cls(
+                bits=int(meta["bits"]),
+                stop_hashes=arrays["stop_hashes"],
+                vocab_codes=arrays["vocab_codes"],
+                idf=arrays["idf"],
+                projection=arrays["projection"].astype(np.float64),
+                centres=arrays["centres"],
+                thresholds=arrays["thresholds"],
+                row_ids=arrays["row_ids"],
+                topics={t["id"]: Topic.from_dict(t) for t in meta["topics"]},
+                curation={int(k): int(v) for k, v in meta["curation"].items()},
+                info=meta["info"],
+            )
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / MODEL_FILE).write_bytes(self.to_bytes())
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TopicModel:
+        path = Path(directory) / MODEL_FILE
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read topic model {path}: {exc}") from exc
+        return cls.from_bytes(blob)
+
+    def to_table(self) -> pa.Table:
+        """One row per model version, for a Parquet lake: when, how many texts and topics, and the blob."""
+        return pa.table(
+            {
+                "fitted_at": pa.array([self.info.get("fitted_at")], type=pa.string()),
+                "n_texts": pa.array([int(self.info.get("n_texts", 0))], type=pa.int64()),
+                "n_topics": pa.array([len(self.shown_topics())], type=pa.int32()),
+                "model": pa.array([self.to_bytes()], type=pa.large_binary()),
+            }
+        )
+
+    @classmethod
+    def from_table(cls, table: pa.Table, row: int = -1) -> TopicModel:
+        """The model in `row` of a to_table() table (default: the last one)."""
+        if table.num_rows == 0:
+            raise ValueError("the topic model table is empty")
+        return cls.from_bytes(table.column("model")[row % table.num_rows].as_py())
+
+    def refit(self, texts: Texts, n_topics: int | str = "auto", settings: FitSettings | None = None) -> TopicModel:
+        """Fit again on newer texts, keeping this model's ids, labels and curation where topics match."""
+        return fit(texts, n_topics, settings=settings, previous=self)
+
+
+# --- fitting -----------------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def stop_hashes(languages: Sequence[str] = STOP_LANGUAGES) -> np.ndarray:
+    """Sorted token hashes of spaCy's stop words (each piece the tokenizer would cut them into)."""
+    from conv_analytics.text.spacy_data import stop_words
+
+    words = set(CONTRACTION_PIECES)
+    for lang in languages:
+        for word in stop_words(lang):
+            words.update(_pieces(word))
+    offsets, data = utf8_buffers(sorted(words))
+    return np.unique(topics_cpu.token_hashes(offsets, data))
+
+
+def _pieces(word: str) -> list[str]:
+    """Split like the hashing tokenizer: word bytes are ASCII letters and digits and non-ASCII."""
+    out, current = [], []
+    for ch in word:
+        if ch.isascii() and not ch.isalnum():
+            if current:
+                out.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if current:
+        out.append("".join(current))
+    return out
+
+
+def _vocabulary(starts: np.ndarray, codes: np.ndarray, bits: int, max_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, smoothed idf) of the buckets seen in two or more texts (one, for tiny corpora)."""
+    n = starts.size - 1
+    df = topics_cpu.document_frequency(starts, codes, 1 << bits)
+    kept = np.flatnonzero(df >= (2 if n >= 20 else 1))
+    if kept.size > max_terms:
+        kept = np.sort(kept[np.argsort(-df[kept], kind="stable")[:max_terms]])
+    idf = np.log((1.0 + n) / (1.0 + df[kept])) + 1.0
+    return kept.astype(np.int32), idf
+
+
+def _randomized_svd(
+    indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_cols: int, dims: int, iterations: int, rng
+) -> np.ndarray:
+    """The top `dims` right singular vectors (n_cols x dims) of the sparse rows, by randomized SVD."""
+    n_rows = indptr.size - 1
+    width = min(dims + 10, n_cols, n_rows)
+    t_indptr, t_indices, t_values = train_cpu.transpose(indptr, indices, values, n_cols)
+
+    def times(dense: np.ndarray) -> np.ndarray:  # X @ dense
+        out = np.empty((n_rows, dense.shape[1]))
+        train_cpu.sparse_dot(indptr, indices, values, np.ascontiguousarray(dense), out)
+        return out
+
+    def t_times(dense: np.ndarray) -> np.ndarray:  # X.T @ dense
+        out = np.empty((n_cols, dense.shape[1]))
+        train_cpu.sparse_dot(t_indptr, t_indices, t_values, np.ascontiguousarray(dense), out)
+        return out
+
+    q, _ = np.linalg.qr(times(rng.standard_normal((n_cols, width))))
+    for _ in range(iterations):
+        q, _ = np.linalg.qr(t_times(q))
+        q, _ = np.linalg.qr(times(q))
+    _, _, vt = np.linalg.svd(t_times(q).T, full_matrices=False)
+    return np.ascontiguousarray(vt[: min(dims, width)].T)
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
+def _seed_centres(z: np.ndarray, k: int, rng) -> np.ndarray:
+    """k-means++ seeding with cosine distance."""
+    n = z.shape[0]
+    chosen = [int(rng.integers(n))]
+    distance = np.maximum(1.0 - z @ z[chosen[0]], 0.0)
+    for _ in range(1, k):
+        total = distance.sum()
+        pick = int(rng.choice(n, p=distance / total)) if total > 1e-12 else int(rng.integers(n))
+        chosen.append(pick)
+        np.minimum(distance, np.maximum(1.0 - z @ z[pick], 0.0), out=distance)
+    return z[chosen].copy()
+
+
+def _spherical_kmeans(z: np.ndarray, centres: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd iterations on the sphere; an emptied cluster keeps its centre. Returns (centres, labels)."""
+    labels = np.zeros(z.shape[0], dtype=np.int64)
+    for _ in range(iterations):
+        new = (z @ centres.T).argmax(axis=1)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, new, z)
+        filled = np.linalg.norm(sums, axis=1) > 0
+        centres = np.where(filled[:, None], _normalise(sums), centres)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return centres, (z @ centres.T).argmax(axis=1)
+
+
+def _neighbour_graph(z: np.ndarray, micro: np.ndarray, n_micro: int, k: int) -> np.ndarray:
+    """Micro-cluster graph: edge weight = summed cosine of the texts' k nearest neighbours across them."""
+    n = z.shape[0]
+    k = min(k, n - 1)
+    weights = np.zeros((n_micro, n_micro))
+    if k < 1:
+        return weights
+    for start in range(0, n, 2048):
+        sims = z[start : start + 2048] @ z.T
+        sims[np.arange(sims.shape[0]), np.arange(start, start + sims.shape[0])] = -np.inf
+        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        near_sims = np.maximum(np.take_along_axis(sims, nearest, axis=1), 0.0)
+        np.add.at(weights, (np.repeat(micro[start : start + 2048], k), micro[nearest].ravel()), near_sims.ravel())
+    return weights + weights.T
+
+
+def _cluster(z: np.ndarray, n_topics: int | str, s: FitSettings, rng) -> np.ndarray:
+    """Unit centres of the topics of the embedded sample."""
+    n = z.shape[0]
+    if n_topics != "auto":
+        centres = _seed_centres(z, min(int(n_topics), n), rng)
+        return _spherical_kmeans(z, centres, s.kmeans_iterations)[0]
+    n_micro = max(1, min(n // s.micro_size, s.max_micro))
+    micro_centres, micro = _spherical_kmeans(z, _seed_centres(z, n_micro, rng), s.kmeans_iterations)
+    graph_rows = rng.permutation(n)[: s.graph_sample] if n > s.graph_sample else np.arange(n)
+    weights = _neighbour_graph(z[graph_rows], micro[graph_rows], n_micro, s.neighbours)
+    group = topics_cpu.merge_communities(weights, s.resolution)
+    sums = np.zeros((int(group.max()) + 1, z.shape[1]))
+    np.add.at(sums, group[micro], z)
+    sums = sums[np.linalg.norm(sums, axis=1) > 0]
+    return _spherical_kmeans(z, _normalise(sums), s.kmeans_iterations)[0]
+
+
+def fit(
+    texts: Texts,
+    n_topics: int | str = "auto",
+    *,
+    settings: FitSettings | None = None,
+    previous: TopicModel | None = None,
+    stop_languages: Sequence[str] = STOP_LANGUAGES,
+) -> TopicModel:
+    """Fit a topic model on `texts` ("auto" chooses the number of topics; an int fixes it).
+
+    With `previous`, topics that match its topics keep their ids, labels and curation (see align).
+    """
+    return fit_assign(texts, n_topics, settings=settings, previous=previous, stop_languages=stop_languages)[0]
+
+
+def fit_assign(
+    texts: Texts,
+    n_topics: int | str = "auto",
+    *,
+    settings: FitSettings | None = None,
+    previous: TopicModel | None = None,
+    stop_languages: Sequence[str] = STOP_LANGUAGES,
+) -> tuple[TopicModel, pa.Table]:
+    """fit() plus the assignment of the same texts (computed anyway for sizes and examples)."""
+    s = settings or FitSettings()
+    if n_topics != "auto" and (not isinstance(n_topics, int) or n_topics < 1):
+        raise ValueError(f"n_topics must be 'auto' or a positive integer, got {n_topics!r}")
+    rng = np.random.default_rng(s.seed)
+    array = as_string_array(texts)
+    n = len(array)
+    hashes = previous.stop_hashes if previous is not None else stop_hashes(stop_languages)
+    offsets, data = utf8_buffers(array)
+    starts, codes = topics_cpu.content_codes(offsets, data, s.bits, hashes)
+    sample = np.sort(rng.choice(n, s.sample, replace=False)) if n > s.sample else np.arange(n)
+    s_starts, s_codes = _take_rows(starts, codes, sample)
+    vocab, idf = _vocabulary(s_starts, s_codes, s.bits, s.max_terms)
+    table = np.full(1 << s.bits, -1, dtype=np.int32)
+    table[vocab] = np.arange(vocab.size, dtype=np.int32)
+    indptr, indices, values = topics_cpu.tfidf_csr(s_starts, s_codes, table, idf)
+    if indices.size and sample.size > 1:
+        projection = _randomized_svd(indptr, indices, values, vocab.size, s.dims, s.power_iterations, rng)
+    else:
+        projection = np.zeros((vocab.size, 1))
+    z = np.zeros((sample.size, projection.shape[1]))
+    topics_cpu.embed(s_starts, s_codes, table, idf, projection, z)
+    placed = np.linalg.norm(z, axis=1) > 0
+    centres = _cluster(z[placed], n_topics, s, rng) if placed.any() else np.zeros((0, projection.shape[1]))
+
+    # thresholds from the members' own scores, on the sample
+    scores = z[placed] @ centres.T if centres.size else np.zeros((int(placed.sum()), 0))
+    thresholds = np.zeros(centres.shape[0])
+    if scores.size:
+        best = scores.argmax(axis=1)
+        for row in range(centres.shape[0]):
+            mine = scores[best == row, row]
+            thresholds[row] = max(float(np.quantile(mine, s.outlier_quantile)) - 1e-9, 0.0) if mine.size else 1.0
+    model = TopicModel(
+        bits=s.bits,
+        stop_hashes=hashes,
+        vocab_codes=vocab,
+        idf=idf,
+        projection=projection,
+        centres=np.ascontiguousarray(centres),
+        thresholds=thresholds,
+        row_ids=np.arange(centres.shape[0], dtype=np.int64),
+        topics={},
+        info={"fitted_at": _now(), "n_texts": n, "requested": str(n_topics), "settings": s.to_dict()},
+    )
+    rows = np.empty(n, dtype=np.int32)
+    row_scores = np.empty(n, dtype=np.float64)
+    topics_cpu.assign(starts, codes, table, idf, projection, model.centres, thresholds, rows, row_scores)
+    _drop_empty_rows(model, rows)
+    _name_topics(model, array, rows, row_scores, s.label_sample)
+    if previous is not None:
+        align(model, previous, array)
+    else:
+        _number_by_size(model, rows)
+    ids = model.ids_of_rows(rows)
+    labels = pa.array([model.label_of(int(i)) for i in ids], type=pa.string())
+    assigned = pa.Table.from_arrays([pa.array(ids, type=pa.int32()), labels, pa.array(row_scores)], schema=ASSIGN_SCHEMA)
+    return model, assigned
+
+
+def _take_rows(starts: np.ndarray, codes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if rows.size == starts.size - 1:
+        return starts, codes
+    lengths = starts[rows + 1] - starts[rows]
+    new_starts = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_starts[1:])
+    picks = np.concatenate([np.arange(starts[r], starts[r + 1]) for r in rows]) if rows.size else np.zeros(0, int)
+    return new_starts, codes[picks]
+
+
+def _drop_empty_rows(model: TopicModel, rows: np.ndarray) -> None:
+    """Topics no text lands on (all members below the threshold) are not topics; renumber rows in place."""
+    counts = np.bincount(rows[rows >= 0], minlength=model.centres.shape[0])
+    keep = np.flatnonzero(counts > 0)
+    renumber = np.full(model.centres.shape[0] + 1, -1, dtype=np.int32)
+    renumber[keep] = np.arange(keep.size, dtype=np.int32)
+    rows[:] = renumber[rows]
+    model.centres = np.ascontiguousarray(model.centres[keep])
+    model.thresholds = model.thresholds[keep]
+    model.row_ids = np.arange(keep.size, dtype=np.int64)
+
+
+def _number_by_size(model: TopicModel, rows: np.ndarray) -> None:
+    """First fit: ids 0.. from the largest topic down."""
+    counts = np.bincount(rows[rows >= 0], minlength=model.centres.shape[0])
+    order = np.argsort(-counts, kind="stable")
+    new_ids = np.empty_like(model.row_ids)
+    new_ids[order] = np.arange(order.size)
+    topics = {}
+    for row, topic_id in enumerate(new_ids):
+        topic = model.topics[int(model.row_ids[row])]
+        topic.id = int(topic_id)
+        topics[int(topic_id)] = topic
+    model.row_ids = new_ids
+    model.topics = dict(sorted(topics.items()))
+    model.info["next_id"] = int(order.size)
+    model.info["history"] = []
+
+
+def _name_topics(model: TopicModel, texts: pa.Array, rows: np.ndarray, scores: np.ndarray, per_topic: int) -> None:
+    """Label, keywords and redacted examples of each row, from the texts nearest its centre."""
+    from conv_analytics.text.redact import redact_texts
+
+    k = model.centres.shape[0]
+    nearest: list[np.ndarray] = []
+    for row in range(k):
+        members = np.flatnonzero(rows == row)
+        nearest.append(members[np.argsort(-scores[members], kind="stable")[:per_topic]])
+    keywords = _class_keywords(texts, nearest)
+    counts = np.bincount(rows[rows >= 0], minlength=k)
+    for row in range(k):
+        examples = _distinct(texts.take(pa.array(nearest[row][:20])).to_pylist(), 3)
+        redacted = redact_texts(pa.array(examples, type=pa.large_string()))[0].to_pylist()
+        words = keywords[row]
+        label = _label(words) or f"topic {row}"
+        model.topics[row] = Topic(row, label, int(counts[row]), words, redacted)
+
+
+def _distinct(values: list[str | None], limit: int) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if value and value not in seen:
+            seen.append(value)
+        if len(seen) == limit:
+            break
+    return seen
+
+
+def _class_keywords(texts: pa.Array, groups: list[np.ndarray], top: int = 10) -> list[list[tuple[str, float]]]:
+    """Class-based TF-IDF of lemma unigrams and bigrams (stop words and numbers out) per group."""
+    from conv_analytics.text.enrich import enrich_texts
+    from conv_analytics.text.spacy_data import stop_words
+
+    stops = set().union(*(stop_words(lang) for lang in STOP_LANGUAGES), CONTRACTION_PIECES)
+    flat = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+    lemmas = enrich_texts(texts.take(pa.array(flat, type=pa.int64()))).column("lemmas").to_pylist()
+    per_class: list[Counter] = []
+    position = 0
+    for group in groups:
+        counter: Counter = Counter()
+        for text in lemmas[position : position + group.size]:
+            words = [w for w in (text or "").split() if w not in stops and any(c.isalpha() for c in w)]
+            counter.update(words)
+            counter.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
+        per_class.append(counter)
+        position += group.size
+    overall: Counter = Counter()
+    for counter in per_class:
+        overall.update(counter)
+    average = sum(overall.values()) / max(len(per_class), 1)
+    out = []
+    for counter in per_class:
+        total = sum(counter.values()) or 1
+        weights = {t: c / total * math.log(1.0 + average / overall[t]) for t, c in counter.items() if c > 1}
+        best = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:top]
+        out.append([(t, round(w, 6)) for t, w in best])
+    return out
+
+
+def _label(keywords: list[tuple[str, float]], parts: int = 3) -> str:
+    """Up to three distinctive terms; a term whose words are already shown adds nothing."""
+    chosen: list[str] = []
+    shown: set[str] = set()
+    for term, _ in keywords:
+        words = set(term.split())
+        if words <= shown:
+            continue
+        chosen = [c for c in chosen if not set(c.split()) <= words]  # a bigram replaces its own word
+        chosen.append(term)
+        shown |= words
+        if len(chosen) == parts:
+            break
+    return " · ".join(chosen)
+
+
+# --- stable ids across refits --------------------------------------------------------------------
+
+
+def align(model: TopicModel, previous: TopicModel, texts: Texts, min_share: float = 0.3) -> None:
+    """Give `model`'s topics the ids of the `previous` topics they continue, in place.
+
+    Both models assign the same texts. A new topic and an earlier one match when each is the
+    other's largest overlap and the overlap is at least `min_share` of the new topic: the topic
+    keeps the earlier id, label and curation. Other new topics get new ids; one drawn mostly from
+    an earlier topic that continues elsewhere is recorded as split from it, and an earlier topic
+    whose texts mostly went to a matched topic is recorded as merged into it (its id an alias).
+    """
+    new_rows, _ = model.assign_rows(texts, "cpu")
+    old_rows, _ = previous.assign_rows(texts, "cpu")
+    old_ids = previous.ids_of_rows(old_rows, curated=False)
+    k = model.centres.shape[0]
+    both = (new_rows >= 0) & (old_ids >= 0)
+    old_list = sorted(previous.topics)
+    old_index = {topic_id: j for j, topic_id in enumerate(old_list)}
+    overlap = np.zeros((k, len(old_list)), dtype=np.int64)
+    if both.any():
+        np.add.at(overlap, (new_rows[both], np.array([old_index[int(i)] for i in old_ids[both]], dtype=np.int64)), 1)
+    sizes = np.bincount(new_rows[new_rows >= 0], minlength=k)
+    next_id = int(previous.info.get("next_id", max(previous.topics, default=-1) + 1))
+    history = list(previous.info.get("history", []))
+    event: dict = {"at": _now(), "kept": [], "new": [], "splits": [], "merges": []}
+    new_ids = np.full(k, -1, dtype=np.int64)
+    matched_old: dict[int, int] = {}
+    for row in range(k):
+        if not overlap.shape[1] or overlap[row].max() == 0:
+            continue
+        j = int(overlap[row].argmax())
+        if int(overlap[:, j].argmax()) == row and overlap[row, j] >= min_share * max(sizes[row], 1):
+            new_ids[row] = old_list[j]
+            matched_old[j] = row
+    topics: dict[int, Topic] = {}
+    curation: dict[int, int] = {}
+    for row in range(k):
+        topic = model.topics[row]
+        if new_ids[row] >= 0:
+            old = previous.topics[int(new_ids[row])]
+            topic.label = old.label
+            topic.aliases = list(old.aliases)
+            event["kept"].append(int(new_ids[row]))
+        else:
+            new_ids[row] = next_id
+            next_id += 1
+            event["new"].append(int(new_ids[row]))
+            if overlap.shape[1] and overlap[row].max() >= 0.5 * max(sizes[row], 1):
+                j = int(overlap[row].argmax())
+                if j in matched_old:
+                    event["splits"].append({"id": int(new_ids[row]), "from": old_list[j]})
+        topic.id = int(new_ids[row])
+        topics[topic.id] = topic
+    for j, old_id in enumerate(old_list):
+        if j in matched_old or not overlap.shape[1] or overlap[:, j].sum() == 0:
+            continue
+        row = int(overlap[:, j].argmax())
+        if overlap[row, j] >= 0.5 * overlap[:, j].sum() and new_ids[row] in [old_list[m] for m in matched_old]:
+            into = int(new_ids[row])
+            event["merges"].append({"id": old_id, "into": into})
+            if old_id not in topics[into].aliases:
+                topics[into].aliases.append(old_id)
+    for old_id, target in previous.curation.items():
+        if old_id in topics or target in topics:
+            curation[old_id] = target
+    model.row_ids = new_ids
+    model.topics = dict(sorted(topics.items()))
+    model.curation = {i: t for i, t in curation.items() if i in topics}
+    model.info["next_id"] = next_id
+    model.info["history"] = [*history, event]
