@@ -68,6 +68,7 @@ class FitSettings:
     outlier_quantile: float = 0.02  # share of a topic's own texts that may fall below its threshold
     power_iterations: int = 3
     kmeans_iterations: int = 20
+    refit_iterations: int = 1  # k-means passes from the previous topics' centres in a refit
     label_sample: int = 100  # texts per topic whose lemmas name it
     seed: int = 0
 
@@ -451,6 +452,28 @@ def _cluster(z: np.ndarray, n_topics: int | str, s: FitSettings, rng) -> np.ndar
     return _spherical_kmeans(z, _normalise(sums), s.kmeans_iterations)[0]
 
 
+def _continue_previous(z: np.ndarray, centres: np.ndarray, previous_rows: np.ndarray, s: FitSettings) -> np.ndarray:
+    """Centres for a refit: the previous topics' texts give their centres in the new space, and a
+    freshly found topic is added only when the previous model places most of its texts nowhere.
+
+    Starting from the previous partition is what keeps ids stable: a refit of the same kind of
+    data converges to nearly the same topics instead of a different but equally good clustering.
+    """
+    n_previous = int(previous_rows.max()) + 1 if previous_rows.size else 0
+    sums = np.zeros((n_previous, z.shape[1]))
+    placed = previous_rows >= 0
+    np.add.at(sums, previous_rows[placed], z[placed])
+    seeds = [_normalise(sums[np.linalg.norm(sums, axis=1) > 0])]
+    fresh = (z @ centres.T).argmax(axis=1) if centres.size else np.zeros(0, dtype=np.int64)
+    for row in range(centres.shape[0]):
+        members = previous_rows[fresh == row]
+        if members.size == 0:
+            continue
+        if np.mean(members < 0) >= 0.5:
+            seeds.append(centres[row : row + 1])
+    return _spherical_kmeans(z, np.vstack(seeds), s.refit_iterations)[0]
+
+
 def fit(
     texts: Texts,
     n_topics: int | str = "auto",
@@ -498,6 +521,9 @@ def fit_assign(
     topics_cpu.embed(s_starts, s_codes, table, idf, projection, z)
     placed = np.linalg.norm(z, axis=1) > 0
     centres = _cluster(z[placed], n_topics, s, rng) if placed.any() else np.zeros((0, projection.shape[1]))
+    if previous is not None and placed.any():
+        sample_texts = array.take(pa.array(sample[placed]))
+        centres = _continue_previous(z[placed], centres, previous.assign_rows(sample_texts, "cpu")[0], s)
 
     # thresholds from the members' own scores, on the sample
     scores = z[placed] @ centres.T if centres.size else np.zeros((int(placed.sum()), 0))
