@@ -20,10 +20,12 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,7 @@ STOP_LANGUAGES = ("en", "es", "de", "fr", "it", "pt")
 # Pieces that the tokenizer cuts from contractions ("don't" -> "don", "t").
 CONTRACTION_PIECES = ("s", "t", "d", "m", "ll", "re", "ve", "nt")
 MODEL_FILE = "topic_model.npz"
+_LETTERS = re.compile(r"[^\W\d_]+")
 FORMAT_VERSION = 1
 
 ASSIGN_SCHEMA = pa.schema(
@@ -57,15 +60,16 @@ class FitSettings:
     """Knobs of a fit; the defaults are what bench/topics.py measures."""
 
     bits: int = 18  # hashed buckets: 2**bits
-    dims: int = 200  # reduced dimensions (at most topics_cpu.MAX_DIM_CUDA for the GPU)
+    dims: int = 128  # reduced dimensions (at most topics_cpu.MAX_DIM_CUDA for the GPU)
     max_terms: int = 30_000  # vocabulary kept, by document frequency
-    sample: int = 20_000  # texts the SVD and clustering see; all texts are assigned
+    sample: int = 20_000  # texts the clustering sees; all texts are assigned
+    svd_sample: int = 5_000  # texts the reduced space is computed from
     micro_size: int = 5  # texts per micro-cluster in "auto"
     max_micro: int = 400
-    neighbours: int = 5  # k of the nearest-neighbour graph
+    neighbours: int = 10  # k of the mutual nearest-neighbour graph
     graph_sample: int = 6_000  # texts whose neighbours build the graph
     resolution: float = 1.0  # modularity resolution: > 1 finds more, smaller topics
-    outlier_quantile: float = 0.02  # share of a topic's own texts that may fall below its threshold
+    outlier_quantile: float = 0.01  # share of a topic's own texts that may fall below its threshold
     power_iterations: int = 3
     kmeans_iterations: int = 20
     refit_iterations: int = 1  # k-means passes from the previous topics' centres in a refit
@@ -132,7 +136,7 @@ class TopicModel:
         return self.topics[shown].label if shown in self.topics else OTHER
 
     def _rows(self) -> np.ndarray:
-        table = np.full(1 << self.bits, -1, dtype=np.int32)
+        table = np.full(2 << self.bits, -1, dtype=np.int32)
         table[self.vocab_codes] = np.arange(self.vocab_codes.size, dtype=np.int32)
         return table
 
@@ -204,9 +208,8 @@ class TopicModel:
                 "keywords": keywords,
                 "examples": [e for e in topic.examples if e.strip()] or keywords[:1],
             }
-        taxonomy = dict(base or {})
-        taxonomy["topic"] = {"fallback": OTHER, "threshold": 0.3, "bits": 18, "char_ngrams": "off", "labels": labels}
-        return taxonomy
+        section = {"fallback": OTHER, "threshold": 0.3, "bits": 18, "char_ngrams": "off", "labels": labels}
+        return {"topic": section, **{k: v for k, v in (base or {}).items() if k != "topic"}}
 
     def curated(self, taxonomy: dict | str | Path) -> TopicModel:
         """A copy with an analyst's curated taxonomy applied: names by id, merges, deletions.
@@ -322,14 +325,22 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def stop_hashes(languages: Sequence[str] = STOP_LANGUAGES) -> np.ndarray:
-    """Sorted token hashes of spaCy's stop words (each piece the tokenizer would cut them into)."""
+@cache
+def stop_word_set(languages: tuple[str, ...] = STOP_LANGUAGES) -> frozenset[str]:
+    """spaCy's stop words of the languages, plus the pieces contractions are cut into."""
     from conv_analytics.text.spacy_data import stop_words
 
-    words = set(CONTRACTION_PIECES)
-    for lang in languages:
-        for word in stop_words(lang):
-            words.update(_pieces(word))
+    return frozenset().union(*(stop_words(lang) for lang in languages), CONTRACTION_PIECES)
+
+
+def stop_hashes(languages: Sequence[str] = STOP_LANGUAGES) -> np.ndarray:
+    """Sorted token hashes of the stop words (each piece the hashing tokenizer would cut them into)."""
+    return _stop_hashes(tuple(languages)).copy()
+
+
+@cache
+def _stop_hashes(languages: tuple[str, ...]) -> np.ndarray:
+    words = {piece for word in stop_word_set(languages) for piece in _pieces(word)}
     offsets, data = utf8_buffers(sorted(words))
     return np.unique(topics_cpu.token_hashes(offsets, data))
 
@@ -350,20 +361,31 @@ def _pieces(word: str) -> list[str]:
 
 
 def _vocabulary(starts: np.ndarray, codes: np.ndarray, bits: int, max_terms: int) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, smoothed idf) of the buckets seen in two or more texts (one, for tiny corpora)."""
+    """(codes, smoothed idf) of the words seen and the bigrams seen twice (once, in tiny corpora):
+    a rare word still places its text, a bigram seen once is noise."""
     n = starts.size - 1
-    df = topics_cpu.document_frequency(starts, codes, 1 << bits)
-    kept = np.flatnonzero(df >= (2 if n >= 20 else 1))
+    df = topics_cpu.document_frequency(starts, codes, 2 << bits)
+    min_df = np.where(np.arange(df.size) < (1 << bits), 1, 2 if n >= 20 else 1)
+    kept = np.flatnonzero(df >= min_df)
     if kept.size > max_terms:
         kept = np.sort(kept[np.argsort(-df[kept], kind="stable")[:max_terms]])
     idf = np.log((1.0 + n) / (1.0 + df[kept])) + 1.0
     return kept.astype(np.int32), idf
 
 
+def _orthonormal(y: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of y's columns by Cholesky QR: two small matrix products instead of a
+    Householder QR, which is what keeps the randomized SVD fast on tall matrices."""
+    gram = y.T @ y
+    gram[np.diag_indices_from(gram)] += 1e-10 * max(float(np.trace(gram)), 1e-300)
+    return y @ np.linalg.inv(np.linalg.cholesky(gram)).T
+
+
 def _randomized_svd(
     indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_cols: int, dims: int, iterations: int, rng
 ) -> np.ndarray:
-    """The top `dims` right singular vectors (n_cols x dims) of the sparse rows, by randomized SVD."""
+    """The top `dims` right singular vectors (n_cols x dims) of the sparse rows, by randomized SVD
+    (range finder with power iterations; the small final problem solved as an eigenproblem)."""
     n_rows = indptr.size - 1
     width = min(dims + 10, n_cols, n_rows)
     t_indptr, t_indices, t_values = train_cpu.transpose(indptr, indices, values, n_cols)
@@ -378,12 +400,15 @@ def _randomized_svd(
         train_cpu.sparse_dot(t_indptr, t_indices, t_values, np.ascontiguousarray(dense), out)
         return out
 
-    q, _ = np.linalg.qr(times(rng.standard_normal((n_cols, width))))
-    for _ in range(iterations):
-        q, _ = np.linalg.qr(t_times(q))
-        q, _ = np.linalg.qr(times(q))
-    _, _, vt = np.linalg.svd(t_times(q).T, full_matrices=False)
-    return np.ascontiguousarray(vt[: min(dims, width)].T)
+    q = _orthonormal(times(rng.standard_normal((n_cols, width))))
+    for _ in range(iterations):  # normalising the text side alone is enough for a few iterations
+        q = _orthonormal(times(t_times(q)))
+    b_t = t_times(q)  # X.T @ Q = B.T, with X ~ Q @ B
+    eigenvalues, vectors = np.linalg.eigh(b_t.T @ b_t)
+    order = np.argsort(-eigenvalues)[: min(dims, width)]
+    order = order[eigenvalues[order] > 1e-9 * max(float(eigenvalues.max()), 1e-300)]  # drop null directions
+    singular = np.sqrt(eigenvalues[order])
+    return np.ascontiguousarray((b_t @ vectors[:, order]) / singular)
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -393,46 +418,42 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
 
 def _seed_centres(z: np.ndarray, k: int, rng) -> np.ndarray:
     """k-means++ seeding with cosine distance."""
-    n = z.shape[0]
-    chosen = [int(rng.integers(n))]
-    distance = np.maximum(1.0 - z @ z[chosen[0]], 0.0)
-    for _ in range(1, k):
-        total = distance.sum()
-        pick = int(rng.choice(n, p=distance / total)) if total > 1e-12 else int(rng.integers(n))
-        chosen.append(pick)
-        np.minimum(distance, np.maximum(1.0 - z @ z[pick], 0.0), out=distance)
-    return z[chosen].copy()
+    return z[topics_cpu.kmeans_plus_plus(z, k, rng.random(k))].copy()
 
 
 def _spherical_kmeans(z: np.ndarray, centres: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd iterations on the sphere; an emptied cluster keeps its centre. Returns (centres, labels)."""
-    labels = np.zeros(z.shape[0], dtype=np.int64)
+    labels = np.full(z.shape[0], -1, dtype=np.int64)
     for _ in range(iterations):
         new = (z @ centres.T).argmax(axis=1)
-        sums = np.zeros_like(centres)
-        np.add.at(sums, new, z)
-        filled = np.linalg.norm(sums, axis=1) > 0
-        centres = np.where(filled[:, None], _normalise(sums), centres)
         if np.array_equal(new, labels):
             break
         labels = new
+        sums = topics_cpu.centre_sums(z, labels, centres.shape[0])
+        filled = np.linalg.norm(sums, axis=1) > 0
+        centres = np.where(filled[:, None], _normalise(sums), centres)
     return centres, (z @ centres.T).argmax(axis=1)
 
 
 def _neighbour_graph(z: np.ndarray, micro: np.ndarray, n_micro: int, k: int) -> np.ndarray:
-    """Micro-cluster graph: edge weight = summed cosine of the texts' k nearest neighbours across them."""
+    """Micro-cluster graph: edge weight = summed cosine of mutual k-nearest-neighbour pairs across them.
+
+    Only mutual pairs count: a text on the edge of a topic often has its nearest neighbours in
+    the next topic, but is rarely theirs, so mutual pairs tie topics together far less by chance.
+    """
     n = z.shape[0]
     k = min(k, n - 1)
     weights = np.zeros((n_micro, n_micro))
     if k < 1:
         return weights
+    nearest = np.empty((n, k), dtype=np.int64)
+    sims = np.empty((n, k))
     for start in range(0, n, 2048):
-        sims = z[start : start + 2048] @ z.T
-        sims[np.arange(sims.shape[0]), np.arange(start, start + sims.shape[0])] = -np.inf
-        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        near_sims = np.maximum(np.take_along_axis(sims, nearest, axis=1), 0.0)
-        np.add.at(weights, (np.repeat(micro[start : start + 2048], k), micro[nearest].ravel()), near_sims.ravel())
-    return weights + weights.T
+        nearest[start : start + 2048], sims[start : start + 2048] = topics_cpu.nearest_neighbours(
+            z[start : start + 2048] @ z.T, start, k
+        )
+    topics_cpu.mutual_weights(nearest, sims, micro, weights)
+    return weights
 
 
 def _cluster(z: np.ndarray, n_topics: int | str, s: FitSettings, rng) -> np.ndarray:
@@ -442,12 +463,13 @@ def _cluster(z: np.ndarray, n_topics: int | str, s: FitSettings, rng) -> np.ndar
         centres = _seed_centres(z, min(int(n_topics), n), rng)
         return _spherical_kmeans(z, centres, s.kmeans_iterations)[0]
     n_micro = max(1, min(n // s.micro_size, s.max_micro))
-    micro_centres, micro = _spherical_kmeans(z, _seed_centres(z, n_micro, rng), s.kmeans_iterations)
+    # micro-clusters only need to be small and tight: random distinct texts seed them
+    seeds = z[rng.choice(n, n_micro, replace=False)]
+    micro = _spherical_kmeans(z, seeds, s.kmeans_iterations)[1]
     graph_rows = rng.permutation(n)[: s.graph_sample] if n > s.graph_sample else np.arange(n)
     weights = _neighbour_graph(z[graph_rows], micro[graph_rows], n_micro, s.neighbours)
     group = topics_cpu.merge_communities(weights, s.resolution)
-    sums = np.zeros((int(group.max()) + 1, z.shape[1]))
-    np.add.at(sums, group[micro], z)
+    sums = topics_cpu.centre_sums(z, group[micro], int(group.max()) + 1)
     sums = sums[np.linalg.norm(sums, axis=1) > 0]
     return _spherical_kmeans(z, _normalise(sums), s.kmeans_iterations)[0]
 
@@ -460,9 +482,7 @@ def _continue_previous(z: np.ndarray, centres: np.ndarray, previous_rows: np.nda
     data converges to nearly the same topics instead of a different but equally good clustering.
     """
     n_previous = int(previous_rows.max()) + 1 if previous_rows.size else 0
-    sums = np.zeros((n_previous, z.shape[1]))
-    placed = previous_rows >= 0
-    np.add.at(sums, previous_rows[placed], z[placed])
+    sums = topics_cpu.centre_sums(z, previous_rows, n_previous)
     seeds = [_normalise(sums[np.linalg.norm(sums, axis=1) > 0])]
     fresh = (z @ centres.T).argmax(axis=1) if centres.size else np.zeros(0, dtype=np.int64)
     for row in range(centres.shape[0]):
@@ -510,13 +530,18 @@ def fit_assign(
     sample = np.sort(rng.choice(n, s.sample, replace=False)) if n > s.sample else np.arange(n)
     s_starts, s_codes = _take_rows(starts, codes, sample)
     vocab, idf = _vocabulary(s_starts, s_codes, s.bits, s.max_terms)
-    table = np.full(1 << s.bits, -1, dtype=np.int32)
+    table = np.full(2 << s.bits, -1, dtype=np.int32)
     table[vocab] = np.arange(vocab.size, dtype=np.int32)
     indptr, indices, values = topics_cpu.tfidf_csr(s_starts, s_codes, table, idf)
     if indices.size and sample.size > 1:
-        projection = _randomized_svd(indptr, indices, values, vocab.size, s.dims, s.power_iterations, rng)
-    else:
-        projection = np.zeros((vocab.size, 1))
+        # the leading directions of the vocabulary are estimated well from a few thousand texts
+        rows = np.sort(rng.choice(sample.size, s.svd_sample, replace=False)) if sample.size > s.svd_sample else None
+        svd_rows = (indptr, indices, values) if rows is None else _take_csr(indptr, indices, values, rows)
+        # stored as float32: round now so that a saved model assigns exactly as the fitted one
+        projection = _randomized_svd(*svd_rows, vocab.size, s.dims, s.power_iterations, rng)
+        projection = projection.astype(np.float32).astype(np.float64)
+    else:  # nothing to reduce: one dimension, on which every text with a known word is alike
+        projection = np.ones((vocab.size, 1))
     z = np.zeros((sample.size, projection.shape[1]))
     topics_cpu.embed(s_starts, s_codes, table, idf, projection, z)
     placed = np.linalg.norm(z, axis=1) > 0
@@ -532,7 +557,9 @@ def fit_assign(
         best = scores.argmax(axis=1)
         for row in range(centres.shape[0]):
             mine = scores[best == row, row]
-            thresholds[row] = max(float(np.quantile(mine, s.outlier_quantile)) - 1e-9, 0.0) if mine.size else 1.0
+            thresholds[row] = (
+                max(float(np.quantile(mine, s.outlier_quantile, method="lower")) - 1e-9, 0.0) if mine.size else 1.0
+            )
     model = TopicModel(
         bits=s.bits,
         stop_hashes=hashes,
@@ -556,18 +583,33 @@ def fit_assign(
         _number_by_size(model, rows)
     ids = model.ids_of_rows(rows)
     labels = pa.array([model.label_of(int(i)) for i in ids], type=pa.string())
-    assigned = pa.Table.from_arrays([pa.array(ids, type=pa.int32()), labels, pa.array(row_scores)], schema=ASSIGN_SCHEMA)
+    assigned = pa.Table.from_arrays(
+        [pa.array(ids, type=pa.int32()), labels, pa.array(row_scores)], schema=ASSIGN_SCHEMA
+    )
     return model, assigned
 
 
 def _take_rows(starts: np.ndarray, codes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if rows.size == starts.size - 1:
         return starts, codes
+    new_starts, picks = _row_ranges(starts, rows)
+    return new_starts, codes[picks]
+
+
+def _take_csr(
+    indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    new_indptr, picks = _row_ranges(indptr, rows)
+    return new_indptr, indices[picks], values[picks]
+
+
+def _row_ranges(starts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(new starts, positions to take) selecting `rows` of a CSR-like layout."""
     lengths = starts[rows + 1] - starts[rows]
     new_starts = np.zeros(rows.size + 1, dtype=np.int64)
     np.cumsum(lengths, out=new_starts[1:])
-    picks = np.concatenate([np.arange(starts[r], starts[r + 1]) for r in rows]) if rows.size else np.zeros(0, int)
-    return new_starts, codes[picks]
+    picks = np.arange(int(new_starts[-1]), dtype=np.int64) - np.repeat(new_starts[:-1] - starts[rows], lengths)
+    return new_starts, picks
 
 
 def _drop_empty_rows(model: TopicModel, rows: np.ndarray) -> None:
@@ -628,24 +670,33 @@ def _distinct(values: list[str | None], limit: int) -> list[str]:
     return seen
 
 
-def _class_keywords(texts: pa.Array, groups: list[np.ndarray], top: int = 10) -> list[list[tuple[str, float]]]:
-    """Class-based TF-IDF of lemma unigrams and bigrams (stop words and numbers out) per group."""
-    from conv_analytics.text.enrich import enrich_texts
-    from conv_analytics.text.spacy_data import stop_words
+def _lemmatiser(sample: list[str]) -> dict[str, str]:
+    """The lemma table of the sample's language (spaCy lookups; empty where it has none)."""
+    from conv_analytics.text.enrich import LEMMA_LANGUAGES, chunk_tokenizer
+    from conv_analytics.text.language import detect_language
 
-    stops = set().union(*(stop_words(lang) for lang in STOP_LANGUAGES), CONTRACTION_PIECES)
-    flat = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
-    lemmas = enrich_texts(texts.take(pa.array(flat, type=pa.int64()))).column("lemmas").to_pylist()
+    lang = detect_language(" ".join(sample)[:2000])
+    return chunk_tokenizer(lang).table if lang in LEMMA_LANGUAGES else {}
+
+
+def _class_keywords(texts: pa.Array, groups: list[np.ndarray], top: int = 10) -> list[list[tuple[str, float]]]:
+    """Class-based TF-IDF of lemma unigrams and bigrams (stop words and numbers out) per group.
+
+    Words are runs of letters looked up in the lemma table of each group's language: a dictionary
+    lookup per word, so naming topics costs little next to fitting them.
+    """
+    stops = stop_word_set()
     per_class: list[Counter] = []
-    position = 0
     for group in groups:
+        sample = [t or "" for t in texts.take(pa.array(group, type=pa.int64())).to_pylist()]
+        table = _lemmatiser(sample) if sample else {}
         counter: Counter = Counter()
-        for text in lemmas[position : position + group.size]:
-            words = [w for w in (text or "").split() if w not in stops and any(c.isalpha() for c in w)]
+        for text in sample:
+            forms = _LETTERS.findall(text.lower())
+            words = [w for w in (table.get(f, f) for f in forms) if w not in stops and len(w) > 1]
             counter.update(words)
             counter.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
         per_class.append(counter)
-        position += group.size
     overall: Counter = Counter()
     for counter in per_class:
         overall.update(counter)

@@ -3,7 +3,8 @@ model's reduced space, nearest-centre assignment, and greedy modularity merging 
 
 Tokens are read exactly as hashing_cpu reads them (same word bytes, same lowercasing, same FNV-1a
 hash); stop words, punctuation and tokens of digits only are dropped before the 1-2-grams are
-formed, so a bigram joins two neighbouring content words ("train ticket" from "a train ticket").
+formed, so a bigram joins two neighbouring content words ("train ticket" from "a train ticket");
+a text made only of stop words keeps them all.
 
 `project_text` and `best_centre` are `register_jitable`: compiled into these `njit` kernels and into
 the CUDA kernel of topics_cuda, so both paths compute one assignment the same way. Everything the
@@ -68,30 +69,42 @@ def _content_codes(data, start, end, bits, stop_hashes, out, pos):
         k += 1
         if prev >= 0:
             if out.size:
-                out[pos + k] = bucket(fnv_word32(fnv_word32(_FNV_OFFSET ^ _SEED_BIGRAM, prev), h), bits)
+                out[pos + k] = (1 << bits) + bucket(fnv_word32(fnv_word32(_FNV_OFFSET ^ _SEED_BIGRAM, prev), h), bits)
             k += 1
         prev = h
+    return k
+
+
+@register_jitable
+def _text_codes(data, start, end, bits, stop_hashes, no_stops, out, pos):
+    """A text of stop words only ("how do I say") keeps them: better its own words than nothing."""
+    k = _content_codes(data, start, end, bits, stop_hashes, out, pos)
+    if k == 0:
+        k = _content_codes(data, start, end, bits, no_stops, out, pos)
     return k
 
 
 @njit(parallel=True, cache=True)
 def _count_codes(offsets, data, bits, stop_hashes, counts):
     none = np.zeros(0, dtype=np.int32)
+    no_stops = np.zeros(0, dtype=np.int64)
     for i in prange(offsets.size - 1):
-        counts[i] = _content_codes(data, offsets[i], offsets[i + 1], bits, stop_hashes, none, 0)
+        counts[i] = _text_codes(data, offsets[i], offsets[i + 1], bits, stop_hashes, no_stops, none, 0)
 
 
 @njit(parallel=True, cache=True)
 def _write_codes(offsets, data, bits, stop_hashes, starts, codes):
+    no_stops = np.zeros(0, dtype=np.int64)
     for i in prange(offsets.size - 1):
-        _content_codes(data, offsets[i], offsets[i + 1], bits, stop_hashes, codes, starts[i])
+        _text_codes(data, offsets[i], offsets[i + 1], bits, stop_hashes, no_stops, codes, starts[i])
         codes[starts[i] : starts[i + 1]].sort()
 
 
 def content_codes(
     offsets: np.ndarray, data: np.ndarray, bits: int, stop_hashes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(starts int64[n+1], codes int32[total]): each text's content 1-2-gram buckets, sorted."""
+    """(starts int64[n+1], codes int32[total]): each text's content 1-2-gram buckets, sorted;
+    unigrams in [0, 2**bits), bigrams in [2**bits, 2**(bits+1))."""
     counts = np.zeros(offsets.size - 1, dtype=np.int64)
     _count_codes(offsets, data, bits, stop_hashes, counts)
     starts = np.zeros(counts.size + 1, dtype=np.int64)
@@ -314,3 +327,94 @@ def merge_communities(weights, gamma):
             n_groups += 1
         out[t] = label[g]
     return out
+
+
+@njit(cache=True)
+def centre_sums(z, labels, k):
+    """Sum of the rows of each label 0..k-1 (labels < 0 are left out)."""
+    sums = np.zeros((k, z.shape[1]))
+    for i in range(z.shape[0]):
+        c = labels[i]
+        if c >= 0:
+            for j in range(z.shape[1]):
+                sums[c, j] += z[i, j]
+    return sums
+
+
+@njit(parallel=True, cache=True)
+def _lower_distance(z, centre, distance):
+    for i in prange(z.shape[0]):
+        s = 0.0
+        for j in range(z.shape[1]):
+            s += z[i, j] * centre[j]
+        d = 1.0 - s if s < 1.0 else 0.0
+        if d < distance[i]:
+            distance[i] = d
+
+
+@njit(cache=True)
+def kmeans_plus_plus(z, k, uniforms):
+    """Indices of k seeds chosen with probability proportional to the cosine distance to the
+    nearest seed so far; uniforms[t] in [0, 1) drives pick t (the first is uniform)."""
+    n = z.shape[0]
+    picks = np.empty(k, dtype=np.int64)
+    picks[0] = min(int(uniforms[0] * n), n - 1)
+    distance = np.full(n, np.inf)
+    for t in range(1, k):
+        _lower_distance(z, z[picks[t - 1]], distance)
+        total = distance.sum()
+        if total <= 1e-12:
+            picks[t] = min(int(uniforms[t] * n), n - 1)
+            continue
+        target = uniforms[t] * total
+        acc = 0.0
+        pick = n - 1
+        for i in range(n):
+            acc += distance[i]
+            if acc > target:
+                pick = i
+                break
+        picks[t] = pick
+    return picks
+
+
+@njit(parallel=True, cache=True)
+def nearest_neighbours(sims, first, k):
+    """Per row of sims (rows are texts first.., columns all texts): the k most similar other texts
+    and their similarities, by insertion into a small sorted list (k is small)."""
+    n = sims.shape[0]
+    index = np.empty((n, k), dtype=np.int64)
+    value = np.empty((n, k))
+    for r in prange(n):
+        top_i = np.full(k, -1, dtype=np.int64)
+        top_v = np.full(k, -np.inf)
+        for c in range(sims.shape[1]):
+            v = sims[r, c]
+            if c == first + r or v <= top_v[k - 1]:
+                continue
+            p = k - 1
+            while p > 0 and top_v[p - 1] < v:
+                top_v[p] = top_v[p - 1]
+                top_i[p] = top_i[p - 1]
+                p -= 1
+            top_v[p] = v
+            top_i[p] = c
+        index[r] = top_i
+        value[r] = top_v
+    return index, value
+
+
+@njit(cache=True)
+def mutual_weights(nearest, sims, group, weights):
+    """weights[group a, group b] += cosine for every mutual nearest-neighbour pair (a, b), both ways."""
+    n, k = nearest.shape
+    for i in range(n):
+        for t in range(k):
+            j = nearest[i, t]
+            if j > i:
+                for u in range(k):
+                    if nearest[j, u] == i:
+                        w = sims[i, t] if sims[i, t] > 0.0 else 0.0
+                        weights[group[i], group[j]] += w
+                        weights[group[j], group[i]] += w
+                        break
