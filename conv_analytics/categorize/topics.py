@@ -40,8 +40,11 @@ Texts = Sequence[str | None] | pa.Array | pa.ChunkedArray
 
 OTHER = "other"
 STOP_LANGUAGES = ("en", "es", "de", "fr", "it", "pt")
-# Pieces that the tokenizer cuts from contractions ("don't" -> "don", "t").
-CONTRACTION_PIECES = ("s", "t", "d", "m", "ll", "re", "ve", "nt")
+# Pieces that the tokenizers cut from English contractions ("don't" -> "don", "t").
+CONTRACTION_PIECES = (
+    *("s", "t", "d", "m", "ll", "re", "ve", "nt", "ain", "aren", "couldn", "didn", "doesn", "don"),
+    *("hadn", "hasn", "haven", "isn", "mustn", "shan", "shouldn", "wasn", "weren", "wouldn"),
+)
 MODEL_FILE = "topic_model.npz"
 _LETTERS = re.compile(r"[^\W\d_]+")
 FORMAT_VERSION = 1
@@ -65,15 +68,15 @@ class FitSettings:
     sample: int = 20_000  # texts the clustering sees; all texts are assigned
     svd_sample: int = 5_000  # texts the reduced space is computed from
     micro_size: int = 5  # texts per micro-cluster in "auto"
-    max_micro: int = 400
+    max_micro: int = 600
     neighbours: int = 10  # k of the mutual nearest-neighbour graph
     graph_sample: int = 6_000  # texts whose neighbours build the graph
     resolution: float = 1.0  # modularity resolution: > 1 finds more, smaller topics
     outlier_quantile: float = 0.01  # share of a topic's own texts that may fall below its threshold
     power_iterations: int = 3
     kmeans_iterations: int = 20
-    refit_iterations: int = 1  # k-means passes from the previous topics' centres in a refit
-    label_sample: int = 100  # texts per topic whose lemmas name it
+    refit_iterations: int = 0  # Lloyd passes in a refit (0 keeps the previous partition, recentred on the new texts)
+    label_sample: int = 40  # texts per topic (the nearest its centre) whose lemmas name it
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -416,22 +419,26 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms > 0, norms, 1.0)
 
 
-def _seed_centres(z: np.ndarray, k: int, rng) -> np.ndarray:
-    """k-means++ seeding with cosine distance."""
-    return z[topics_cpu.kmeans_plus_plus(z, k, rng.random(k))].copy()
+def _seed_centres(z: np.ndarray, k: int, rng, per_seed: int = 30) -> np.ndarray:
+    """k-means++ seeding with cosine distance, over a random `per_seed * k` of the texts: the seeds
+    only need to cover the space, and Lloyd iterations over all texts do the rest."""
+    pool = z if z.shape[0] <= per_seed * k else z[rng.choice(z.shape[0], per_seed * k, replace=False)]
+    return pool[topics_cpu.kmeans_plus_plus(pool, k, rng.random(k))].copy()
 
 
 def _spherical_kmeans(z: np.ndarray, centres: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lloyd iterations on the sphere; an emptied cluster keeps its centre. Returns (centres, labels)."""
+    """Lloyd iterations on the sphere, until at most 1 text in 1000 changes cluster; an emptied
+    cluster keeps its centre. Returns (centres, labels)."""
     labels = np.full(z.shape[0], -1, dtype=np.int64)
+    centres = centres.astype(z.dtype, copy=False)
     for _ in range(iterations):
         new = (z @ centres.T).argmax(axis=1)
-        if np.array_equal(new, labels):
+        if np.count_nonzero(new != labels) <= z.shape[0] // 1000:
             break
         labels = new
         sums = topics_cpu.centre_sums(z, labels, centres.shape[0])
         filled = np.linalg.norm(sums, axis=1) > 0
-        centres = np.where(filled[:, None], _normalise(sums), centres)
+        centres = np.where(filled[:, None], _normalise(sums), centres).astype(z.dtype)
     return centres, (z @ centres.T).argmax(axis=1)
 
 
@@ -545,10 +552,12 @@ def fit_assign(
     z = np.zeros((sample.size, projection.shape[1]))
     topics_cpu.embed(s_starts, s_codes, table, idf, projection, z)
     placed = np.linalg.norm(z, axis=1) > 0
-    centres = _cluster(z[placed], n_topics, s, rng) if placed.any() else np.zeros((0, projection.shape[1]))
+    z32 = z[placed].astype(np.float32)  # single precision halves the dense products' time
+    centres = _cluster(z32, n_topics, s, rng) if placed.any() else np.zeros((0, projection.shape[1]))
     if previous is not None and placed.any():
         sample_texts = array.take(pa.array(sample[placed]))
-        centres = _continue_previous(z[placed], centres, previous.assign_rows(sample_texts, "cpu")[0], s)
+        centres = _continue_previous(z32, centres, previous.assign_rows(sample_texts, "cpu")[0], s)
+    centres = _normalise(centres.astype(np.float64))
 
     # thresholds from the members' own scores, on the sample
     scores = z[placed] @ centres.T if centres.size else np.zeros((int(placed.sum()), 0))
@@ -675,7 +684,7 @@ def _lemmatiser(sample: list[str]) -> dict[str, str]:
     from conv_analytics.text.enrich import LEMMA_LANGUAGES, chunk_tokenizer
     from conv_analytics.text.language import detect_language
 
-    lang = detect_language(" ".join(sample)[:2000])
+    lang = detect_language(" ".join(sample)[:500])
     return chunk_tokenizer(lang).table if lang in LEMMA_LANGUAGES else {}
 
 

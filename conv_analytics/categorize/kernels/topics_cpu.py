@@ -252,14 +252,14 @@ def best_centre(z, centres, thresholds):
     return best, top
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def embed(starts, codes, rows, idf, projection, out):
     """out[i] = the unit vector of text i in the reduced space (zeros when it has no known word)."""
     for i in prange(starts.size - 1):
         project_text(starts, codes, i, rows, idf, projection, out[i])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def assign(starts, codes, rows, idf, projection, centres, thresholds, topics, scores):
     """Nearest topic of every text, -1 for texts with no known word or too far from every topic."""
     n = starts.size - 1
