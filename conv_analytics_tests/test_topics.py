@@ -17,7 +17,15 @@ from click.testing import CliRunner
 
 from conv_analytics.categorize.arrow import utf8_buffers
 from conv_analytics.categorize.kernels import topics_cpu
-from conv_analytics.categorize.topics import OTHER, FitSettings, TopicModel, fit, fit_assign, stop_hashes
+from conv_analytics.categorize.topics import (
+    OTHER,
+    FitSettings,
+    TopicModel,
+    align,
+    fit,
+    fit_assign,
+    stop_hashes,
+)
 from conv_analytics.categorize.training import load_taxonomy
 from conv_analytics.cli.topics import topics as topics_cli
 from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
@@ -159,6 +167,24 @@ def test_refit_keeps_ids_and_gives_a_new_topic_a_new_id(themed) -> None:
     assert {i: refit.topics[i].label for i in model.topics} == kept_labels
 
 
+def test_align_records_merges_and_splits() -> None:
+    texts, _ = corpus(THEMES, 60)
+    three, four = fit(texts, 3), fit(texts, 4)  # four topics over three themes: one theme is split
+
+    merged = fit(texts, 3)
+    align(merged, four, texts)
+    (merge,) = merged.info["history"][-1]["merges"]
+    assert merge["into"] in merged.topics and merge["id"] in merged.topics[merge["into"]].aliases
+    assert sorted(merged.info["history"][-1]["kept"]) == sorted(set(four.topics) - {merge["id"]})
+
+    split = fit(texts, 4)
+    align(split, three, texts)
+    event = split.info["history"][-1]
+    (new_id,) = event["new"]
+    assert event["splits"] == [{"id": new_id, "from": event["splits"][0]["from"]}]
+    assert event["splits"][0]["from"] in three.topics and new_id not in three.topics
+
+
 def test_curated_taxonomy_renames_merges_and_deletes(themed, tmp_path: Path) -> None:
     texts, gold, model, ids = themed
     taxonomy = model.to_taxonomy({"intent": load_taxonomy(None)["intent"]})
@@ -178,6 +204,7 @@ def test_curated_taxonomy_renames_merges_and_deletes(themed, tmp_path: Path) -> 
     assert travel.label == "Travel" and travel.aliases == [second]
     assert travel.size == model.topics[first].size + model.topics[second].size
     assert third not in {t.id for t in curated.shown_topics()}
+    assert model.curated(load_taxonomy(None)) is model  # a hand-written taxonomy (no ids) curates nothing
     # the curation survives a save and a refit on the same kind of data
     refit = TopicModel.from_bytes(curated.to_bytes()).refit(texts)
     assert set(refit.assign(texts).column("topic").to_pylist()) <= {"Travel", OTHER}
@@ -202,6 +229,35 @@ def test_merge_communities_finds_the_blocks() -> None:
     weights[3, 4] = weights[4, 3] = 0.1
     groups = topics_cpu.merge_communities(weights, 1.0)
     assert groups.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_nearest_neighbours_and_mutual_weights() -> None:
+    z = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0], [0.14, 0.99], [0.7, 0.7]])
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    sims = z @ z.T
+    nearest, values = topics_cpu.nearest_neighbours(sims, 0, 2)
+    for i in range(5):
+        expected = [j for j in np.argsort(-sims[i], kind="stable") if j != i][:2]
+        assert nearest[i].tolist() == expected
+        np.testing.assert_allclose(values[i], sims[i, expected])
+    weights = np.zeros((2, 2))
+    topics_cpu.mutual_weights(nearest, values, np.array([0, 0, 1, 1, 1]), weights)
+    mutual = [(i, int(j)) for i in range(5) for j in nearest[i] if j > i and i in nearest[j]]
+    assert (0, 1) in mutual and (2, 3) in mutual
+    expected_weights = np.zeros((2, 2))
+    for i, j in mutual:
+        group_i, group_j = int(i >= 2), int(j >= 2)
+        expected_weights[group_i, group_j] += sims[i, j]
+        expected_weights[group_j, group_i] += sims[i, j]
+    np.testing.assert_allclose(weights, expected_weights)
+
+
+def test_kmeans_plus_plus_spreads_seeds_and_survives_duplicates() -> None:
+    z = np.repeat(np.eye(3), 10, axis=0)
+    picks = topics_cpu.kmeans_plus_plus(z, 3, np.array([0.0, 0.5, 0.9]))
+    assert sorted(int(p) // 10 for p in picks) == [0, 1, 2]  # one seed per direction
+    same = topics_cpu.kmeans_plus_plus(np.ones((5, 2)) / np.sqrt(2), 3, np.array([0.1, 0.5, 0.9]))
+    assert all(0 <= p < 5 for p in same)
 
 
 def run_cli(*args: str):

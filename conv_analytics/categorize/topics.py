@@ -4,13 +4,15 @@ keep topic ids stable across refits and apply an analyst's curated names.
 How a fit works (all parameters are arguments; nothing is read from the environment):
 1. Texts become hashed content-word 1-2-grams (stop words out), weighted by sublinear TF-IDF.
 2. A randomized SVD of a sample reduces them to `dims` dimensions (latent semantic analysis).
-3. Spherical k-means over-clusters the sample into micro-clusters; a k-nearest-neighbour graph
-   links them, and greedy modularity merging decides how many topics the data holds ("auto").
-   With a given N, spherical k-means with k-means++ seeding runs with k = N instead.
-4. A few k-means passes refine the centres; each topic keeps the cosine below which a text is
-   too far from it (a low quantile of its members' scores), so outliers become -1 / `other`.
-5. Labels come from class-based TF-IDF over spaCy lemmas and their bigrams of a sample of each
-   topic's texts; examples are the texts nearest the centre, redacted.
+3. Spherical k-means over-clusters the sample into micro-clusters; the texts' mutual nearest
+   neighbours link them into a graph, and greedy modularity merging decides how many topics the
+   data holds ("auto"). With a given N, spherical k-means with k-means++ seeding runs instead.
+4. Lloyd passes refine the centres; each topic keeps the cosine below which a text is too far
+   from it (a low quantile of its members' scores), so outliers become -1 / `other`.
+5. Labels come from class-based TF-IDF over lemmas (spaCy's lookup tables) and their bigrams in
+   the texts nearest each centre; examples are the three nearest, redacted.
+A refit (`previous=`) starts from the previous topics, adds only topics the previous model cannot
+place, and gives matching topics their earlier ids (`align`).
 
 Assignment (`TopicModel.assign`) runs one Numba kernel on the CPU, or its CUDA twin.
 """
@@ -169,12 +171,14 @@ class TopicModel:
 
     def assign(self, texts: Texts, device: str | None = None) -> pa.Table:
         """topic_id (int32, -1 = not placed), topic (label, `other` when not placed), topic_score (cosine)."""
-        rows, scores = self.assign_rows(texts, device)
+        return self.table_of_rows(*self.assign_rows(texts, device))
+
+    def table_of_rows(self, rows: np.ndarray, scores: np.ndarray) -> pa.Table:
+        """The assignment table of row indices and scores (labels taken per distinct id, not per text)."""
         ids = self.ids_of_rows(rows)
-        shown = sorted({int(i) for i in np.unique(ids)})
-        labels = pa.array([self.label_of(i) for i in shown], type=pa.string())
-        index = np.searchsorted(np.array(shown, dtype=np.int32), ids)
-        topic = labels.take(pa.array(index)) if ids.size else pa.array([], type=pa.string())
+        shown = np.unique(ids)
+        labels = pa.array([self.label_of(int(i)) for i in shown], type=pa.string())
+        topic = labels.take(pa.array(np.searchsorted(shown, ids))) if ids.size else pa.array([], type=pa.string())
         return pa.Table.from_arrays([pa.array(ids, type=pa.int32()), topic, pa.array(scores)], schema=ASSIGN_SCHEMA)
 
     # --- what an analyst sees ----------------------------------------------------------------
@@ -219,11 +223,13 @@ class TopicModel:
 
         Each label under `topic.labels` with an `ids` list names those topics; the first id is the
         one shown and the others become its aliases. Ids no entry lists are deleted (shown as
-        -1 / `other`). Labels without `ids` (hand-written taxonomy entries) are left alone.
+        -1 / `other`). A taxonomy with no `ids` at all (a hand-written one) curates nothing.
         """
         if not isinstance(taxonomy, dict):
             taxonomy = yaml.safe_load(Path(taxonomy).read_text(encoding="utf-8"))
         entries = ((taxonomy or {}).get("topic") or {}).get("labels") or {}
+        if not any(isinstance(entry, dict) and entry.get("ids") for entry in entries.values()):
+            return self
         curation = {topic_id: -1 for topic_id in self.topics}
         topics = {i: replace(t, aliases=[]) for i, t in self.topics.items()}
         for name, entry in entries.items():
@@ -587,15 +593,10 @@ def fit_assign(
     _drop_empty_rows(model, rows)
     _name_topics(model, array, rows, row_scores, s.label_sample)
     if previous is not None:
-        align(model, previous, array)
+        align(model, previous, array, rows)
     else:
         _number_by_size(model, rows)
-    ids = model.ids_of_rows(rows)
-    labels = pa.array([model.label_of(int(i)) for i in ids], type=pa.string())
-    assigned = pa.Table.from_arrays(
-        [pa.array(ids, type=pa.int32()), labels, pa.array(row_scores)], schema=ASSIGN_SCHEMA
-    )
-    return model, assigned
+    return model, model.table_of_rows(rows, row_scores)
 
 
 def _take_rows(starts: np.ndarray, codes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -665,7 +666,8 @@ def _name_topics(model: TopicModel, texts: pa.Array, rows: np.ndarray, scores: n
         examples = _distinct(texts.take(pa.array(nearest[row][:20])).to_pylist(), 3)
         redacted = redact_texts(pa.array(examples, type=pa.large_string()))[0].to_pylist()
         words = keywords[row]
-        label = _label(words) or f"topic {row}"
+        # a topic without words (emoji, numbers) is named by its most central text
+        label = _label(words) or (redacted[0][:40] if redacted else OTHER)
         model.topics[row] = Topic(row, label, int(counts[row]), words, redacted)
 
 
@@ -738,7 +740,9 @@ def _label(keywords: list[tuple[str, float]], parts: int = 3) -> str:
 # --- stable ids across refits --------------------------------------------------------------------
 
 
-def align(model: TopicModel, previous: TopicModel, texts: Texts, min_share: float = 0.3) -> None:
+def align(
+    model: TopicModel, previous: TopicModel, texts: Texts, rows: np.ndarray | None = None, min_share: float = 0.3
+) -> None:
     """Give `model`'s topics the ids of the `previous` topics they continue, in place.
 
     Both models assign the same texts. A new topic and an earlier one match when each is the
@@ -746,8 +750,9 @@ def align(model: TopicModel, previous: TopicModel, texts: Texts, min_share: floa
     keeps the earlier id, label and curation. Other new topics get new ids; one drawn mostly from
     an earlier topic that continues elsewhere is recorded as split from it, and an earlier topic
     whose texts mostly went to a matched topic is recorded as merged into it (its id an alias).
+    `rows` are `model`'s rows for the texts when already computed.
     """
-    new_rows, _ = model.assign_rows(texts, "cpu")
+    new_rows = model.assign_rows(texts, "cpu")[0] if rows is None else rows
     old_rows, _ = previous.assign_rows(texts, "cpu")
     old_ids = previous.ids_of_rows(old_rows, curated=False)
     k = model.centres.shape[0]
@@ -771,7 +776,6 @@ def align(model: TopicModel, previous: TopicModel, texts: Texts, min_share: floa
             new_ids[row] = old_list[j]
             matched_old[j] = row
     topics: dict[int, Topic] = {}
-    curation: dict[int, int] = {}
     for row in range(k):
         topic = model.topics[row]
         if new_ids[row] >= 0:
@@ -793,16 +797,14 @@ def align(model: TopicModel, previous: TopicModel, texts: Texts, min_share: floa
         if j in matched_old or not overlap.shape[1] or overlap[:, j].sum() == 0:
             continue
         row = int(overlap[:, j].argmax())
-        if overlap[row, j] >= 0.5 * overlap[:, j].sum() and new_ids[row] in [old_list[m] for m in matched_old]:
+        if overlap[row, j] >= 0.5 * overlap[:, j].sum() and row in matched_old.values():
             into = int(new_ids[row])
             event["merges"].append({"id": old_id, "into": into})
             if old_id not in topics[into].aliases:
                 topics[into].aliases.append(old_id)
-    for old_id, target in previous.curation.items():
-        if old_id in topics or target in topics:
-            curation[old_id] = target
     model.row_ids = new_ids
     model.topics = dict(sorted(topics.items()))
-    model.curation = {i: t for i, t in curation.items() if i in topics}
+    # curation carries over for the ids that continue, while the id it shows them as still exists
+    model.curation = {i: t for i, t in previous.curation.items() if i in topics and (t < 0 or t in topics)}
     model.info["next_id"] = next_id
     model.info["history"] = [*history, event]
