@@ -121,6 +121,7 @@ def test_edge_cases_give_a_model_and_assignments(texts: list[str]) -> None:
     assert again.column("topic_id").to_pylist() == table.column("topic_id").to_pylist()
     placed = [i for i in table.column("topic_id").to_pylist() if i >= 0]
     assert set(placed) <= {t.id for t in model.shown_topics()}
+    assert all(-1.0 <= score <= 1.0 + 1e-9 for score in table.column("topic_score").to_pylist())
     if len(set(texts)) == 1:
         assert len(model.shown_topics()) == 1 and len(placed) == len(texts)
 

@@ -76,9 +76,9 @@ class FitSettings:
     resolution: float = 1.0  # modularity resolution: > 1 finds more, smaller topics
     outlier_quantile: float = 0.01  # share of a topic's own texts that may fall below its threshold
     power_iterations: int = 3
-    kmeans_iterations: int = 20
+    kmeans_iterations: int = 10
     refit_iterations: int = 0  # Lloyd passes in a refit (0 keeps the previous partition, recentred on the new texts)
-    label_sample: int = 40  # texts per topic (the nearest its centre) whose lemmas name it
+    label_sample: int = 25  # texts per topic (the nearest its centre) whose lemmas name it
     seed: int = 0
 
     def to_dict(self) -> dict:

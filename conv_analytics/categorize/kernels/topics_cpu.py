@@ -237,7 +237,10 @@ def project_text(starts, codes, i, rows, idf, projection, z):
 
 @register_jitable(_nrt=False)
 def best_centre(z, centres, thresholds):
-    """(topic index, cosine) of the nearest centre; index -1 when below that topic's threshold."""
+    """(topic index, cosine) of the nearest centre; index -1 when below that topic's threshold,
+    and (-1, 0.0) when there are no topics."""
+    if centres.shape[0] == 0:
+        return -1, 0.0
     best = -1
     top = -2.0
     for t in range(centres.shape[0]):

@@ -47,10 +47,8 @@ def assign(
     if n == 0:
         return topics, scores
     arrays = [np.ascontiguousarray(a) for a in (starts, codes, rows, idf, projection, centres, thresholds)]
-    if arrays[1].size == 0:
+    if arrays[1].size == 0:  # no text has a code: one unused element keeps the upload valid
         arrays[1] = np.zeros(1, dtype=np.int32)
-    if arrays[5].size == 0:  # a model without topics still needs a non-empty array on the device
-        arrays[5] = np.zeros((0, projection.shape[1]), dtype=np.float64)
     device = [cuda.to_device(a) for a in arrays]
     d_topics = cuda.device_array(n, dtype=np.int32)
     d_scores = cuda.device_array(n, dtype=np.float64)
