@@ -75,7 +75,7 @@ class FitSettings:
     graph_sample: int = 6_000  # texts whose neighbours build the graph
     resolution: float = 1.0  # modularity resolution: > 1 finds more, smaller topics
     outlier_quantile: float = 0.01  # share of a topic's own texts that may fall below its threshold
-    power_iterations: int = 3
+    power_iterations: int = 2  # after the first product X @ X.T @ G
     kmeans_iterations: int = 10
     refit_iterations: int = 0  # Lloyd passes in a refit (0 keeps the previous partition, recentred on the new texts)
     label_sample: int = 25  # texts per topic (the nearest its centre) whose lemmas name it
@@ -409,15 +409,16 @@ def _randomized_svd(
         train_cpu.sparse_dot(t_indptr, t_indices, t_values, np.ascontiguousarray(dense), out)
         return out
 
-    q = _orthonormal(times(rng.standard_normal((n_cols, width))))
+    # start from random texts rather than random words: fewer random numbers, same subspace
+    q = _orthonormal(times(t_times(rng.standard_normal((n_rows, width)))))
     for _ in range(iterations):  # normalising the text side alone is enough for a few iterations
         q = _orthonormal(times(t_times(q)))
-    b_t = t_times(q)  # X.T @ Q = B.T, with X ~ Q @ B
-    eigenvalues, vectors = np.linalg.eigh(b_t.T @ b_t)
+    b_t = t_times(q).astype(np.float32)  # X.T @ Q = B.T, with X ~ Q @ B; the result is kept as float32
+    eigenvalues, vectors = np.linalg.eigh((b_t.T @ b_t).astype(np.float64))
     order = np.argsort(-eigenvalues)[: min(dims, width)]
-    order = order[eigenvalues[order] > 1e-9 * max(float(eigenvalues.max()), 1e-300)]  # drop null directions
+    order = order[eigenvalues[order] > 1e-6 * max(float(eigenvalues.max()), 1e-300)]  # drop null directions
     singular = np.sqrt(eigenvalues[order])
-    return np.ascontiguousarray((b_t @ vectors[:, order]) / singular)
+    return np.ascontiguousarray((b_t @ vectors[:, order].astype(np.float32)) / singular, dtype=np.float64)
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -550,7 +551,7 @@ def fit_assign(
         # the leading directions of the vocabulary are estimated well from a few thousand texts
         rows = np.sort(rng.choice(sample.size, s.svd_sample, replace=False)) if sample.size > s.svd_sample else None
         svd_rows = (indptr, indices, values) if rows is None else _take_csr(indptr, indices, values, rows)
-        # stored as float32: round now so that a saved model assigns exactly as the fitted one
+        # stored as float32: rounded now so that a saved model assigns exactly as the fitted one
         projection = _randomized_svd(*svd_rows, vocab.size, s.dims, s.power_iterations, rng)
         projection = projection.astype(np.float32).astype(np.float64)
     else:  # nothing to reduce: one dimension, on which every text with a known word is alike
@@ -565,16 +566,7 @@ def fit_assign(
         centres = _continue_previous(z32, centres, previous.assign_rows(sample_texts, "cpu")[0], s)
     centres = _normalise(centres.astype(np.float64))
 
-    # thresholds from the members' own scores, on the sample
-    scores = z[placed] @ centres.T if centres.size else np.zeros((int(placed.sum()), 0))
-    thresholds = np.zeros(centres.shape[0])
-    if scores.size:
-        best = scores.argmax(axis=1)
-        for row in range(centres.shape[0]):
-            mine = scores[best == row, row]
-            thresholds[row] = (
-                max(float(np.quantile(mine, s.outlier_quantile, method="lower")) - 1e-9, 0.0) if mine.size else 1.0
-            )
+    thresholds = _thresholds(z[placed], centres, s.outlier_quantile)
     model = TopicModel(
         bits=s.bits,
         stop_hashes=hashes,
@@ -597,6 +589,25 @@ def fit_assign(
     else:
         _number_by_size(model, rows)
     return model, model.table_of_rows(rows, row_scores)
+
+
+def _thresholds(z: np.ndarray, centres: np.ndarray, quantile: float) -> np.ndarray:
+    """Per topic, the cosine below which a text is too far from it: the `quantile` of its own
+    members' cosines (the lower value, so a small topic keeps all its members); 1.0 for a topic
+    that has none."""
+    thresholds = np.ones(centres.shape[0])
+    if not z.shape[0] or not centres.shape[0]:
+        return thresholds
+    scores = z @ centres.T
+    best = scores.argmax(axis=1)
+    own = scores[np.arange(z.shape[0]), best]
+    order = np.lexsort((own, best))  # by topic, then by cosine
+    counts = np.bincount(best, minlength=centres.shape[0])
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has = counts > 0
+    position = starts[has] + np.floor(quantile * (counts[has] - 1)).astype(np.int64)
+    thresholds[has] = np.maximum(own[order[position]] - 1e-9, 0.0)
+    return thresholds
 
 
 def _take_rows(starts: np.ndarray, codes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
