@@ -282,6 +282,8 @@ def test_cli_discover_and_export(tmp_path: Path) -> None:
     assert all((r["topic"] == OTHER) == (r["topic_id"] == -1) for r in records)
     n_topics = len({r["topic_id"] for r in records if r["topic_id"] >= 0})
     assert f"{n_topics} topics" in result.output and n_topics >= 3
+    top = max((r for r in records if r["topic_id"] == 0), key=lambda r: r["topic_score"])
+    assert f"e.g. id {top['id']}" in result.output  # the most typical record of the largest topic
 
     exported = tmp_path / "topics.yaml"
     result = run_cli("export", "--model", str(tmp_path / "model"), "--output", str(exported))
@@ -298,6 +300,7 @@ def test_cli_discover_and_export(tmp_path: Path) -> None:
         ("{oops\n", [], "no usable records"),
         ('{"text": "fine"}\n', ["--topics", "zero"], "expected 'auto' or a positive integer"),
         ('{"body": "no text field"}\n', [], "no usable records"),
+        ('{"text": "fine"}\n', ["--model-out", "/dev/null/model"], "cannot write"),
     ],
 )
 def test_cli_bad_input_is_one_clear_line(tmp_path: Path, content: str | None, args: list[str], message: str) -> None:

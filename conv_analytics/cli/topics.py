@@ -36,17 +36,14 @@ def topics() -> None:
     "--id-field",
     default="id",
     show_default=True,
-    help="Field naming each record (kept as is: records are written back whole).",
+    help="Field naming each record: the ids of each topic's most typical records are printed.",
 )
 @click.option("--topics", "n_topics", default="auto", show_default=True, help="'auto' or a number of topics.")
 @click.option("--model-out", type=click.Path(path_type=Path), help="Folder to save the fitted model in.")
 def discover(
     input_path: Path, output_path: Path, text_field: str, id_field: str, n_topics: str, model_out: Path | None
 ) -> None:
-    """Fit topics on a JSONL file and write every good record, in input order, with its topic.
-
-    Records are written back whole, so --id-field only documents which field names them.
-    """
+    """Fit topics on a JSONL file and write every good record, in input order, with its topic."""
     from conv_analytics.categorize.topics import fit_assign
 
     setting = _topics_setting(n_topics)
@@ -66,20 +63,34 @@ def discover(
     ids = table.column("topic_id").to_pylist()
     labels = table.column("topic").to_pylist()
     scores = table.column("topic_score").to_pylist()
-    with output_path.open("w", encoding="utf-8") as handle:
-        for record, topic_id, label, score in zip(records, ids, labels, scores, strict=True):
-            out = dict(record, topic_id=topic_id, topic=label, topic_score=round(score, 6))
-            handle.write(json.dumps(out, ensure_ascii=False) + "\n")
-    if model_out is not None:
-        model.save(model_out)
+    try:
+        with output_path.open("w", encoding="utf-8") as handle:
+            for record, topic_id, label, score in zip(records, ids, labels, scores, strict=True):
+                out = dict(record, topic_id=topic_id, topic=label, topic_score=round(score, 6))
+                handle.write(json.dumps(out, ensure_ascii=False) + "\n")
+        if model_out is not None:
+            model.save(model_out)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename}: {exc.strerror}") from None
     shown = model.shown_topics()
     placed = sum(1 for i in ids if i >= 0)
     click.echo(f"{len(records)} records, {len(shown)} topics, {placed} placed, {len(records) - placed} other")
     if bad:
         click.echo(f"{bad} malformed lines skipped (listed above)")
+    typical = _typical_ids(records, id_field, ids, scores)
     for topic in shown:
         keywords = ", ".join(k for k, _ in topic.keywords[:6])
-        click.echo(f"{topic.id:>4}  {topic.size:>7}  {topic.label}  [{keywords}]")
+        where = f"  e.g. {id_field} {', '.join(typical[topic.id])}" if typical.get(topic.id) else ""
+        click.echo(f"{topic.id:>4}  {topic.size:>7}  {topic.label}  [{keywords}]{where}")
+
+
+def _typical_ids(records: list[dict], id_field: str, ids: list[int], scores: list[float]) -> dict[int, list[str]]:
+    """The id-field values of each topic's three highest-scoring records (records without one are skipped)."""
+    best: dict[int, list[tuple[float, str]]] = {}
+    for record, topic_id, score in zip(records, ids, scores, strict=True):
+        if topic_id >= 0 and record.get(id_field) is not None:
+            best.setdefault(topic_id, []).append((score, str(record[id_field])))
+    return {t: [i for _, i in sorted(pairs, key=lambda p: -p[0])[:3]] for t, pairs in best.items()}
 
 
 @topics.command("export")
@@ -101,5 +112,8 @@ def export(model_dir: Path, output_path: Path) -> None:
         "# them, delete an entry to drop a topic; then point CONV_ANALYTICS_TAXONOMY at this file.\n"
     )
     body = yaml.safe_dump(taxonomy, allow_unicode=True, sort_keys=False, width=120)
-    output_path.write_text(header + body, encoding="utf-8")
+    try:
+        output_path.write_text(header + body, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output_path}: {exc.strerror}") from None
     click.echo(f"{len(taxonomy['topic']['labels'])} topics written to {output_path}")
