@@ -702,7 +702,8 @@ def _lemmatiser(sample: list[str]) -> dict[str, str]:
 
 
 def _class_keywords(texts: pa.Array, groups: list[np.ndarray], top: int = 10) -> list[list[tuple[str, float]]]:
-    """Class-based TF-IDF of lemma unigrams and bigrams (stop words and numbers out) per group.
+    """Class-based TF-IDF of lemma unigrams and bigrams (stop words and numbers out) per group,
+    faded out for terms that most groups use.
 
     Words are runs of letters looked up in the lemma table of each group's language: a dictionary
     lookup per word, so naming topics costs little next to fitting them.
@@ -720,16 +721,31 @@ def _class_keywords(texts: pa.Array, groups: list[np.ndarray], top: int = 10) ->
             counter.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
         per_class.append(counter)
     overall: Counter = Counter()
+    spread: Counter = Counter()  # how many topics use each term
     for counter in per_class:
         overall.update(counter)
+        spread.update(counter.keys())
     average = sum(overall.values()) / max(len(per_class), 1)
+    k = len(per_class)
     out = []
     for counter in per_class:
         total = sum(counter.values()) or 1
-        weights = {t: c / total * math.log(1.0 + average / overall[t]) for t, c in counter.items() if c > 1}
+        # c-TF-IDF, fading out terms that most topics use: chat fillers ("need", "thank") are in all
+        weights = {
+            t: c / total * math.log(1.0 + average / overall[t]) * _rarity(spread[t], k)
+            for t, c in counter.items()
+            if c > 1
+        }
         best = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:top]
         out.append([(t, round(w, 6)) for t, w in best])
     return out
+
+
+def _rarity(topics_using: int, k: int) -> float:
+    """1 for a term that at most about half of the k topics use, falling to 0 for one all of them use."""
+    if k < 2:
+        return 1.0
+    return min(1.0, 2.0 * (1.0 - (topics_using - 1) / (k - 1)))
 
 
 def _label(keywords: list[tuple[str, float]], parts: int = 3) -> str:
