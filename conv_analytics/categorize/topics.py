@@ -49,6 +49,7 @@ CONTRACTION_PIECES = (
 )
 MODEL_FILE = "topic_model.npz"
 _LETTERS = re.compile(r"[^\W\d_]+")
+_PLACEHOLDERS = re.compile(r"\[(?:EMAIL|PHONE|CARD|URL)\]")  # what redaction leaves: not words of a topic
 FORMAT_VERSION = 1
 
 ASSIGN_SCHEMA = pa.schema(
@@ -663,7 +664,8 @@ def _number_by_size(model: TopicModel, rows: np.ndarray) -> None:
 
 
 def _name_topics(model: TopicModel, texts: pa.Array, rows: np.ndarray, scores: np.ndarray, per_topic: int) -> None:
-    """Label, keywords and redacted examples of each row, from the texts nearest its centre."""
+    """Label, keywords and examples of each row, from its texts nearest the centre, redacted first:
+    neither an example nor a keyword ever holds an e-mail address or a phone number."""
     from conv_analytics.text.redact import redact_texts
 
     k = model.centres.shape[0]
@@ -671,18 +673,21 @@ def _name_topics(model: TopicModel, texts: pa.Array, rows: np.ndarray, scores: n
     for row in range(k):
         members = np.flatnonzero(rows == row)
         nearest.append(members[np.argsort(-scores[members], kind="stable")[:per_topic]])
-    keywords = _class_keywords(texts, nearest)
+    flat = np.concatenate(nearest) if nearest else np.zeros(0, dtype=np.int64)
+    redacted = redact_texts(texts.take(pa.array(flat, type=pa.int64())))[0].to_pylist()
+    bounds = np.cumsum([0, *(group.size for group in nearest)])
+    samples = [[t or "" for t in redacted[bounds[row] : bounds[row + 1]]] for row in range(k)]
+    keywords = _class_keywords(samples)
     counts = np.bincount(rows[rows >= 0], minlength=k)
     for row in range(k):
-        examples = _distinct(texts.take(pa.array(nearest[row][:20])).to_pylist(), 3)
-        redacted = redact_texts(pa.array(examples, type=pa.large_string()))[0].to_pylist()
+        examples = _distinct(samples[row], 3)
         words = keywords[row]
         # a topic without words (emoji, numbers) is named by its most central text
-        label = _label(words) or (redacted[0][:40] if redacted else OTHER)
-        model.topics[row] = Topic(row, label, int(counts[row]), words, redacted)
+        label = _label(words) or (examples[0][:40] if examples else OTHER)
+        model.topics[row] = Topic(row, label, int(counts[row]), words, examples)
 
 
-def _distinct(values: list[str | None], limit: int) -> list[str]:
+def _distinct(values: list[str], limit: int) -> list[str]:
     seen: list[str] = []
     for value in values:
         if value and value not in seen:
@@ -701,7 +706,7 @@ def _lemmatiser(sample: list[str]) -> dict[str, str]:
     return chunk_tokenizer(lang).table if lang in LEMMA_LANGUAGES else {}
 
 
-def _class_keywords(texts: pa.Array, groups: list[np.ndarray], top: int = 10) -> list[list[tuple[str, float]]]:
+def _class_keywords(samples: list[list[str]], top: int = 10) -> list[list[tuple[str, float]]]:
     """Class-based TF-IDF of lemma unigrams and bigrams (stop words and numbers out) per group,
     faded out for terms that most groups use.
 
@@ -710,12 +715,11 @@ def _class_keywords(texts: pa.Array, groups: list[np.ndarray], top: int = 10) ->
     """
     stops = stop_word_set()
     per_class: list[Counter] = []
-    for group in groups:
-        sample = [t or "" for t in texts.take(pa.array(group, type=pa.int64())).to_pylist()]
+    for sample in samples:
         table = _lemmatiser(sample) if sample else {}
         counter: Counter = Counter()
         for text in sample:
-            forms = _LETTERS.findall(text.lower())
+            forms = _LETTERS.findall(_PLACEHOLDERS.sub(" ", text).lower())
             words = [w for w in (table.get(f, f) for f in forms) if w not in stops and len(w) > 1]
             counter.update(words)
             counter.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
