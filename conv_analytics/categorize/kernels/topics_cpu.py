@@ -1,0 +1,423 @@
+"""CPU kernels for topic discovery: content-word hashing, sublinear TF-IDF, projection onto the
+model's reduced space, nearest-centre assignment, and greedy modularity merging of micro-clusters.
+
+Tokens are read exactly as hashing_cpu reads them (same word bytes, same lowercasing, same FNV-1a
+hash); stop words, punctuation and tokens of digits only are dropped before the 1-2-grams are
+formed, so a bigram joins two neighbouring content words ("train ticket" from "a train ticket");
+a text made only of stop words keeps them all.
+
+`project_text` and `best_centre` are `register_jitable`: compiled into these `njit` kernels and into
+the CUDA kernel of topics_cuda, so both paths compute one assignment the same way. Everything the
+kernels share lives in this file for the reason hashing_cpu gives (Numba's cache).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import register_jitable
+
+from .hashing_cpu import _FNV_OFFSET, _SEED_BIGRAM, _SEED_WORD, WORD_BYTE, bucket, fnv_byte, fnv_word32, lower_byte
+
+MAX_DIM_CUDA = 256  # reduced dimensions the CUDA kernel holds per thread
+
+
+@register_jitable
+def _is_stop(h, stop_hashes):
+    """Binary search of the sorted stop-word token hashes."""
+    lo = 0
+    hi = stop_hashes.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if stop_hashes[mid] < h:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < stop_hashes.size and stop_hashes[lo] == h
+
+
+@register_jitable
+def _content_codes(data, start, end, bits, stop_hashes, out, pos):
+    """Write (when out is not empty) the codes of data[start:end]; return how many there are."""
+    k = 0
+    prev = -1
+    p = start
+    while p < end:
+        b = int(data[p])
+        if WORD_BYTE[b] == 0:
+            p += 1
+            continue
+        h = _FNV_OFFSET ^ _SEED_WORD
+        before = 0
+        digits = True
+        while True:
+            h = fnv_byte(h, lower_byte(b, before))
+            digits = digits and 48 <= b <= 57
+            before = b
+            p += 1
+            if p == end:
+                break
+            b = int(data[p])
+            if WORD_BYTE[b] == 0:
+                break
+        if digits or _is_stop(h, stop_hashes):
+            continue
+        if out.size:
+            out[pos + k] = bucket(h, bits)
+        k += 1
+        if prev >= 0:
+            if out.size:
+                out[pos + k] = (1 << bits) + bucket(fnv_word32(fnv_word32(_FNV_OFFSET ^ _SEED_BIGRAM, prev), h), bits)
+            k += 1
+        prev = h
+    return k
+
+
+@register_jitable
+def _text_codes(data, start, end, bits, stop_hashes, no_stops, out, pos):
+    """A text of stop words only ("how do I say") keeps them: better its own words than nothing."""
+    k = _content_codes(data, start, end, bits, stop_hashes, out, pos)
+    if k == 0:
+        k = _content_codes(data, start, end, bits, no_stops, out, pos)
+    return k
+
+
+@njit(parallel=True, cache=True)
+def _count_codes(offsets, data, bits, stop_hashes, counts):
+    none = np.zeros(0, dtype=np.int32)
+    no_stops = np.zeros(0, dtype=np.int64)
+    for i in prange(offsets.size - 1):
+        counts[i] = _text_codes(data, offsets[i], offsets[i + 1], bits, stop_hashes, no_stops, none, 0)
+
+
+@njit(parallel=True, cache=True)
+def _write_codes(offsets, data, bits, stop_hashes, starts, codes):
+    no_stops = np.zeros(0, dtype=np.int64)
+    for i in prange(offsets.size - 1):
+        _text_codes(data, offsets[i], offsets[i + 1], bits, stop_hashes, no_stops, codes, starts[i])
+        codes[starts[i] : starts[i + 1]].sort()
+
+
+def content_codes(
+    offsets: np.ndarray, data: np.ndarray, bits: int, stop_hashes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(starts int64[n+1], codes int32[total]): each text's content 1-2-gram buckets, sorted;
+    unigrams in [0, 2**bits), bigrams in [2**bits, 2**(bits+1))."""
+    counts = np.zeros(offsets.size - 1, dtype=np.int64)
+    _count_codes(offsets, data, bits, stop_hashes, counts)
+    starts = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    codes = np.empty(int(starts[-1]), dtype=np.int32)
+    _write_codes(offsets, data, bits, stop_hashes, starts, codes)
+    return starts, codes
+
+
+@njit(cache=True)
+def token_hashes(offsets, data):
+    """The hash of each text read as one token (used to hash the stop words themselves)."""
+    out = np.empty(offsets.size - 1, dtype=np.int64)
+    for i in range(offsets.size - 1):
+        h = _FNV_OFFSET ^ _SEED_WORD
+        before = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            b = int(data[p])
+            h = fnv_byte(h, lower_byte(b, before))
+            before = b
+        out[i] = h
+    return out
+
+
+@njit(cache=True)
+def document_frequency(starts, codes, dim):
+    """Texts holding each bucket (codes sorted within each text)."""
+    df = np.zeros(dim, dtype=np.int64)
+    for i in range(starts.size - 1):
+        last = -1
+        for k in range(starts[i], starts[i + 1]):
+            if codes[k] != last:
+                last = codes[k]
+                df[last] += 1
+    return df
+
+
+@register_jitable
+def _weight(tf, idf):
+    """Sublinear term frequency: a word said five times is not five times the topic."""
+    return (1.0 + math.log(tf)) * idf
+
+
+@njit(parallel=True, cache=True)
+def _known_runs(starts, codes, rows):
+    n = starts.size - 1
+    counts = np.zeros(n, dtype=np.int64)
+    for i in prange(n):
+        last = -1
+        for k in range(starts[i], starts[i + 1]):
+            if codes[k] != last:
+                last = codes[k]
+                if rows[last] >= 0:
+                    counts[i] += 1
+    return counts
+
+
+@njit(parallel=True, cache=True)
+def _fill_tfidf(starts, codes, rows, idf, indptr, indices, values):
+    for i in prange(starts.size - 1):
+        out = indptr[i]
+        k = starts[i]
+        end = starts[i + 1]
+        norm2 = 0.0
+        while k < end:
+            c = codes[k]
+            tf = 0
+            while k < end and codes[k] == c:
+                tf += 1
+                k += 1
+            r = rows[c]
+            if r >= 0:
+                w = _weight(tf, idf[r])
+                indices[out] = r
+                values[out] = w
+                norm2 += w * w
+                out += 1
+        if norm2 > 0.0:
+            inv = 1.0 / math.sqrt(norm2)
+            for j in range(indptr[i], out):
+                values[j] *= inv
+
+
+def tfidf_csr(
+    starts: np.ndarray, codes: np.ndarray, rows: np.ndarray, idf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L2-normalised sublinear TF-IDF rows (indptr, indices, values) over the vocabulary rows."""
+    counts = _known_runs(starts, codes, rows)
+    indptr = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    values = np.empty(int(indptr[-1]), dtype=np.float64)
+    _fill_tfidf(starts, codes, rows, idf, indptr, indices, values)
+    return indptr, indices, values
+
+
+@register_jitable(_nrt=False)
+def project_text(starts, codes, i, rows, idf, projection, z):
+    """z = the TF-IDF row of text i times the projection, then unit length; return its norm before.
+
+    The TF-IDF row's own norm only scales z, so it is never computed: the direction is all that
+    cosine similarity needs. 0 means the text has no word the model knows.
+    """
+    d = projection.shape[1]
+    for j in range(d):
+        z[j] = 0.0
+    k = starts[i]
+    end = starts[i + 1]
+    while k < end:
+        c = codes[k]
+        tf = 0
+        while k < end and codes[k] == c:
+            tf += 1
+            k += 1
+        r = rows[c]
+        if r >= 0:
+            w = _weight(tf, idf[r])
+            for j in range(d):
+                z[j] += w * projection[r, j]
+    norm2 = 0.0
+    for j in range(d):
+        norm2 += z[j] * z[j]
+    if norm2 == 0.0:
+        return 0.0
+    norm = math.sqrt(norm2)
+    for j in range(d):
+        z[j] /= norm
+    return norm
+
+
+@register_jitable(_nrt=False)
+def best_centre(z, centres, thresholds):
+    """(topic index, cosine) of the nearest centre; index -1 when below that topic's threshold,
+    and (-1, 0.0) when there are no topics."""
+    if centres.shape[0] == 0:
+        return -1, 0.0
+    best = -1
+    top = -2.0
+    for t in range(centres.shape[0]):
+        s = 0.0
+        for j in range(centres.shape[1]):
+            s += z[j] * centres[t, j]
+        if s > top:
+            top = s
+            best = t
+    if best >= 0 and top < thresholds[best]:
+        best = -1
+    return best, top
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def embed(starts, codes, rows, idf, projection, out):
+    """out[i] = the unit vector of text i in the reduced space (zeros when it has no known word)."""
+    for i in prange(starts.size - 1):
+        project_text(starts, codes, i, rows, idf, projection, out[i])
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def assign(starts, codes, rows, idf, projection, centres, thresholds, topics, scores):
+    """Nearest topic of every text, -1 for texts with no known word or too far from every topic."""
+    n = starts.size - 1
+    d = projection.shape[1]
+    n_chunks = min(n, 64)
+    for chunk in prange(n_chunks):
+        z = np.empty(d, dtype=np.float64)
+        for i in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
+            if project_text(starts, codes, i, rows, idf, projection, z) == 0.0:
+                topics[i] = -1
+                scores[i] = 0.0
+            else:
+                topics[i], scores[i] = best_centre(z, centres, thresholds)
+
+
+@njit(cache=True)
+def merge_communities(weights, gamma):
+    """Greedy modularity agglomeration (Clauset-Newman-Moore) of a small weighted graph.
+
+    Merges the pair of groups whose merge raises modularity most, until no merge raises it: the
+    number of groups is what the graph supports, not a setting. gamma > 1 favours more groups.
+    Returns each node's group index, numbered 0.. in order of first appearance.
+    """
+    k = weights.shape[0]
+    w = weights.copy()
+    total = w.sum()
+    group = np.arange(k)
+    alive = np.ones(k, dtype=np.bool_)
+    degree = w.sum(axis=1) / max(total, 1e-300)
+    while total > 0.0:
+        best_gain = 0.0
+        bi = -1
+        bj = -1
+        for i in range(k):
+            if not alive[i]:
+                continue
+            for j in range(i + 1, k):
+                if alive[j] and w[i, j] > 0.0:
+                    gain = w[i, j] / total - gamma * degree[i] * degree[j]
+                    if gain > best_gain:
+                        best_gain = gain
+                        bi = i
+                        bj = j
+        if bi < 0:
+            break
+        for t in range(k):
+            w[bi, t] += w[bj, t]
+        for t in range(k):
+            w[t, bi] += w[t, bj]
+            w[bj, t] = 0.0
+            w[t, bj] = 0.0
+        degree[bi] += degree[bj]
+        degree[bj] = 0.0
+        alive[bj] = False
+        for t in range(k):
+            if group[t] == bj:
+                group[t] = bi
+    out = np.full(k, -1, dtype=np.int64)
+    label = np.full(k, -1, dtype=np.int64)
+    n_groups = 0
+    for t in range(k):
+        g = group[t]
+        if label[g] < 0:
+            label[g] = n_groups
+            n_groups += 1
+        out[t] = label[g]
+    return out
+
+
+@njit(cache=True)
+def centre_sums(z, labels, k):
+    """Sum of the rows of each label 0..k-1 (labels < 0 are left out)."""
+    sums = np.zeros((k, z.shape[1]))
+    for i in range(z.shape[0]):
+        c = labels[i]
+        if c >= 0:
+            for j in range(z.shape[1]):
+                sums[c, j] += z[i, j]
+    return sums
+
+
+@njit(parallel=True, cache=True)
+def _lower_distance(z, centre, distance):
+    for i in prange(z.shape[0]):
+        s = 0.0
+        for j in range(z.shape[1]):
+            s += z[i, j] * centre[j]
+        d = 1.0 - s if s < 1.0 else 0.0
+        if d < distance[i]:
+            distance[i] = d
+
+
+@njit(cache=True)
+def kmeans_plus_plus(z, k, uniforms):
+    """Indices of k seeds chosen with probability proportional to the cosine distance to the
+    nearest seed so far; uniforms[t] in [0, 1) drives pick t (the first is uniform)."""
+    n = z.shape[0]
+    picks = np.empty(k, dtype=np.int64)
+    picks[0] = min(int(uniforms[0] * n), n - 1)
+    distance = np.full(n, np.inf)
+    for t in range(1, k):
+        _lower_distance(z, z[picks[t - 1]], distance)
+        total = distance.sum()
+        if total <= 1e-12:
+            picks[t] = min(int(uniforms[t] * n), n - 1)
+            continue
+        target = uniforms[t] * total
+        acc = 0.0
+        pick = n - 1
+        for i in range(n):
+            acc += distance[i]
+            if acc > target:
+                pick = i
+                break
+        picks[t] = pick
+    return picks
+
+
+@njit(parallel=True, cache=True)
+def nearest_neighbours(sims, first, k):
+    """Per row of sims (rows are texts first.., columns all texts): the k most similar other texts
+    and their similarities, by insertion into a small sorted list (k is small)."""
+    n = sims.shape[0]
+    index = np.empty((n, k), dtype=np.int64)
+    value = np.empty((n, k))
+    for r in prange(n):
+        top_i = np.full(k, -1, dtype=np.int64)
+        top_v = np.full(k, -np.inf)
+        for c in range(sims.shape[1]):
+            v = sims[r, c]
+            if c == first + r or v <= top_v[k - 1]:
+                continue
+            p = k - 1
+            while p > 0 and top_v[p - 1] < v:
+                top_v[p] = top_v[p - 1]
+                top_i[p] = top_i[p - 1]
+                p -= 1
+            top_v[p] = v
+            top_i[p] = c
+        index[r] = top_i
+        value[r] = top_v
+    return index, value
+
+
+@njit(cache=True)
+def mutual_weights(nearest, sims, group, weights):
+    """weights[group a, group b] += cosine for every mutual nearest-neighbour pair (a, b), both ways."""
+    n, k = nearest.shape
+    for i in range(n):
+        for t in range(k):
+            j = nearest[i, t]
+            if j > i:
+                for u in range(k):
+                    if nearest[j, u] == i:
+                        w = sims[i, t] if sims[i, t] > 0.0 else 0.0
+                        weights[group[i], group[j]] += w
+                        weights[group[j], group[i]] += w
+                        break
