@@ -222,6 +222,21 @@ class Config:
         "Secret key of the user pseudonyms (at least 32 characters; never logged). Keep it: a new key gives new ids.",
         secret=True,
     )
+    topics_window_days = Setting(
+        "CONV_ANALYTICS_TOPICS_WINDOW_DAYS",
+        "28",
+        "Days of conversations each weekly refit of the discovered topics and intents learns from.",
+        _whole_number(1),
+        "a whole number of days, at least 1",
+    )
+    topic_source = Setting(
+        "CONV_ANALYTICS_TOPIC_SOURCE",
+        "auto",
+        "Which topic and intent the rollups use: auto (the taxonomy's where confident, else the discovered one), "
+        "taxonomy or discovered.",
+        _choice("auto", "taxonomy", "discovered"),
+        "auto, taxonomy or discovered",
+    )
     lake_url = Setting(
         "CONV_ANALYTICS_LAKE_URL",
         "",

@@ -17,6 +17,7 @@ class Partitions:
     daily: dg.DailyPartitionsDefinition
     weekly: dg.WeeklyPartitionsDefinition
     monthly: dg.MonthlyPartitionsDefinition
+    model_weeks: dg.WeeklyPartitionsDefinition  # the weeks of model versions, the current one included
 
     @classmethod
     def starting(cls, start: date) -> Partitions:
@@ -27,6 +28,8 @@ class Partitions:
             # ISO weeks start on Monday; only complete weeks and months are partitions
             weekly=dg.WeeklyPartitionsDefinition(start_date=first, timezone="UTC", day_offset=1),
             monthly=dg.MonthlyPartitionsDefinition(start_date=first, timezone="UTC"),
+            # a model for the week in progress too, so today's conversations have one
+            model_weeks=dg.WeeklyPartitionsDefinition(start_date=first, timezone="UTC", day_offset=1, end_offset=1),
         )
 
     def of(self, period: str) -> dg.TimeWindowPartitionsDefinition:

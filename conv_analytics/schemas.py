@@ -50,8 +50,9 @@ ENRICHED_MESSAGES = pa.schema(
         pa.field("translation", pa.string(), nullable=False),  # none | translated | no_pair | failed
         pa.field("token_count", pa.int32(), nullable=False),
         pa.field("lemmas", pa.large_string(), nullable=False),
-        pa.field("intent", pa.string()),  # user messages only
+        pa.field("intent", pa.string()),  # user messages only: the taxonomy's, else the discovered one (see topics)
         pa.field("intent_confidence", pa.float64()),
+        pa.field("discovered_intent", pa.string()),  # user messages: label discovered from the org's own messages
         pa.field("sentiment", pa.string(), nullable=False),
         pa.field("sentiment_score", pa.float64(), nullable=False),
         pa.field("is_fallback", pa.bool_(), nullable=False),  # an assistant reply that did not understand
@@ -74,8 +75,11 @@ CONVERSATION_CATEGORIES = pa.schema(
         pa.field("response_seconds", pa.list_(pa.float64())),  # every reply's latency to the user message before it
         pa.field("fallback_replies", pa.int32(), nullable=False),
         pa.field("translated_messages", pa.int32(), nullable=False),  # messages read through their translation
-        pa.field("topic", pa.string(), nullable=False),
+        pa.field("topic", pa.string(), nullable=False),  # the taxonomy's where confident, else the discovered one
         pa.field("topic_confidence", pa.float64(), nullable=False),
+        pa.field("discovered_topic_id", pa.int32()),  # -1: no discovered topic fits; null: no model yet
+        pa.field("discovered_topic", pa.string()),
+        pa.field("discovered_topic_score", pa.float64()),
         pa.field("primary_intent", pa.string(), nullable=False),
         pa.field("intents", pa.list_(pa.string())),  # intent of each user message, in order
         pa.field("sentiment", pa.string(), nullable=False),  # label of sentiment_mean
@@ -86,7 +90,20 @@ CONVERSATION_CATEGORIES = pa.schema(
     ]
 )
 
-ROLLUP_DIMENSIONS = ("all", "channel", "language", "topic", "intent")
+ROLLUP_DIMENSIONS = ("all", "channel", "language", "topic", "intent", "discovered_topic")
+
+# One version of a discovered topic (or intent) model per week, fitted on the trailing window of days.
+TOPIC_MODELS = pa.schema(
+    [
+        pa.field("period_start", pa.date32(), nullable=False),  # the week (its Monday)
+        pa.field("window_start", pa.date32(), nullable=False),  # first day of the texts fitted on
+        pa.field("window_end", pa.date32(), nullable=False),  # last day of the texts fitted on
+        pa.field("fitted_at", pa.string()),
+        pa.field("n_texts", pa.int64(), nullable=False),
+        pa.field("n_topics", pa.int32(), nullable=False),
+        pa.field("model", pa.large_binary()),  # TopicModel.to_bytes(); null when there was nothing to fit
+    ]
+)
 
 ROLLUPS = pa.schema(
     [

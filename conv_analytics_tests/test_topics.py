@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conv_analytics.categorize.arrow import utf8_buffers
+from conv_analytics.text.arrow import utf8_buffers
 from conv_analytics.categorize.kernels import topics_cpu
 from conv_analytics.categorize.topics import (
     OTHER,

@@ -2,6 +2,7 @@
 
 import re
 import time
+from datetime import date
 
 import dagster as dg
 import numpy as np
@@ -10,7 +11,10 @@ import pyarrow.compute as pc
 from pydantic import Field
 
 from conv_analytics.assets.metadata import label_counts
+from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryResource, assign_by_week, models_by_week
+from conv_analytics.categorize.discovered import effective_labels
 from conv_analytics.categorize.resource import CategorizerResource
+from conv_analytics.categorize.topics import TopicModel
 from conv_analytics.config import Config
 from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.resources import setting_field
@@ -65,11 +69,16 @@ class EnrichmentResource(dg.ConfigurableResource):
         )
 
 
-def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition, messages: dg.AssetKey) -> dg.AssetsDefinition:
-    """Enriched messages from the raw ones."""
+def build_enrich_asset(
+    partitions: dg.TimeWindowPartitionsDefinition, messages: dg.AssetKey, intent_model: dg.AssetKey
+) -> dg.AssetsDefinition:
+    """Enriched messages from the raw ones, with the discovered intents of the week's model."""
 
     @dg.asset(
-        ins={"messages": dg.AssetIn(key=messages)},
+        ins={
+            "messages": dg.AssetIn(key=messages),
+            "intent_models": dg.AssetIn(key=intent_model, metadata=MODEL_INPUT_METADATA),
+        },
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="transform",
@@ -80,10 +89,12 @@ def build_enrich_asset(partitions: dg.TimeWindowPartitionsDefinition, messages: 
         context: dg.AssetExecutionContext,
         enrichment: EnrichmentResource,
         categorizer: CategorizerResource,
+        discovery: TopicDiscoveryResource,
         messages: pa.Table,
+        intent_models: pa.Table,
     ) -> pa.Table:
         """Each message with its language, token count and lemmas, intent (user messages) and sentiment."""
-        return enrich(context, messages, enrichment, categorizer)
+        return enrich(context, messages, enrichment, categorizer, models_by_week(intent_models), discovery.topic_source)
 
     return enriched_messages
 
@@ -93,6 +104,8 @@ def enrich(
     raw_messages: pa.Table,
     enrichment: EnrichmentResource,
     categorizer: CategorizerResource,
+    intent_models: dict[date, TopicModel],
+    topic_source: str,
 ) -> pa.Table:
     """The enriched table of `raw_messages`, with its figures as output metadata.
 
@@ -115,10 +128,17 @@ def enrich(
     user_rows = np.flatnonzero(pc.equal(roles, "user").to_numpy(zero_copy_only=False))
     intent = np.full(raw_messages.num_rows, None, dtype=object)
     intent_confidence = np.full(raw_messages.num_rows, np.nan)
+    discovered_intent = np.full(raw_messages.num_rows, None, dtype=object)
     if user_rows.size:
-        labels, confidence = model.predict_intent(pc.take(english, pa.array(user_rows)))
+        taken = pa.array(user_rows)
+        labels, confidence = model.predict_intent(pc.take(english, taken))
+        _, discovered, score = assign_by_week(
+            intent_models, pc.take(raw_messages.column("sent_at"), taken), pc.take(texts, taken), model.device
+        )
+        labels, confidence = effective_labels(labels, confidence, discovered, score, topic_source)
         intent[user_rows] = labels.to_pylist()
         intent_confidence[user_rows] = confidence
+        discovered_intent[user_rows] = discovered.to_pylist()
     table = raw_messages.append_column("language", text_features.column("language"))
     table = table.append_column("language_confidence", text_features.column("language_confidence"))
     table = table.append_column("text_en", text_en)
@@ -127,6 +147,7 @@ def enrich(
     table = table.append_column("lemmas", text_features.column("lemmas"))
     table = table.append_column("intent", pa.array(intent, pa.string()))
     table = table.append_column("intent_confidence", pa.array(intent_confidence, from_pandas=True))
+    table = table.append_column("discovered_intent", pa.array(discovered_intent, pa.string()))
     table = table.append_column("sentiment", sentiment)
     table = table.append_column("sentiment_score", pa.array(score, pa.float64()))
     table = table.append_column("is_fallback", fallback_mask(texts, roles, tuple(enrichment.fallback_patterns)))

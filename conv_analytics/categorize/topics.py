@@ -34,9 +34,9 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from conv_analytics.categorize.arrow import as_string_array, utf8_buffers
 from conv_analytics.categorize.device import resolve_device
 from conv_analytics.categorize.kernels import topics_cpu, train_cpu
+from conv_analytics.text.arrow import as_string_array, utf8_buffers
 
 Texts = Sequence[str | None] | pa.Array | pa.ChunkedArray
 

@@ -22,6 +22,8 @@ from conv_analytics.io.tables import StoredTable
 
 # Input metadata: the last upstream partition may be absent (a look-ahead day that has not happened yet).
 ALLOW_MISSING_LAST = "allow_missing_last_partition"
+# Input metadata: partitions never materialised read as no rows (a model version that does not exist yet).
+MISSING_READS_EMPTY = "missing_partitions_read_as_empty"
 JSON_SIZE_MAX_ROWS = 5_000  # beyond this the JSON size is estimated from an even sample
 
 
@@ -174,9 +176,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         stored = StoredTable.of(context.upstream_output.definition_metadata if context.upstream_output else None)
         lake = self.lake.lake()
         keys = sorted(context.asset_partition_keys) if context.has_asset_partitions else None
-        allow_missing_last = bool((context.definition_metadata or {}).get(ALLOW_MISSING_LAST))
+        options = context.definition_metadata or {}
         try:
-            if keys and allow_missing_last and not lake.exists(name, keys[-1]):
+            if keys and options.get(MISSING_READS_EMPTY):
+                present = set(lake.keys(name))
+                keys = [key for key in keys if key in present]
+            elif keys and options.get(ALLOW_MISSING_LAST) and not lake.exists(name, keys[-1]):
                 context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
                 keys = keys[:-1]
             table = lake.read(name, keys, stored.schema)

@@ -1,0 +1,220 @@
+"""Discovered topics and intents: one model version per week, learnt from the organisation's own
+conversations of a trailing window of days, kept in the lake with every earlier version.
+
+Each week's fit starts from the previous week's model (`TopicModel.refit`), so a topic that is still
+there keeps its id and label; new ids go to new topics only, and merges and splits are recorded in the
+model. The topic model reads each conversation's user messages in English where a translation exists
+(`enriched_messages`); the intent model reads the user messages one by one as they arrived
+(`raw_messages`), since `enriched_messages` itself carries the discovered intent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from conv_analytics.categorize.resource import CategorizerResource
+from conv_analytics.categorize.topics import TopicModel, fit
+from conv_analytics.config import Config
+from conv_analytics.dates import days_in, period_end
+from conv_analytics.io.lake import ParquetLake
+from conv_analytics.io.manager import MISSING_READS_EMPTY
+from conv_analytics.io.resources import LakeResource
+from conv_analytics.io.tables import StoredTable
+from conv_analytics.partitions import Partitions
+from conv_analytics.resources import setting_field
+from conv_analytics.schemas import TOPIC_MODELS
+
+MODELS = StoredTable(TOPIC_MODELS, "period_start")
+
+# A model input of a daily asset: the version of the week the day is in, or none before the first fit.
+MODEL_INPUT_METADATA = {MISSING_READS_EMPTY: True}
+
+CONVERSATION_TEXTS = """
+SELECT string_agg(coalesce(text_en, text), '\n' ORDER BY sent_at, message_id) AS text
+FROM messages WHERE role = 'user'
+GROUP BY conversation_id ORDER BY conversation_id
+"""
+MESSAGE_TEXTS = "SELECT text FROM messages WHERE role = 'user' ORDER BY sent_at, message_id"
+
+
+class TopicDiscoveryResource(dg.ConfigurableResource):
+    """How far back each weekly refit looks, and which topic and intent the rollups use."""
+
+    window_days: int = setting_field(Config.topics_window_days)
+    topic_source: str = setting_field(Config.topic_source)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model learns from: the daily table it reads, the columns it needs and the SQL that turns
+    one window of that table into one text per document (a conversation or a message)."""
+
+    table: str
+    stored: StoredTable
+    columns: tuple[str, ...]
+    texts_sql: str
+    curate: bool  # apply the analyst's curated names (the taxonomy setting) to its topics
+
+
+def models_by_week(table: pa.Table) -> dict[date, TopicModel]:
+    """The model versions in a model input (one per week the run's days are in; none before a fit)."""
+    return {
+        row["period_start"]: TopicModel.from_bytes(row["model"])
+        for row in table.select(["period_start", "model"]).to_pylist()
+        if row["model"] is not None
+    }
+
+
+def assign_by_week(
+    models: dict[date, TopicModel], times: pa.Array, texts: pa.Array, device: str
+) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """(topic id, label, score) of each text by the model of the week of its time; nulls without one."""
+    n = len(texts)
+    ids = np.full(n, -1, dtype=np.int32)
+    scores = np.full(n, np.nan)
+    labels = np.full(n, None, dtype=object)
+    valid = np.zeros(n, dtype=bool)
+    if n and models:
+        days = times.cast(pa.timestamp("us", tz="UTC")).cast(pa.date32()).to_numpy(zero_copy_only=False)
+        weeks = days - ((days.astype("datetime64[D]").view("int64") - 4) % 7).astype("timedelta64[D]")
+        for week, model in models.items():
+            rows = np.flatnonzero(weeks == np.datetime64(week))
+            if rows.size:
+                assigned = model.assign(texts.take(pa.array(rows)), device)
+                ids[rows] = assigned.column("topic_id").to_numpy()
+                labels[rows] = assigned.column("topic").to_pylist()
+                scores[rows] = assigned.column("topic_score").to_numpy()
+                valid[rows] = True
+    return pa.array(ids, pa.int32(), mask=~valid), pa.array(labels, pa.string(), mask=~valid), scores
+
+
+def window_texts(lake: ParquetLake, source: ModelSource, days: list[date]) -> pa.Array:
+    """The documents of the days of `days` that are in the lake."""
+    present = set(lake.keys(source.table))
+    keys = [d.isoformat() for d in days if d.isoformat() in present]
+    messages = lake.read(source.table, keys, source.stored.schema, columns=list(source.columns))
+    con = duckdb.connect()
+    try:
+        con.register("messages", messages)
+        return con.sql(source.texts_sql).to_arrow_table().column("text").combine_chunks()
+    finally:
+        con.close()
+
+
+def previous_version(lake: ParquetLake, name: str, before: date) -> TopicModel | None:
+    """The latest stored version of a model for a week before `before`."""
+    earlier = [k for k in lake.keys(name) if k < before.isoformat()]
+    if not earlier:
+        return None
+    return next(iter(models_by_week(lake.read(name, [earlier[-1]], TOPIC_MODELS)).values()), None)
+
+
+def fit_weeks(
+    context: dg.AssetExecutionContext,
+    name: str,
+    source: ModelSource,
+    lake: ParquetLake,
+    window_days: int,
+    taxonomy: str,
+) -> Iterator[dict]:
+    """One row per week of the run, each fitted from the previous week's model."""
+    weeks = [date.fromisoformat(key) for key in context.partition_keys]
+    today = datetime.now(timezone.utc).date()
+    previous = previous_version(lake, name, weeks[0])
+    for week in weeks:
+        last = min(period_end("week", week), today + timedelta(days=1)) - timedelta(days=1)
+        first = last - timedelta(days=window_days - 1)
+        texts = window_texts(lake, source, days_in(first, last))
+        model = previous.refit(texts) if previous is not None else fit(texts)
+        if source.curate and taxonomy:
+            model = model.curated(taxonomy)
+        context.log.info(
+            f"{name} {week}: {len(model.shown_topics())} topics from {len(texts)} texts of {first}..{last}"
+            + (" (refit)" if previous is not None else "")
+        )
+        previous = model
+        row = model.to_table().to_pylist()[0]
+        yield {**row, "period_start": week, "window_start": first, "window_end": last}
+
+
+def build_model_asset(
+    name: str, description: str, source: ModelSource, upstream: dg.AssetKey, partitions: Partitions
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=name,
+        description=description,
+        partitions_def=partitions.model_weeks,
+        deps=[upstream],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        # refit every Monday for the new week; any week whose days change is refit too
+        automation_condition=dg.AutomationCondition.on_cron("0 3 * * 1") | dg.AutomationCondition.eager(),
+        group_name="topics",
+        kinds={"numba", "parquet"},
+        metadata=MODELS.metadata(),
+    )
+    def model(
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        discovery: TopicDiscoveryResource,
+        categorizer: CategorizerResource,
+    ) -> pa.Table:
+        rows = list(fit_weeks(context, name, source, lake.lake(), discovery.window_days, categorizer.taxonomy))
+        latest = TopicModel.from_bytes(rows[-1]["model"])
+        topics = latest.shown_topics()
+        context.add_output_metadata(
+            {
+                "weeks": dg.MetadataValue.int(len(rows)),
+                "window": dg.MetadataValue.text(f"{rows[-1]['window_start']}..{rows[-1]['window_end']}"),
+                "texts": dg.MetadataValue.int(rows[-1]["n_texts"]),
+                "topics": dg.MetadataValue.int(len(topics)),
+                "largest_topics": dg.MetadataValue.md(
+                    "\n".join(f"- {t.label} ({t.size})" for t in topics[:10]) or "_none_"
+                ),
+                # kept, new, split and merged topics of the latest refit
+                "changes": dg.MetadataValue.json((latest.info.get("history") or [{}])[-1]),
+            }
+        )
+        return pa.Table.from_pylist(rows, schema=TOPIC_MODELS)
+
+    return model
+
+
+def build_topic_assets(
+    partitions: Partitions,
+    messages: tuple[dg.AssetKey, StoredTable],
+    enriched: tuple[dg.AssetKey, StoredTable],
+) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    """(intent model over the raw user messages, topic model over the enriched conversations)."""
+    raw_key, raw_table = messages
+    enriched_key, enriched_table = enriched
+    intents = ModelSource(raw_key.path[-1], raw_table, ("role", "text", "sent_at", "message_id"), MESSAGE_TEXTS, False)
+    topics = ModelSource(
+        enriched_key.path[-1],
+        enriched_table,
+        ("conversation_id", "role", "text", "text_en", "sent_at", "message_id"),
+        CONVERSATION_TEXTS,
+        True,
+    )
+    return (
+        build_model_asset(
+            "intent_model",
+            "Intents discovered in the user messages of a trailing window, one version per week.",
+            intents,
+            raw_key,
+            partitions,
+        ),
+        build_model_asset(
+            "topic_model",
+            "Topics discovered in the conversations of a trailing window, one version per week.",
+            topics,
+            enriched_key,
+            partitions,
+        ),
+    )
