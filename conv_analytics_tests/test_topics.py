@@ -372,3 +372,5 @@ def test_fit_settings_reach_the_model() -> None:
     model = fit(texts, settings=FitSettings(dims=8, bits=14))
     assert model.projection.shape[1] <= 8 and model.bits == 14
     assert model.info["settings"]["dims"] == 8
+    with pytest.raises(ValueError, match="dims must be"):
+        FitSettings(dims=300)

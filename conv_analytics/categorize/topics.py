@@ -82,6 +82,14 @@ class FitSettings:
     label_sample: int = 25  # texts per topic (the nearest its centre) whose lemmas name it
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not 10 <= self.bits <= 24:
+            raise ValueError(f"bits must be in 10..24, got {self.bits}")
+        if not 1 <= self.dims <= topics_cpu.MAX_DIM_CUDA:
+            raise ValueError(f"dims must be in 1..{topics_cpu.MAX_DIM_CUDA} (the CUDA kernel's limit), got {self.dims}")
+        if min(self.sample, self.svd_sample, self.micro_size, self.max_micro, self.neighbours, self.graph_sample) < 1:
+            raise ValueError("sample sizes, micro-cluster sizes and neighbours must be at least 1")
+
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
