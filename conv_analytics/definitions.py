@@ -13,6 +13,7 @@ import dagster as dg
 from conv_analytics.assets import AssetGraph, build_asset_graph
 from conv_analytics.assets.enrich import EnrichmentResource
 from conv_analytics.assets.report import ReportsResource
+from conv_analytics.assets.topics import TopicDiscoveryResource
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.config import Config
 from conv_analytics.io.manager import LakeIOManager
@@ -46,6 +47,7 @@ def build_resources(config: Config) -> dict[str, object]:
         ),
         "reports": ReportsResource(folder=str(config.reports_dir)),
         "categorizer": configured(CategorizerResource, config),
+        "discovery": configured(TopicDiscoveryResource, config),
         "enrichment": configured(EnrichmentResource, config, translations_dir=str(config.translations_dir)),
     }
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 
 from conv_analytics.config import Config
-from conv_analytics.dates import complete_periods
+from conv_analytics.dates import complete_periods, period_start
 from conv_analytics.definitions import Platform
 from conv_analytics.partitions import range_tags
 
@@ -150,12 +150,22 @@ def materialize_range(
 
 
 def plan(platform: Platform, first: date, last: date) -> list[Stage]:
-    """Daily assets for [first, last], then every week and month wholly inside it, then the report."""
+    """The daily assets for [first, last] in the order their weekly models need (raw records, the intent
+    model of each week, enriched messages, the topic model of each week, then the categories and daily
+    rollups), every week and month wholly inside the range, and the report."""
     graph = platform.graph
-    daily_keys = graph.partitions.daily.get_partition_keys_in_range(
-        dg.PartitionKeyRange(first.isoformat(), last.isoformat())
+    days = graph.partitions.daily.get_partition_keys_in_range(dg.PartitionKeyRange(first.isoformat(), last.isoformat()))
+    weeks = graph.partitions.model_weeks.get_partition_keys_in_range(
+        dg.PartitionKeyRange(period_start("week", first).isoformat(), period_start("week", last).isoformat())
     )
-    stages = [Stage("daily assets", graph.daily_chain, daily_keys)]
+    raw = [key for asset in graph.ingest for key in asset.keys]
+    stages = [
+        Stage("raw records", raw, days),
+        Stage("intent model", [graph.intent_model.key], weeks),
+        Stage("enriched messages", [graph.enriched.key], days),
+        Stage("topic model", [graph.topic_model.key], weeks),
+        Stage("categories and daily rollups", [graph.categories.key, graph.rollups["day"].key], days),
+    ]
     for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
         keys = [start.isoformat() for start in complete_periods(period, first, last)]
         if keys:

@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from conv_analytics.cli import main
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.nocodb.checks import build_reconciliation_check, reconcile_day
-from conv_analytics.nocodb.setup import load_jsonl, synthesize
+from conv_analytics.nocodb.setup import load_jsonl
 from conv_analytics.sources.base import SourceError
+from conv_analytics.sources.public import synthesize
 from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server, shared_data
 from conv_analytics_tests.platform_support import asset_graph, schema_of
 

@@ -11,9 +11,9 @@ import pytest
 
 from conv_analytics.nocodb.client import NocoDBClient, RateLimiter, _retry_after, nocodb_time
 from conv_analytics.nocodb.sensor import Cursor, day_ranges, plan_changes, run_requests
-from conv_analytics.nocodb.setup import synthesize
 from conv_analytics.partitions import range_tags
 from conv_analytics.sources.base import SourceError
+from conv_analytics.sources.public import synthesize
 from conv_analytics_tests.platform_support import asset_graph
 
 

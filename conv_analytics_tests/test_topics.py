@@ -15,7 +15,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conv_analytics.text.arrow import utf8_buffers
 from conv_analytics.categorize.kernels import topics_cpu
 from conv_analytics.categorize.topics import (
     OTHER,
@@ -28,6 +27,7 @@ from conv_analytics.categorize.topics import (
 )
 from conv_analytics.categorize.training import load_taxonomy
 from conv_analytics.cli.topics import topics as topics_cli
+from conv_analytics.text.arrow import utf8_buffers
 from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
 
 REPO = Path(__file__).resolve().parents[1]

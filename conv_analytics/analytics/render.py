@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from html import escape
 
@@ -155,6 +156,11 @@ def chart_svgs(report: dict) -> dict[str, str]:
             f"{title} (conversations, change against the previous {noun})",
             [(t["label"], t["conversations"], fmt_change("count", t)) for t in report[key]],
         )
+    svgs["discovered_topics"] = charts.horizontal_bars(
+        "discovered_topics",
+        f"Discovered topics (conversations, change against the previous {noun})",
+        [(t["label"], t["conversations"], fmt_change("count", t)) for t in report["discovered_topics"][:TOP_TOPICS]],
+    )
     histogram = report["response_times"]["histogram"]
     if histogram is not None:
         svgs["response_times"] = charts.columns(
@@ -233,6 +239,49 @@ def _language_table(items: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
+TOP_TOPICS = 12  # discovered topics drawn and listed; the rest are counted in a closing line
+EXAMPLE_CHARS = 280
+
+
+def _example(text: str | None) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= EXAMPLE_CHARS else flat[: EXAMPLE_CHARS - 1] + "…"
+
+
+def _discovered_rows(report: dict) -> list[list[str]]:
+    """Label (emerging marked), conversations, share, change and an example per discovered topic."""
+    return [
+        [
+            t["label"] + (" (emerging)" if t["emerging"] else ""),
+            fmt_value("count", t["conversations"]),
+            fmt_value("share", t["share"]),
+            fmt_change("count", t),
+            _example(t["example"]),
+        ]
+        for t in report["discovered_topics"][:TOP_TOPICS]
+    ]
+
+
+def _discovered_summary(report: dict) -> str:
+    topics = report["discovered_topics"]
+    emerging = [t["label"] for t in topics if t["emerging"]]
+    rest = len(topics) - TOP_TOPICS
+    parts = [
+        f"{len(topics)} discovered topics; {fmt_value('share', report['other_share'])} of conversations "
+        f"({fmt_value('count', report['other_conversations'])}) fit none of them (other)."
+    ]
+    if emerging:
+        parts.append(f"Emerging (new, or more than doubled): {', '.join(emerging)}.")
+    if rest > 0:
+        parts.append(f"{rest} smaller topics are not listed.")
+    return " ".join(parts)
+
+
+DISCOVERED_COLUMNS = ("Topic", "Conversations", "Share", "Change", "Example (redacted)")
+
+
 def render_html(report: dict) -> str:
     """One file that opens anywhere offline: inline CSS, inline SVG charts, no scripts."""
     svgs = chart_svgs(report)
@@ -251,6 +300,12 @@ def render_html(report: dict) -> str:
         f'<section><h2>Summary</h2><div class="kpis">{_kpi_cards(report)}</div></section>',
         f"<section><h2>Volume and active users</h2>{volume}{svgs['trend']}</section>",
         f"<section><h2>Sentiment trend</h2>{svgs['sentiment']}</section>",
+        f"<section><h2>What people talk about</h2><p>{escape(_discovered_summary(report))}</p>"
+        f"{svgs['discovered_topics']}<table><tr>{''.join(f'<th>{c}</th>' for c in DISCOVERED_COLUMNS)}</tr>"
+        + "".join(
+            "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in _discovered_rows(report)
+        )
+        + "</table></section>",
         f"<section><h2>Top topics</h2>{svgs['top_topics']}{_ranking_table(report['top_topics'], 'Topic')}</section>",
         f"<section><h2>Top intents</h2>{svgs['top_intents']}"
         f"{_ranking_table(report['top_intents'], 'Primary intent')}</section>",
@@ -273,9 +328,18 @@ def render_html(report: dict) -> str:
     )
 
 
+# what starts emphasis, code, links or strikethrough, or ends a table cell, inside a table row
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+
+
+def md_escape(text: str) -> str:
+    """Data as literal Markdown text: no HTML, emphasis, links or table breaks from a label or an example."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", escape(" ".join(text.split()), quote=False))
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_escape(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -395,6 +459,9 @@ def render_markdown(report: dict) -> str:
         ),
         "## Language mix",
         _md_table(list(LANGUAGE_COLUMNS), [_language_cells(r) for r in report["languages"]]),
+        "## What people talk about",
+        md_escape(_discovered_summary(report)),
+        _md_table(list(DISCOVERED_COLUMNS), _discovered_rows(report)),
     ]
     parts.append(f"_{DEFINITIONS}_")
     return "\n\n".join(parts) + "\n"

@@ -17,7 +17,9 @@ import pyarrow.compute as pc
 
 from conv_analytics.dates import period_end, period_start
 from conv_analytics.io.lake import ParquetLake
-from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUPS
+from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUPS, TOPIC_MODELS
+
+OTHER = "other"  # conversations no discovered topic fits
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class ReportTables:
 
     rollups: Mapping[str, str]  # day | week | month -> table
     categories: str
+    topic_models: str  # the weekly versions of the discovered topics (their example conversations)
 
 
 TREND_PERIODS = {"day": 14, "week": 12, "month": 12}
@@ -101,6 +104,7 @@ class ReportInputs:
     response_seconds: list[float] | None = None
     source: str = ""
     table: str = "rollups"  # the table the rows came from, for messages
+    topic_examples: Mapping[str, str] | None = None  # discovered topic label -> one example (redacted)
 
 
 def previous_start(period: str, start: date) -> date:
@@ -159,7 +163,23 @@ def load_inputs(lake: ParquetLake, tables: ReportTables, period: str, day: date)
     days = _read_present(lake, tables.rollups["day"], days_keys, ROLLUPS) if period != "day" else None
     categories = _read_present(lake, tables.categories, days_keys, CONVERSATION_CATEGORIES)
     latencies = pc.list_flatten(categories.column("response_seconds")).drop_null().to_pylist()
-    return ReportInputs(period, start, rollups, days, latencies, source=lake.url, table=asset)
+    examples = topic_examples(lake, tables.topic_models, period_end(period, start))
+    return ReportInputs(period, start, rollups, days, latencies, source=lake.url, table=asset, topic_examples=examples)
+
+
+def topic_examples(lake: ParquetLake, table: str, before: date) -> dict[str, str]:
+    """One example conversation per discovered topic, from the latest model version of a week that began
+    before `before` (the examples are the texts nearest each topic's centre, redacted when fitted)."""
+    from conv_analytics.categorize.topics import TopicModel
+
+    keys = [k for k in lake.keys(table) if k < before.isoformat()]
+    if not keys:
+        return {}
+    versions = lake.read(table, keys[-1:], TOPIC_MODELS, columns=["model"]).column("model").drop_null()
+    if not len(versions):
+        return {}
+    model = TopicModel.from_bytes(versions[0].as_py())
+    return {t.label: t.examples[0] for t in model.shown_topics() if t.examples}
 
 
 def report_path(folder: Path, period: str, start: date, fmt: str) -> Path:
@@ -226,6 +246,37 @@ def _language_mix(current: dict[str, dict], total: int) -> list[dict]:
     return rows
 
 
+def _discovered_topics(
+    rows: list[dict], start: date, before_start: date, total: int, examples: Mapping[str, str]
+) -> dict:
+    """What people talk about: each discovered topic's share, change and an example; emerging topics are
+    new or more than doubled since the previous period; conversations no topic fits are `other`."""
+    current = _dimension_rows(rows, start, "discovered_topic")
+    before = _dimension_rows(rows, before_start, "discovered_topic")
+    topics = []
+    for row in sorted(current.values(), key=lambda r: (-r["conversations"], r["value"])):
+        if row["value"] == OTHER:
+            continue
+        count, previous = row["conversations"], before.get(row["value"], {}).get("conversations", 0)
+        topics.append(
+            {
+                "label": row["value"],
+                "conversations": count,
+                "share": count / total if total else None,
+                "previous": previous,
+                **_change("count", count, previous),
+                "emerging": previous == 0 or count > 2 * previous,
+                "example": examples.get(row["value"]),
+            }
+        )
+    other = current.get(OTHER, {}).get("conversations", 0)
+    return {
+        "discovered_topics": topics,
+        "other_conversations": other,
+        "other_share": other / total if total else None,
+    }
+
+
 def _series(rows: list[dict], starts: list[date]) -> list[dict]:
     alls = {r["period_start"]: r for r in rows if r["dimension"] == "all"}
     series = []
@@ -281,6 +332,7 @@ def build_report(inputs: ReportInputs, generated_at: datetime | None = None) -> 
         "top_user_intents": current["top_intents"],
         "channels": _mix(dims["channel"], total),
         "languages": _language_mix(dims["language"], total),
+        **_discovered_topics(rows, start, before_start, total, inputs.topic_examples or {}),
         "response_times": {
             "median_first_response_seconds": current["median_first_response_seconds"],
             "p95_first_response_seconds": current["p95_first_response_seconds"],

@@ -52,6 +52,7 @@ DIMENSION_COLUMNS = {
     "language": "language",
     "topic": "topic",
     "intent": "primary_intent",
+    "discovered_topic": "discovered_label",  # conversations with no discovered topic count as other
 }
 assert tuple(DIMENSION_COLUMNS) == ROLLUP_DIMENSIONS
 
@@ -165,7 +166,8 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
     con.execute(
         f"""
         CREATE TEMP VIEW conv AS
-        SELECT {_period_expr(period)} AS period_start, * FROM categories_
+        SELECT {_period_expr(period)} AS period_start, coalesce(discovered_topic, 'other') AS discovered_label, *
+        FROM categories_
         WHERE started_at >= '{utc_midnight(first).isoformat()}'::TIMESTAMPTZ
           AND started_at < '{utc_midnight(end).isoformat()}'::TIMESTAMPTZ
         """

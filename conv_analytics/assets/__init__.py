@@ -12,10 +12,11 @@ import dagster as dg
 
 from conv_analytics.analytics.report import ReportTables
 from conv_analytics.assets.categorize import build_categories_asset
-from conv_analytics.assets.enrich import build_enrich_asset
+from conv_analytics.assets.enrich import ENRICHED, build_enrich_asset
 from conv_analytics.assets.ingest import build_ingest_assets
 from conv_analytics.assets.report import build_report_asset, report_tables
 from conv_analytics.assets.rollups import build_rollup_assets
+from conv_analytics.assets.topics import build_intent_model, build_topic_model
 from conv_analytics.io.tables import EntityTables
 from conv_analytics.partitions import Partitions
 from conv_analytics.sources.base import Entity
@@ -28,7 +29,9 @@ class AssetGraph:
     partitions: Partitions
     ingest: list[dg.AssetsDefinition]
     entities: dict[Entity, EntityTables]
+    intent_model: dg.AssetsDefinition
     enriched: dg.AssetsDefinition
+    topic_model: dg.AssetsDefinition
     categories: dg.AssetsDefinition
     rollups: dict[str, dg.AssetsDefinition]  # day | week | month
     report: dg.AssetsDefinition
@@ -36,7 +39,15 @@ class AssetGraph:
 
     @property
     def assets(self) -> list[dg.AssetsDefinition]:
-        return [*self.ingest, self.enriched, self.categories, *self.rollups.values(), self.report]
+        return [
+            *self.ingest,
+            self.intent_model,
+            self.enriched,
+            self.topic_model,
+            self.categories,
+            *self.rollups.values(),
+            self.report,
+        ]
 
     @property
     def daily_chain(self) -> list[dg.AssetKey]:
@@ -48,16 +59,21 @@ class AssetGraph:
 def build_asset_graph(partitions: Partitions) -> AssetGraph:
     ingest, entities = build_ingest_assets(partitions.daily)
     conversations, messages = entities["conversations"], entities["messages"]
-    enriched = build_enrich_asset(partitions.daily, dg.AssetKey(messages.raw))
-    categories = build_categories_asset(partitions.daily, dg.AssetKey(conversations.raw), enriched.key)
+    raw_messages = dg.AssetKey(messages.raw)
+    intent_model = build_intent_model(partitions, raw_messages, messages.raw_table)
+    enriched = build_enrich_asset(partitions.daily, raw_messages, intent_model.key)
+    topic_model = build_topic_model(partitions, enriched.key, ENRICHED)
+    categories = build_categories_asset(partitions.daily, dg.AssetKey(conversations.raw), enriched.key, topic_model.key)
     history = (conversations.raw, categories.key.path[-1])  # who was seen when, most complete first
     rollups = build_rollup_assets(partitions, categories.key, history)
-    tables = report_tables(rollups, categories)
+    tables = report_tables(rollups, categories, topic_model)
     return AssetGraph(
         partitions=partitions,
         ingest=ingest,
         entities=entities,
+        intent_model=intent_model,
         enriched=enriched,
+        topic_model=topic_model,
         categories=categories,
         rollups=rollups,
         report=build_report_asset(tables, list(rollups.values())),

@@ -6,6 +6,7 @@ exists yet); all of a conversation's figures are attributed to the day it starte
 
 import time
 from collections import Counter
+from datetime import date
 
 import dagster as dg
 import duckdb
@@ -13,7 +14,10 @@ import numpy as np
 import pyarrow as pa
 
 from conv_analytics.assets.metadata import label_counts
+from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryResource, assign_by_week, models_by_week
+from conv_analytics.categorize.discovered import effective_labels
 from conv_analytics.categorize.resource import CategorizerResource
+from conv_analytics.categorize.topics import TopicModel
 from conv_analytics.io.manager import ALLOW_MISSING_LAST
 from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.partitions import eager_with_next_day
@@ -113,8 +117,15 @@ def primary_intent(intents: list[str | None]) -> str:
     return "other"
 
 
-def categorize(conversations: pa.Table, messages: pa.Table, categorizer: CategorizerResource) -> pa.Table:
-    """One row per conversation in `conversations`, from its messages in `messages`."""
+def categorize(
+    conversations: pa.Table,
+    messages: pa.Table,
+    categorizer: CategorizerResource,
+    topic_models: dict[date, TopicModel],
+    topic_source: str,
+) -> pa.Table:
+    """One row per conversation in `conversations`, from its messages in `messages`: the taxonomy's
+    topic, the discovered one of the week's model, and the one the rollups use (`topic_source`)."""
     con = duckdb.connect()
     con.register("conversations", conversations)
     con.register("messages", messages)
@@ -125,20 +136,33 @@ def categorize(conversations: pa.Table, messages: pa.Table, categorizer: Categor
     no_text = np.asarray(rows.column("user_messages").to_numpy(zero_copy_only=False)) == 0
     topic_list = [("other" if empty else t) for t, empty in zip(topics.to_pylist(), no_text, strict=True)]
     confidence = np.where(no_text, 0.0, np.asarray(topic_confidence, dtype=np.float64))
+    discovered_ids, discovered, scores = assign_by_week(
+        topic_models, rows.column("started_at"), rows.column("user_text"), model.device
+    )
+    topic, confidence = effective_labels(
+        pa.array(topic_list, pa.string()), confidence, discovered, scores, topic_source
+    )
     intents = rows.column("intents").to_pylist()
     means = rows.column("sentiment_mean").to_numpy(zero_copy_only=False)
     table = rows.drop_columns(["user_text"])
-    table = table.append_column("topic", pa.array(topic_list, pa.string()))
+    table = table.append_column("topic", topic)
     table = table.append_column("topic_confidence", pa.array(confidence, pa.float64()))
+    table = table.append_column("discovered_topic_id", discovered_ids)
+    table = table.append_column("discovered_topic", discovered)
+    table = table.append_column("discovered_topic_score", pa.array(scores, pa.float64(), from_pandas=True))
     table = table.append_column("primary_intent", pa.array([primary_intent(i) for i in intents], pa.string()))
     table = table.append_column("sentiment", model.sentiment_labels(np.asarray(means, dtype=np.float64)))
     return table.select(CONVERSATION_CATEGORIES.names).cast(CONVERSATION_CATEGORIES)
 
 
 def build_categories_asset(
-    partitions: dg.TimeWindowPartitionsDefinition, conversations: dg.AssetKey, messages: dg.AssetKey
+    partitions: dg.TimeWindowPartitionsDefinition,
+    conversations: dg.AssetKey,
+    messages: dg.AssetKey,
+    topic_model: dg.AssetKey,
 ) -> dg.AssetsDefinition:
-    """Categories of each day's conversations from their raw rows and their enriched messages."""
+    """Categories of each day's conversations from their raw rows, their enriched messages and the
+    discovered topics of the week's model."""
 
     @dg.asset(
         partitions_def=partitions,
@@ -156,23 +180,29 @@ def build_categories_asset(
                 ),
                 metadata={ALLOW_MISSING_LAST: True},
             ),
+            "topic_models": dg.AssetIn(key=topic_model, metadata=MODEL_INPUT_METADATA),
         },
     )
     def conversation_categories(
         context: dg.AssetExecutionContext,
         categorizer: CategorizerResource,
+        discovery: TopicDiscoveryResource,
         conversations: pa.Table,
         messages: pa.Table,
+        topic_models: pa.Table,
     ) -> pa.Table:
         """Topic, primary intent, sentiment (mean and change), response times and outcome of each conversation."""
         started = time.perf_counter()
-        table = categorize(conversations, messages, categorizer)
+        models = models_by_week(topic_models)
+        table = categorize(conversations, messages, categorizer, models, discovery.topic_source)
         without_messages = int(np.sum(table.column("messages").to_numpy() == 0)) if table.num_rows else 0
         context.add_output_metadata(
             {
                 "categorize_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
                 "conversations_without_messages": dg.MetadataValue.int(without_messages),
                 "topics": dg.MetadataValue.json(label_counts(table.column("topic"))),
+                "discovered_topics": dg.MetadataValue.json(label_counts(table.column("discovered_topic"))),
+                "topic_model_weeks": dg.MetadataValue.text(", ".join(str(w) for w in sorted(models)) or "none yet"),
                 "primary_intents": dg.MetadataValue.json(label_counts(table.column("primary_intent"))),
             }
         )

@@ -132,10 +132,10 @@ def enrich(
     if user_rows.size:
         taken = pa.array(user_rows)
         labels, confidence = model.predict_intent(pc.take(english, taken))
-        _, discovered, score = assign_by_week(
+        _, discovered, discovered_score = assign_by_week(
             intent_models, pc.take(raw_messages.column("sent_at"), taken), pc.take(texts, taken), model.device
         )
-        labels, confidence = effective_labels(labels, confidence, discovered, score, topic_source)
+        labels, confidence = effective_labels(labels, confidence, discovered, discovered_score, topic_source)
         intent[user_rows] = labels.to_pylist()
         intent_confidence[user_rows] = confidence
         discovered_intent[user_rows] = discovered.to_pylist()

@@ -28,11 +28,14 @@ class ReportsResource(dg.ConfigurableResource):
         return folder
 
 
-def report_tables(rollups: Mapping[str, dg.AssetsDefinition], categories: dg.AssetsDefinition) -> ReportTables:
+def report_tables(
+    rollups: Mapping[str, dg.AssetsDefinition], categories: dg.AssetsDefinition, topic_model: dg.AssetsDefinition
+) -> ReportTables:
     """The tables a report reads, named by the assets that write them."""
     return ReportTables(
         rollups={period: asset.key.path[-1] for period, asset in rollups.items()},
         categories=categories.key.path[-1],
+        topic_models=topic_model.key.path[-1],
     )
 
 

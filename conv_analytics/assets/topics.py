@@ -8,8 +8,6 @@ model. The topic model reads each conversation's user messages in English where 
 (`raw_messages`), since `enriched_messages` itself carries the discovered intent.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -186,35 +184,26 @@ def build_model_asset(
     return model
 
 
-def build_topic_assets(
-    partitions: Partitions,
-    messages: tuple[dg.AssetKey, StoredTable],
-    enriched: tuple[dg.AssetKey, StoredTable],
-) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
-    """(intent model over the raw user messages, topic model over the enriched conversations)."""
-    raw_key, raw_table = messages
-    enriched_key, enriched_table = enriched
-    intents = ModelSource(raw_key.path[-1], raw_table, ("role", "text", "sent_at", "message_id"), MESSAGE_TEXTS, False)
-    topics = ModelSource(
-        enriched_key.path[-1],
-        enriched_table,
-        ("conversation_id", "role", "text", "text_en", "sent_at", "message_id"),
-        CONVERSATION_TEXTS,
-        True,
+def build_intent_model(partitions: Partitions, messages: dg.AssetKey, stored: StoredTable) -> dg.AssetsDefinition:
+    """Intents discovered in the user messages (as they arrived) of a trailing window, per week."""
+    source = ModelSource(messages.path[-1], stored, ("role", "text", "sent_at", "message_id"), MESSAGE_TEXTS, False)
+    return build_model_asset(
+        "intent_model",
+        "Intents discovered in the user messages of a trailing window, one version per week.",
+        source,
+        messages,
+        partitions,
     )
-    return (
-        build_model_asset(
-            "intent_model",
-            "Intents discovered in the user messages of a trailing window, one version per week.",
-            intents,
-            raw_key,
-            partitions,
-        ),
-        build_model_asset(
-            "topic_model",
-            "Topics discovered in the conversations of a trailing window, one version per week.",
-            topics,
-            enriched_key,
-            partitions,
-        ),
+
+
+def build_topic_model(partitions: Partitions, enriched: dg.AssetKey, stored: StoredTable) -> dg.AssetsDefinition:
+    """Topics discovered in the conversations (user messages in English) of a trailing window, per week."""
+    columns = ("conversation_id", "role", "text", "text_en", "sent_at", "message_id")
+    source = ModelSource(enriched.path[-1], stored, columns, CONVERSATION_TEXTS, True)
+    return build_model_asset(
+        "topic_model",
+        "Topics discovered in the conversations of a trailing window, one version per week.",
+        source,
+        enriched,
+        partitions,
     )

@@ -242,8 +242,10 @@ def ui(port: int) -> None:
 # The domain commands live in their own modules and join the group here.
 from conv_analytics.cli.categorize import categorize, train  # noqa: E402
 from conv_analytics.cli.enrich import enrich  # noqa: E402
+from conv_analytics.cli.files import files  # noqa: E402
 from conv_analytics.cli.nocodb import nocodb  # noqa: E402
 from conv_analytics.cli.report import report  # noqa: E402
+from conv_analytics.cli.topics import topics  # noqa: E402
 
-for _command in (report, nocodb, train, categorize, enrich):
+for _command in (report, nocodb, files, train, categorize, enrich, topics):
     main.add_command(_command)

@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 import yaml
 
+from conv_analytics.categorize.topics import TopicModel
 from conv_analytics.cli.categorize import read_jsonl
+from conv_analytics.config import Config
 
 
 def _topics_setting(value: str) -> int | str:
@@ -93,23 +95,49 @@ def _typical_ids(records: list[dict], id_field: str, ids: list[int], scores: lis
     return {t: [i for _, i in sorted(pairs, key=lambda p: -p[0])[:3]] for t, pairs in best.items()}
 
 
+def _lake_versions(config: Config) -> tuple[TopicModel, TopicModel | None]:
+    """The latest version of the discovered topics in the lake, and the one before it."""
+    from conv_analytics.assets.topics import models_by_week
+    from conv_analytics.definitions import Platform
+    from conv_analytics.io.resources import lake_resource
+    from conv_analytics.schemas import TOPIC_MODELS
+
+    name = Platform.build(config).graph.topic_model.key.path[-1]
+    lake = lake_resource(config).lake()
+    keys = lake.keys(name)
+    if not keys:
+        raise click.ClickException(
+            f"no topic model in the lake at {lake.url}: run `conv-analytics run` (or materialise {name}) first"
+        )
+    models = models_by_week(lake.read(name, keys[-2:], TOPIC_MODELS))
+    weeks = sorted(models)
+    if not weeks:
+        raise click.ClickException(f"the latest {name} versions in {lake.url} had no texts to learn from")
+    return models[weeks[-1]], models[weeks[-2]] if len(weeks) > 1 else None
+
+
 @topics.command("export")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Folder of a saved model.")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    help="Folder of a saved model (default: the lake's latest).",
+)
 @click.option("--output", "output_path", type=click.Path(path_type=Path), required=True, help="YAML written.")
-def export(model_dir: Path, output_path: Path) -> None:
-    """Write the topics as a taxonomy YAML (with the shipped intent section) for an analyst to curate."""
-    from conv_analytics.categorize.topics import TopicModel
+def export(model_dir: Path | None, output_path: Path) -> None:
+    """Write the topics as a taxonomy YAML (with the configured intent section) for an analyst to curate."""
     from conv_analytics.categorize.training import load_taxonomy
 
+    config = Config.from_env()
     try:
-        model = TopicModel.load(model_dir)
+        model = TopicModel.load(model_dir) if model_dir else _lake_versions(config)[0]
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    base = load_taxonomy(None)
+    base = load_taxonomy(config.taxonomy)
     taxonomy = model.to_taxonomy({"intent": base["intent"]})
     header = (
         "# Discovered topics. Rename a key to rename a topic, list several ids under one key to merge\n"
-        "# them, delete an entry to drop a topic; then point CONV_ANALYTICS_TAXONOMY at this file.\n"
+        f"# them, delete an entry to drop a topic; then point {Config.taxonomy.env} at this file.\n"
     )
     body = yaml.safe_dump(taxonomy, allow_unicode=True, sort_keys=False, width=120)
     try:
@@ -117,3 +145,20 @@ def export(model_dir: Path, output_path: Path) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot write {output_path}: {exc.strerror}") from None
     click.echo(f"{len(taxonomy['topic']['labels'])} topics written to {output_path}")
+
+
+@topics.command("show")
+@click.option("--limit", default=30, show_default=True, type=click.IntRange(min=1), help="Topics listed.")
+def show(limit: int) -> None:
+    """The current discovered topics: id, label, conversations in the latest window, share and the change
+    against the previous week's version (`new` for a topic that was not there)."""
+    latest, previous = _lake_versions(Config.from_env())
+    before = {t.id: t.size for t in previous.shown_topics()} if previous else {}
+    shown = latest.shown_topics()
+    total = sum(t.size for t in shown) or 1
+    click.echo(f"{'id':>5}  {'conversations':>13}  {'share':>6}  {'change':>7}  label")
+    for topic in shown[:limit]:
+        change = f"{topic.size / before[topic.id] - 1:+.0%}" if before.get(topic.id) else "new"
+        click.echo(f"{topic.id:>5}  {topic.size:>13,}  {topic.size / total:>6.1%}  {change:>7}  {topic.label}")
+    if len(shown) > limit:
+        click.echo(f"... and {len(shown) - limit} more")

@@ -30,6 +30,12 @@ def spacy_lang_module(lang: str, name: str) -> ModuleType | None:
     return module
 
 
+def stop_words(lang: str) -> frozenset[str]:
+    """spaCy's lowercase stop words for a language; empty when spaCy has none."""
+    module = spacy_lang_module(lang, "stop_words")
+    return frozenset(w.lower() for w in getattr(module, "STOP_WORDS", ()))
+
+
 def lookup_table(lang: str, name: str = "lemma_lookup") -> dict[str, Any]:
     """A spacy-lookups-data table as a plain dict; {} when the language has none."""
     tables = registry.lookups.get(lang) if lang in registry.lookups else {}
