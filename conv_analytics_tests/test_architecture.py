@@ -89,7 +89,7 @@ def test_definitions_import_with_an_empty_environment_touches_no_network(tmp_pat
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "10"
+    assert result.stdout.strip().splitlines()[-1] == "12"
     assert not (tmp_path / ".conv_analytics").exists(), "loading the definitions wrote to the home folder"
 
 
@@ -150,7 +150,7 @@ def test_each_asset_name_is_written_only_in_its_own_definition() -> None:
         module = sys.modules[asset.op.compute_fn.decorated_fn.__module__]  # type: ignore[union-attr]
         for key in asset.keys:
             owners[key.path[-1]] = Path(module.__file__ or "")
-    assert len(owners) == 10
+    assert len(owners) == 12
     found = [
         f"{path.relative_to(PACKAGE)}:{line} writes {name!r}"
         for path in sources()
