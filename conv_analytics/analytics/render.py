@@ -53,7 +53,7 @@ section{background:#fff;border:1px solid #e1e5eb;border-radius:8px;padding:16px;
 .change{font-size:.8rem;color:#5b6675}.better{color:#2f7d4f}.worse{color:#b03a2e}
 table{border-collapse:collapse;width:100%;font-size:.9rem;margin-top:8px}
 th,td{text-align:right;padding:4px 8px;border-bottom:1px solid #eef1f5}
-th:first-child,td:first-child{text-align:left}
+th:first-child,td:first-child,th.text,td.text{text-align:left}
 svg.chart{max-width:100%;height:auto;display:block;margin:8px 0}
 svg .grid{stroke:#e6e9ef}svg .tick,svg .legend,svg .value{font-size:11px;fill:#4a5563}
 svg .note{fill:#8a94a6}svg .chart-title{font-size:13px;font-weight:600;fill:#1f2a37}
@@ -282,6 +282,18 @@ def _discovered_summary(report: dict) -> str:
 DISCOVERED_COLUMNS = ("Topic", "Conversations", "Share", "Change", "Example (redacted)")
 
 
+def _discovered_table(report: dict) -> str:
+    """The discovered topics as a table; the example column reads left to right."""
+    head = "".join(f"<th>{c}</th>" for c in DISCOVERED_COLUMNS[:-1]) + f'<th class="text">{DISCOVERED_COLUMNS[-1]}</th>'
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td>{escape(cell)}</td>" for cell in row[:-1])
+        + f'<td class="text">{escape(row[-1])}</td></tr>'
+        for row in _discovered_rows(report)
+    )
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
 def render_html(report: dict) -> str:
     """One file that opens anywhere offline: inline CSS, inline SVG charts, no scripts."""
     svgs = chart_svgs(report)
@@ -301,11 +313,7 @@ def render_html(report: dict) -> str:
         f"<section><h2>Volume and active users</h2>{volume}{svgs['trend']}</section>",
         f"<section><h2>Sentiment trend</h2>{svgs['sentiment']}</section>",
         f"<section><h2>What people talk about</h2><p>{escape(_discovered_summary(report))}</p>"
-        f"{svgs['discovered_topics']}<table><tr>{''.join(f'<th>{c}</th>' for c in DISCOVERED_COLUMNS)}</tr>"
-        + "".join(
-            "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in _discovered_rows(report)
-        )
-        + "</table></section>",
+        f"{svgs['discovered_topics']}{_discovered_table(report)}</section>",
         f"<section><h2>Top topics</h2>{svgs['top_topics']}{_ranking_table(report['top_topics'], 'Topic')}</section>",
         f"<section><h2>Top intents</h2>{svgs['top_intents']}"
         f"{_ranking_table(report['top_intents'], 'Primary intent')}</section>",
