@@ -451,7 +451,10 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms > 0, norms, 1.0)
 
 
-LLOYD_PER_TOPIC = 40  # texts per topic that Lloyd iterations see when the number of topics is given
+# texts that Lloyd iterations see when the number of topics is given: 40 per topic, and at least
+# 2,000 (a few broad topics need more texts to settle than many narrow ones)
+LLOYD_PER_TOPIC = 40
+LLOYD_MIN_TEXTS = 2_000
 
 
 def _seed_centres(z: np.ndarray, k: int, rng, per_seed: int = 30) -> np.ndarray:
@@ -516,8 +519,9 @@ def _cluster(z: np.ndarray, n_topics: int | str, s: FitSettings, rng) -> np.ndar
         centres = _seed_centres(z, k, rng)
         # a centre is a mean: a few dozen texts per topic place it as well as all of them, and the
         # assignment that follows places every text
-        if n > LLOYD_PER_TOPIC * k:
-            z = z[np.sort(rng.choice(n, LLOYD_PER_TOPIC * k, replace=False))]
+        lloyd = max(LLOYD_PER_TOPIC * k, LLOYD_MIN_TEXTS)
+        if n > lloyd:
+            z = z[np.sort(rng.choice(n, lloyd, replace=False))]
         return _spherical_kmeans(z, centres, s.kmeans_iterations)[0]
     n_micro = max(1, min(n // s.micro_size, s.max_micro))
     # micro-clusters only need to be small and tight: random distinct texts seed them
