@@ -50,6 +50,8 @@ CONTRACTION_PIECES = (
 )
 MODEL_FILE = "topic_model.npz"
 _LETTERS = re.compile(r"[^\W\d_]+")
+_TEXT_END = "\x1f"  # between the texts of a group when naming it (a control character, not a letter)
+_TOKENS = re.compile(r"[^\W\d_]+|\x1f")
 _PLACEHOLDERS = re.compile(r"\[(?:EMAIL|PHONE|CARD|URL)\]")  # what redaction leaves: not words of a topic
 FORMAT_VERSION = 1
 
@@ -775,16 +777,18 @@ def _class_keywords(samples: list[list[str]], top: int = 10) -> list[list[tuple[
     all_terms: list[str] = []
     for sample in samples:
         table = _lemmatiser(sample) if sample else {}
-        words_of = words_by_table.setdefault(id(table) if table else 0, {})
-        forms = [_LETTERS.findall(_PLACEHOLDERS.sub(" ", text).lower()) for text in sample]
-        for form in set().union(*forms).difference(words_of):
+        words_of = words_by_table.setdefault(id(table) if table else 0, {_TEXT_END: _TEXT_END})
+        # the group's texts read in one pass, a separator between them so no bigram spans two
+        joined = _TEXT_END.join(sample)
+        if joined.count(_TEXT_END) != max(len(sample) - 1, 0):  # a text holds the separator itself
+            joined = _TEXT_END.join(text.replace(_TEXT_END, " ") for text in sample)
+        forms = _TOKENS.findall(_PLACEHOLDERS.sub(" ", joined).lower())
+        for form in set(forms).difference(words_of):
             word = table.get(form, form)
             words_of[form] = word if word not in stops and len(word) > 1 else ""
-        terms: list[str] = []
-        for text_forms in forms:
-            words = [w for w in map(words_of.__getitem__, text_forms) if w]
-            terms += words
-            terms += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+        words = [w for w in map(words_of.__getitem__, forms) if w]
+        terms = [w for w in words if w != _TEXT_END]
+        terms += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if a != _TEXT_END and b != _TEXT_END]
         per_class.append(Counter(terms))
         all_terms += terms
     overall = Counter(all_terms)
