@@ -608,7 +608,7 @@ def fit_assign(
     z = np.zeros((sample.size, projection.shape[1]))
     topics_cpu.embed(s_starts, s_codes, table, idf, projection, z)
     placed = np.linalg.norm(z, axis=1) > 0
-    z_placed = np.ascontiguousarray(z[placed])
+    z_placed = z if placed.all() else np.ascontiguousarray(z[placed])
     z32 = z_placed.astype(np.float32)  # single precision halves the dense products' time
     centres = _cluster(z32, n_topics, s, rng) if placed.any() else np.zeros((0, projection.shape[1]))
     if previous is not None and placed.any():
