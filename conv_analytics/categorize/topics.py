@@ -6,7 +6,9 @@ How a fit works (all parameters are arguments; nothing is read from the environm
 2. A randomized SVD of a sample reduces them to `dims` dimensions (latent semantic analysis).
 3. Spherical k-means over-clusters the sample into micro-clusters; the texts' mutual nearest
    neighbours link them into a graph, and greedy modularity merging decides how many topics the
-   data holds ("auto"). With a given N, spherical k-means with k-means++ seeding runs instead.
+   data holds ("auto"). With a given N, spherical k-means with k-means++ seeding runs instead,
+   on a sample of the texts (LLOYD_PER_TOPIC per topic, at least LLOYD_MIN_TEXTS), over an SVD
+   without power iterations; one assignment pass then places every text.
 4. Lloyd passes refine the centres; each topic keeps the cosine below which a text is too far
    from it (a low quantile of its members' scores), so outliers become -1 / `other`.
 5. Labels come from class-based TF-IDF over lemmas (spaCy's lookup tables) and their bigrams in
