@@ -127,17 +127,30 @@ def quality(names: list[str]) -> str:
     return largest
 
 
-def equal_k(name: str, texts: list[str], k: int, repeats: int = 3) -> None:
-    """Best of `repeats` runs each, alternating, so that load from other processes hits both alike."""
+def equal_k(name: str, texts: list[str], k: int, repeats: int = 3, gold: list[str] | None = None) -> None:
+    """Best of `repeats` runs each, alternating, so that load from other processes hits both alike;
+    with `gold`, also the NMI and ARI of both at this k (of the last run, outside the timing)."""
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
     ours_s, peer_s = [], []
     for _ in range(repeats):
-        ours_s.append(timed(fit_assign, texts, k)[1])
-        peer_s.append(timed(peer, texts, k)[1])
+        (_, table), seconds = timed(fit_assign, texts, k)
+        ours_s.append(seconds)
+        peer_labels, seconds = timed(peer, texts, k)
+        peer_s.append(seconds)
     ours, theirs = min(ours_s), min(peer_s)
     print(
         f"equal k on {name} ({len(texts):,} texts, k={k}, fit + assign, best of {repeats}): ours {ours:.3f} s, "
         f"peer {theirs:.3f} s: ours {theirs / ours:.1f}x faster (target >= 10x)"
     )
+    if gold is not None:
+        ids = table.column("topic_id").to_numpy()
+        print(
+            f"  quality at k={k}: ours NMI {normalized_mutual_info_score(gold, ids):.3f} "
+            f"ARI {adjusted_rand_score(gold, ids):.3f} coverage {np.mean(ids >= 0):.3f}, "
+            f"peer NMI {normalized_mutual_info_score(gold, peer_labels):.3f} "
+            f"ARI {adjusted_rand_score(gold, peer_labels):.3f}"
+        )
 
 
 def perturbed(texts: list[str], n: int, seed: int = 0) -> list[str]:
@@ -193,7 +206,7 @@ def main() -> None:
     largest = quality(names)
     texts, gold = SETS[largest]()
     print()
-    equal_k(largest, texts, len(set(gold)))
+    equal_k(largest, texts, len(set(gold)), gold=gold)
     if args.scaled:
         equal_k(f"{largest} drawn and perturbed", perturbed(texts, args.scaled), len(set(gold)), repeats=1)
     print()

@@ -6,7 +6,9 @@ How a fit works (all parameters are arguments; nothing is read from the environm
 2. A randomized SVD of a sample reduces them to `dims` dimensions (latent semantic analysis).
 3. Spherical k-means over-clusters the sample into micro-clusters; the texts' mutual nearest
    neighbours link them into a graph, and greedy modularity merging decides how many topics the
-   data holds ("auto"). With a given N, spherical k-means with k-means++ seeding runs instead.
+   data holds ("auto"). With a given N, spherical k-means with k-means++ seeding runs instead,
+   on a sample of the texts (LLOYD_PER_TOPIC per topic, at least LLOYD_MIN_TEXTS), over an SVD
+   without power iterations; one assignment pass then places every text.
 4. Lloyd passes refine the centres; each topic keeps the cosine below which a text is too far
    from it (a low quantile of its members' scores), so outliers become -1 / `other`.
 5. Labels come from class-based TF-IDF over lemmas (spaCy's lookup tables) and their bigrams in
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cache
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,8 @@ CONTRACTION_PIECES = (
 )
 MODEL_FILE = "topic_model.npz"
 _LETTERS = re.compile(r"[^\W\d_]+")
+_TEXT_END = "\x1f"  # between the texts of a group when naming it (a control character, not a letter)
+_TOKENS = re.compile(r"[^\W\d_]+|\x1f")
 _PLACEHOLDERS = re.compile(r"\[(?:EMAIL|PHONE|CARD|URL)\]")  # what redaction leaves: not words of a topic
 FORMAT_VERSION = 1
 
@@ -76,7 +81,9 @@ class FitSettings:
     graph_sample: int = 6_000  # texts whose neighbours build the graph
     resolution: float = 1.0  # modularity resolution: > 1 finds more, smaller topics
     outlier_quantile: float = 0.01  # share of a topic's own texts that may fall below its threshold
-    power_iterations: int = 2  # after the first product X @ X.T @ G
+    # after the first product X @ X.T @ G; None: 2 when the number of topics is found ("auto"),
+    # 0 when it is given (k-means needs only the leading directions; equal-k quality measured alike)
+    power_iterations: int | None = None
     kmeans_iterations: int = 10
     refit_iterations: int = 0  # Lloyd passes in a refit (0 keeps the previous partition, recentred on the new texts)
     label_sample: int = 25  # texts per topic (the nearest its centre) whose lemmas name it
@@ -89,6 +96,14 @@ class FitSettings:
             raise ValueError(f"dims must be in 1..{topics_cpu.MAX_DIM_CUDA} (the CUDA kernel's limit), got {self.dims}")
         if min(self.sample, self.svd_sample, self.micro_size, self.max_micro, self.neighbours, self.graph_sample) < 1:
             raise ValueError("sample sizes, micro-cluster sizes and neighbours must be at least 1")
+        if self.power_iterations is not None and self.power_iterations < 0:
+            raise ValueError(f"power_iterations must be None or at least 0, got {self.power_iterations}")
+
+    def iterations_for(self, n_topics: int | str) -> int:
+        """The power iterations of the randomized SVD for a fit of `n_topics`."""
+        if self.power_iterations is not None:
+            return self.power_iterations
+        return 2 if n_topics == "auto" else 0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -396,7 +411,10 @@ def _orthonormal(y: np.ndarray) -> np.ndarray:
     Householder QR, which is what keeps the randomized SVD fast on tall matrices."""
     gram = y.T @ y
     gram[np.diag_indices_from(gram)] += 1e-10 * max(float(np.trace(gram)), 1e-300)
-    return y @ np.linalg.inv(np.linalg.cholesky(gram)).T
+    # the product in single precision (a third of the time): the basis only feeds the next
+    # products, and the final projection is kept as float32 anyway
+    inverse = np.linalg.inv(np.linalg.cholesky(gram)).T.astype(np.float32)
+    return (y.astype(np.float32) @ inverse).astype(np.float64)
 
 
 def _randomized_svd(
@@ -419,7 +437,9 @@ def _randomized_svd(
         return out
 
     # start from random texts rather than random words: fewer random numbers, same subspace
-    q = _orthonormal(times(t_times(rng.standard_normal((n_rows, width)))))
+    # uniform rather than Gaussian entries: any mean-zero random start spans the range as well, and
+    # drawing them costs a fifth
+    q = _orthonormal(times(t_times(rng.random((n_rows, width)) - 0.5)))
     for _ in range(iterations):  # normalising the text side alone is enough for a few iterations
         q = _orthonormal(times(t_times(q)))
     b_t = t_times(q).astype(np.float32)  # X.T @ Q = B.T, with X ~ Q @ B; the result is kept as float32
@@ -435,11 +455,27 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms > 0, norms, 1.0)
 
 
+# texts that Lloyd iterations see when the number of topics is given: 40 per topic, and at least
+# 2,000 (a few broad topics need more texts to settle than many narrow ones)
+LLOYD_PER_TOPIC = 40
+LLOYD_MIN_TEXTS = 2_000
+
+
 def _seed_centres(z: np.ndarray, k: int, rng, per_seed: int = 30) -> np.ndarray:
     """k-means++ seeding with cosine distance, over a random `per_seed * k` of the texts: the seeds
     only need to cover the space, and Lloyd iterations over all texts do the rest."""
     pool = z if z.shape[0] <= per_seed * k else z[rng.choice(z.shape[0], per_seed * k, replace=False)]
     return pool[topics_cpu.kmeans_plus_plus(pool, k, rng.random(k))].copy()
+
+
+def _nearest(z: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(index, cosine) of the nearest of the unit `centres` for each unit row of z (the assignment
+    kernel with no thresholds: the same sums as assign, on both cores)."""
+    labels = np.empty(z.shape[0], dtype=np.int32)
+    scores = np.empty(z.shape[0])
+    centres = np.ascontiguousarray(centres, dtype=np.float64)
+    topics_cpu.assign_embedded(z, centres, np.full(centres.shape[0], -np.inf), labels, scores)
+    return labels.astype(np.int64), scores
 
 
 def _spherical_kmeans(z: np.ndarray, centres: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
@@ -483,7 +519,13 @@ def _cluster(z: np.ndarray, n_topics: int | str, s: FitSettings, rng) -> np.ndar
     """Unit centres of the topics of the embedded sample."""
     n = z.shape[0]
     if n_topics != "auto":
-        centres = _seed_centres(z, min(int(n_topics), n), rng)
+        k = min(int(n_topics), n)
+        centres = _seed_centres(z, k, rng)
+        # a centre is a mean: a few dozen texts per topic place it as well as all of them, and the
+        # assignment that follows places every text
+        lloyd = max(LLOYD_PER_TOPIC * k, LLOYD_MIN_TEXTS)
+        if n > lloyd:
+            z = z[np.sort(rng.choice(n, lloyd, replace=False))]
         return _spherical_kmeans(z, centres, s.kmeans_iterations)[0]
     n_micro = max(1, min(n // s.micro_size, s.max_micro))
     # micro-clusters only need to be small and tight: random distinct texts seed them
@@ -561,21 +603,28 @@ def fit_assign(
         rows = np.sort(rng.choice(sample.size, s.svd_sample, replace=False)) if sample.size > s.svd_sample else None
         svd_rows = (indptr, indices, values) if rows is None else _take_csr(indptr, indices, values, rows)
         # stored as float32: rounded now so that a saved model assigns exactly as the fitted one
-        projection = _randomized_svd(*svd_rows, vocab.size, s.dims, s.power_iterations, rng)
+        projection = _randomized_svd(*svd_rows, vocab.size, s.dims, s.iterations_for(n_topics), rng)
         projection = projection.astype(np.float32).astype(np.float64)
     else:  # nothing to reduce: one dimension, on which every text with a known word is alike
         projection = np.ones((vocab.size, 1))
     z = np.zeros((sample.size, projection.shape[1]))
     topics_cpu.embed(s_starts, s_codes, table, idf, projection, z)
     placed = np.linalg.norm(z, axis=1) > 0
-    z32 = z[placed].astype(np.float32)  # single precision halves the dense products' time
+    z_placed = z if placed.all() else np.ascontiguousarray(z[placed])
+    z32 = z_placed.astype(np.float32)  # single precision halves the dense products' time
     centres = _cluster(z32, n_topics, s, rng) if placed.any() else np.zeros((0, projection.shape[1]))
     if previous is not None and placed.any():
         sample_texts = array.take(pa.array(sample[placed]))
         centres = _continue_previous(z32, centres, previous.assign_rows(sample_texts, "cpu")[0], s)
-    centres = _normalise(centres.astype(np.float64))
+    centres = np.ascontiguousarray(_normalise(centres.astype(np.float64)))
 
-    thresholds = _thresholds(z[placed], centres, s.outlier_quantile)
+    # every text is embedded already when the sample is all of them: one pass of the assignment
+    # kernel, without thresholds, gives both the thresholds and the assignment itself
+    every = sample.size == n
+    best, own = _nearest(z if every else z_placed, centres)
+    thresholds = _thresholds(
+        best[placed] if every else best, own[placed] if every else own, centres.shape[0], s.outlier_quantile
+    )
     model = TopicModel(
         bits=s.bits,
         stop_hashes=hashes,
@@ -588,9 +637,13 @@ def fit_assign(
         topics={},
         info={"fitted_at": _now(), "n_texts": n, "requested": str(n_topics), "settings": s.to_dict()},
     )
-    rows = np.empty(n, dtype=np.int32)
-    row_scores = np.empty(n, dtype=np.float64)
-    topics_cpu.assign(starts, codes, table, idf, projection, model.centres, thresholds, rows, row_scores)
+    if every:  # what assign() gives: below its topic's threshold, a text is placed nowhere
+        rows = np.where((best >= 0) & (own < thresholds[np.maximum(best, 0)]), -1, best).astype(np.int32)
+        row_scores = own
+    else:
+        rows = np.empty(n, dtype=np.int32)
+        row_scores = np.empty(n, dtype=np.float64)
+        topics_cpu.assign(starts, codes, table, idf, projection, model.centres, thresholds, rows, row_scores)
     _drop_empty_rows(model, rows)
     _name_topics(model, array, rows, row_scores, s.label_sample)
     if previous is not None:
@@ -600,18 +653,15 @@ def fit_assign(
     return model, model.table_of_rows(rows, row_scores)
 
 
-def _thresholds(z: np.ndarray, centres: np.ndarray, quantile: float) -> np.ndarray:
+def _thresholds(best: np.ndarray, own: np.ndarray, k: int, quantile: float) -> np.ndarray:
     """Per topic, the cosine below which a text is too far from it: the `quantile` of its own
-    members' cosines (the lower value, so a small topic keeps all its members); 1.0 for a topic
-    that has none."""
-    thresholds = np.ones(centres.shape[0])
-    if not z.shape[0] or not centres.shape[0]:
+    members' cosines (`best`: each text's nearest of the k topics, `own`: its cosine to it; the
+    lower value, so a small topic keeps all its members); 1.0 for a topic that has none."""
+    thresholds = np.ones(k)
+    if not best.size or not k:
         return thresholds
-    scores = z @ centres.T
-    best = scores.argmax(axis=1)
-    own = scores[np.arange(z.shape[0]), best]
     order = np.lexsort((own, best))  # by topic, then by cosine
-    counts = np.bincount(best, minlength=centres.shape[0])
+    counts = np.bincount(best, minlength=k)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     has = counts > 0
     position = starts[has] + np.floor(quantile * (counts[has] - 1)).astype(np.int64)
@@ -723,20 +773,28 @@ def _class_keywords(samples: list[list[str]], top: int = 10) -> list[list[tuple[
     """
     stops = stop_word_set()
     per_class: list[Counter] = []
+    # form -> its lemma, or "" when left out (stop word, one letter); one map per lemma table, as
+    # the same words recur across topics
+    words_by_table: dict[int, dict[str, str]] = {}
+    all_terms: list[str] = []
     for sample in samples:
         table = _lemmatiser(sample) if sample else {}
-        counter: Counter = Counter()
-        for text in sample:
-            forms = _LETTERS.findall(_PLACEHOLDERS.sub(" ", text).lower())
-            words = [w for w in (table.get(f, f) for f in forms) if w not in stops and len(w) > 1]
-            counter.update(words)
-            counter.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False))
-        per_class.append(counter)
-    overall: Counter = Counter()
-    spread: Counter = Counter()  # how many topics use each term
-    for counter in per_class:
-        overall.update(counter)
-        spread.update(counter.keys())
+        words_of = words_by_table.setdefault(id(table) if table else 0, {_TEXT_END: _TEXT_END})
+        # the group's texts read in one pass, a separator between them so no bigram spans two
+        joined = _TEXT_END.join(sample)
+        if joined.count(_TEXT_END) != max(len(sample) - 1, 0):  # a text holds the separator itself
+            joined = _TEXT_END.join(text.replace(_TEXT_END, " ") for text in sample)
+        forms = _TOKENS.findall(_PLACEHOLDERS.sub(" ", joined).lower())
+        for form in set(forms).difference(words_of):
+            word = table.get(form, form)
+            words_of[form] = word if word not in stops and len(word) > 1 else ""
+        words = [w for w in map(words_of.__getitem__, forms) if w]
+        terms = [w for w in words if w != _TEXT_END]
+        terms += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if a != _TEXT_END and b != _TEXT_END]
+        per_class.append(Counter(terms))
+        all_terms += terms
+    overall = Counter(all_terms)
+    spread = Counter(chain.from_iterable(per_class))  # how many topics use each term
     average = sum(overall.values()) / max(len(per_class), 1)
     k = len(per_class)
     out = []
