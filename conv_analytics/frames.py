@@ -26,7 +26,9 @@ def pandas_columns(schema: pa.Schema) -> list[PandasColumn]:
         if pa.types.is_integer(kind) and required:  # nullable integers become floats in pandas
             columns.append(PandasColumn.integer_column(field.name, non_nullable=True))
         elif pa.types.is_floating(kind):
-            columns.append(PandasColumn.float_column(field.name, non_nullable=required))
+            columns.append(
+                PandasColumn.float_column(field.name, non_nullable=required, ignore_missing_vals=not required)
+            )
         elif pa.types.is_boolean(kind) and required:
             columns.append(PandasColumn.boolean_column(field.name, non_nullable=True))
         elif pa.types.is_timestamp(kind):

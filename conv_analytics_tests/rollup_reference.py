@@ -19,6 +19,7 @@ DIMENSIONS = {
     "language": "language",
     "topic": "topic",
     "intent": "primary_intent",
+    "discovered_topic": "coalesce(discovered_topic, 'other')",  # no model yet: other
 }
 COUNTS = {
     "conversations": "count(*)",
@@ -40,6 +41,7 @@ RATIOS = {
     "avg_sentiment": "avg(CASE WHEN user_messages > 0 THEN sentiment_mean END)",
     "negative_share": "CASE WHEN sum(user_messages) > 0 THEN sum(negative_messages) / sum(user_messages) END",
     "positive_share": "CASE WHEN sum(user_messages) > 0 THEN sum(positive_messages) / sum(user_messages) END",
+    "translated_share": "CASE WHEN sum(messages) > 0 THEN sum(translated_messages) / sum(messages) END",
 }
 FLOAT_METRICS = (*RATIOS, "median_response_seconds", "p95_response_seconds")
 INT_METRICS = (*COUNTS, "new_users", "returning_users")

@@ -19,7 +19,7 @@ from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform, defs
 from conv_analytics.io.lake import ParquetLake
-from conv_analytics.runner import materialize_range
+from conv_analytics.runner import materialize_range, plan
 from conv_analytics.sources.base import normalize
 from conv_analytics.sources.demo import generate_day, write_demo
 from conv_analytics.sources.files import FilesSource
@@ -187,8 +187,10 @@ def test_lineage_is_source_to_report() -> None:
     def parents(name: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
 
-    assert parents("enriched_messages") == {"raw_messages"}
-    assert parents("conversation_categories") == {"raw_conversations", "enriched_messages"}
+    assert parents("intent_model") == {"raw_messages"}
+    assert parents("enriched_messages") == {"raw_messages", "intent_model"}
+    assert parents("topic_model") == {"enriched_messages"}
+    assert parents("conversation_categories") == {"raw_conversations", "enriched_messages", "topic_model"}
     assert parents("daily_rollups") >= {"conversation_categories"}
     assert parents("weekly_rollups") >= {"daily_rollups", "conversation_categories"}
     assert parents("monthly_rollups") >= {"daily_rollups", "conversation_categories"}
@@ -227,14 +229,18 @@ def test_the_next_days_messages_request_the_day_before_again(tmp_path: Path) -> 
     graph = platform.graph
     automation_defs = dg.Definitions(assets=graph.assets, resources=platform.resources)
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        graph.assets,
-        selection=graph.daily_chain,
-        partition_key=yesterday.isoformat(),
-        resources=platform.resources,
-        instance=instance,
-    )
-    assert result.success
+    # yesterday as `conv-analytics run` builds it: the daily chain with the intent and topic models of its week
+    stages = [stage for stage in plan(platform, yesterday, yesterday) if stage.keys]
+    assert [key for stage in stages for key in stage.selection if key not in graph.daily_chain] == [
+        graph.intent_model.key,
+        graph.topic_model.key,
+    ]
+    for stage in stages:
+        (key,) = stage.keys
+        result = dg.materialize(
+            graph.assets, selection=stage.selection, partition_key=key, resources=platform.resources, instance=instance
+        )
+        assert result.success
     first = dg.evaluate_automation_conditions(defs=automation_defs, instance=instance)
     assert first.get_requested_partitions(dg.AssetKey("conversation_categories")) <= {today.isoformat()}
     messages = graph.entities["messages"]

@@ -106,7 +106,8 @@ def test_the_assets_write_every_period_and_their_checks_pass(home, runs):
         assert all(e.passed for e in evaluations), asset
     week = lake.read("weekly_rollups", [WEEK.isoformat()], ROLLUPS)
     assert set(week.column("period").to_pylist()) == {"week"}
-    assert set(week.column("dimension").to_pylist()) == {"all", "channel", "language", "topic", "intent"}
+    dimensions = {"all", "channel", "language", "topic", "intent", "discovered_topic"}
+    assert set(week.column("dimension").to_pylist()) == dimensions
 
 
 def test_a_week_with_a_missing_day_fails_clearly(home, runs):
@@ -178,6 +179,7 @@ def test_html_is_self_contained_with_every_chart(week_report):
         "volume",
         "trend",
         "sentiment",
+        "discovered_topics",
         "top_topics",
         "top_intents",
         "response_times",
@@ -193,6 +195,7 @@ def test_markdown_and_json_carry_the_same_figures(week_report):
     conversations = next(k for k in week_report["kpis"] if k["name"] == "conversations")["value"]
     assert f"| Conversations | {conversations:,} |" in markdown
     assert "## Top topics" in markdown and "## Channel mix" in markdown and "```" in markdown
+    assert "## What people talk about" in markdown
     decoded = json.loads(render(week_report, "json"))
     assert decoded == json.loads(json.dumps(week_report))
     assert decoded["period"] == "week" and decoded["period_start"] == WEEK.isoformat()
@@ -222,6 +225,7 @@ def test_an_empty_period_renders_without_charts_breaking():
     )
     svgs = chart_svgs(report)
     assert "no data" in svgs["top_topics"] and "no data" in svgs["response_times"]
+    assert "no data" in svgs["discovered_topics"] and report["discovered_topics"] == []
     assert "n/a" in render(report, "md")
 
 

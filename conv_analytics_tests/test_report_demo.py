@@ -25,7 +25,7 @@ from conv_analytics.analytics.report import build_report, load_inputs
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform
 from conv_analytics.io.lake import ParquetLake
-from conv_analytics.runner import materialize_range
+from conv_analytics.runner import materialize_days
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ENRICHED_MESSAGES, RAW_CONVERSATIONS, ROLLUPS
 from conv_analytics.sources.demo import write_demo
 from conv_analytics_tests.rollup_reference import assert_matches, period_end, reference_rollups
@@ -48,14 +48,15 @@ CHROMIUM_FLAGS = (
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    """The daily graph (rollups included) in one backfill, then the weeks, the month and the report."""
+    """The whole graph as `conv-analytics demo` builds it: each stage one single-run backfill over its
+    range (the daily assets, the weekly intent and topic models between them, the daily rollups), then the
+    weeks and the month wholly inside the days, and the report."""
     config = Config(home=tmp_path_factory.mktemp("demo_month"), start_date=date(2024, 1, 1))
     write_demo(config.source_folder, LAST, (LAST - FIRST).days + 1, per_day=4)
-    days = [(FIRST + timedelta(days=i)).isoformat() for i in range((EMPTY_DAY - FIRST).days + 1)]
-    graph = Platform.build(config).graph
-    materialize_range(config, graph.daily_chain, days)
-    materialize_range(config, [graph.rollups["week"].key], [w.isoformat() for w in WEEKS])
-    materialize_range(config, [graph.rollups["month"].key], [MONTH.isoformat()])
+    summary = materialize_days(config, FIRST, EMPTY_DAY)
+    weeks = next(step.partitions for step in summary.steps if step.name == "weekly rollups")
+    months = next(step.partitions for step in summary.steps if step.name == "monthly rollups")
+    assert (weeks, months) == ([w.isoformat() for w in WEEKS], [MONTH.isoformat()])
     return config
 
 
@@ -164,6 +165,7 @@ def test_the_demo_week_report_opens_in_chromium_with_its_charts_drawn(demo, tmp_
         "volume",
         "trend",
         "sentiment",
+        "discovered_topics",
         "top_topics",
         "top_intents",
         "response_times",
@@ -175,6 +177,7 @@ def test_the_demo_week_report_opens_in_chromium_with_its_charts_drawn(demo, tmp_
     assert drawn["trend"].count('class="bar"') == 3  # the weeks since the demo data starts
     assert drawn["sentiment"].count('class="series"') == 3
     assert drawn["top_topics"].count('class="bar"') == len(report["top_topics"]) > 1
+    assert drawn["discovered_topics"].count('class="bar"') == min(len(report["discovered_topics"]), 12) > 1
     assert drawn["response_times"].count('class="bar"') == 10
     assert "no data" not in "".join(drawn.values())
     shot = tmp_path / "week.png"

@@ -47,8 +47,12 @@ def _conversation(cid: str, user: str, channel: str, started: datetime, **overri
         "first_response_seconds": 3.5,
         "response_seconds": [3.5, 8.0, 120.0, 2.25],
         "fallback_replies": 1,
+        "translated_messages": 2,
         "topic": "billing",
         "topic_confidence": 0.9,
+        "discovered_topic_id": 4,
+        "discovered_topic": "invoice · payment · charge",
+        "discovered_topic_score": 0.71,
         "primary_intent": "refund",
         "intents": ["greeting", "refund", "refund", None],
         "sentiment": "negative",
@@ -84,6 +88,10 @@ def data() -> pa.Table:
             _at(MIDNIGHT_DAY, 23, 50),
             duration_seconds=2700.0,
             ended_at=_at(MIDNIGHT_DAY + timedelta(days=1), 0, 35),
+            # categorised before the first topic model: no discovered topic (the rollups count it as other)
+            discovered_topic_id=None,
+            discovered_topic=None,
+            discovered_topic_score=None,
         ),
         _conversation("r-feb", "returner", "fax", _at(RETURN_DAY, 10, 0), status="escalated"),
         _conversation(
@@ -103,6 +111,11 @@ def data() -> pa.Table:
             negative_messages=0,
             positive_messages=0,
             sentiment_mean=0.0,
+            translated_messages=0,
+            # far from every discovered topic
+            discovered_topic_id=-1,
+            discovered_topic="other",
+            discovered_topic_score=0.12,
         ),
     ]
     return pa.concat_tables([months, pa.Table.from_pylist(special, schema=CONVERSATION_CATEGORIES)])

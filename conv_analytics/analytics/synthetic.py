@@ -32,6 +32,17 @@ def _lists(rng: np.random.Generator, lengths: np.ndarray, values: pa.Array) -> p
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
+def _discovered(rng: np.random.Generator, n: int) -> dict[str, pa.Array]:
+    ids = rng.integers(-1, 6, n)
+    missing = rng.random(n) < 0.1
+    labels = np.where(ids < 0, "other", np.char.add("topic ", ids.astype(str)))
+    return {
+        "discovered_topic_id": pa.array(ids, pa.int32(), mask=missing),
+        "discovered_topic": pa.array(labels.tolist(), pa.string(), mask=missing),
+        "discovered_topic_score": pa.array(rng.uniform(0.2, 0.9, n), mask=missing),
+    }
+
+
 def synthetic_categories(
     start: date,
     days: int,
@@ -81,6 +92,8 @@ def synthetic_categories(
         "fallback_replies": pa.array(rng.binomial(assistant, 0.08), pa.int32()),
         "translated_messages": pa.array(rng.binomial(user_messages + replies + system, 0.1), pa.int32()),
         "topic": pa.array(topics),
+        # discovered topics: -1 for a conversation far from every topic, null before the first model
+        **_discovered(rng, n),
         "topic_confidence": pa.array(rng.uniform(0.3, 1.0, n)),
         "primary_intent": pa.array(_choice(rng, INTENTS, n, 0.8)),
         "intents": _lists(rng, user_messages, pa.array(intents, pa.string())),

@@ -169,7 +169,8 @@ def build_categories_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="transform",
         kinds={"duckdb", "numba", "parquet"},
-        automation_condition=eager_with_next_day,
+        # a week without a topic model yet does not hold its days back (its discovered columns stay empty)
+        automation_condition=eager_with_next_day.ignore(dg.AssetSelection.assets(topic_model)),
         metadata=CATEGORIES.metadata(),
         ins={
             "conversations": dg.AssetIn(key=conversations),
@@ -193,7 +194,7 @@ def build_categories_asset(
     ) -> pa.Table:
         """Topic, primary intent, sentiment (mean and change), response times and outcome of each conversation."""
         started = time.perf_counter()
-        models = models_by_week(topic_models)
+        models = models_by_week(topic_models, categorizer.taxonomy)
         table = categorize(conversations, messages, categorizer, models, discovery.topic_source)
         without_messages = int(np.sum(table.column("messages").to_numpy() == 0)) if table.num_rows else 0
         context.add_output_metadata(

@@ -61,13 +61,16 @@ class ModelSource:
     curate: bool  # apply the analyst's curated names (the taxonomy setting) to its topics
 
 
-def models_by_week(table: pa.Table) -> dict[date, TopicModel]:
-    """The model versions in a model input (one per week the run's days are in; none before a fit)."""
-    return {
+def models_by_week(table: pa.Table, taxonomy: str = "") -> dict[date, TopicModel]:
+    """The model versions in a model input (one per week the run's days are in; none before a fit),
+    with the analyst's curated names of `taxonomy` (a topics export) applied: they count from the next
+    run on, whether or not the model has been refit since."""
+    models = {
         row["period_start"]: TopicModel.from_bytes(row["model"])
         for row in table.select(["period_start", "model"]).to_pylist()
         if row["model"] is not None
     }
+    return {week: model.curated(taxonomy) for week, model in models.items()} if taxonomy else models
 
 
 def assign_by_week(
@@ -114,6 +117,17 @@ def previous_version(lake: ParquetLake, name: str, before: date) -> TopicModel |
     return next(iter(models_by_week(lake.read(name, [earlier[-1]], TOPIC_MODELS)).values()), None)
 
 
+def dated(model: TopicModel, last: date) -> None:
+    """Date a version by the last day it learnt from, not by the clock, so fitting the same week again
+    writes the same bytes (the fit itself is seeded)."""
+    when = f"{last.isoformat()}T23:59:59+00:00"
+    model.info["fitted_at"] = when
+    if model.info.get("history"):
+        model.info["history"][-1]["at"] = when
+    if "curated_at" in model.info:
+        model.info["curated_at"] = when
+
+
 def fit_weeks(
     context: dg.AssetExecutionContext,
     name: str,
@@ -133,6 +147,7 @@ def fit_weeks(
         model = previous.refit(texts) if previous is not None else fit(texts)
         if source.curate and taxonomy:
             model = model.curated(taxonomy)
+        dated(model, last)
         context.log.info(
             f"{name} {week}: {len(model.shown_topics())} topics from {len(texts)} texts of {first}..{last}"
             + (" (refit)" if previous is not None else "")

@@ -50,7 +50,7 @@ CONTRACTION_PIECES = (
     *("s", "t", "d", "m", "ll", "re", "ve", "nt", "ain", "aren", "couldn", "didn", "doesn", "don"),
     *("hadn", "hasn", "haven", "isn", "mustn", "shan", "shouldn", "wasn", "weren", "wouldn"),
 )
-MODEL_FILE = "topic_model.npz"
+MODEL_FILE = "topics.npz"
 _LETTERS = re.compile(r"[^\W\d_]+")
 _TEXT_END = "\x1f"  # between the texts of a group when naming it (a control character, not a letter)
 _TOKENS = re.compile(r"[^\W\d_]+|\x1f")
