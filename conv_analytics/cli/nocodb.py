@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from conv_analytics.cli.files import public_data_options
 from conv_analytics.config import Config
 from conv_analytics.nocodb.client import NocoDBClient
 from conv_analytics.nocodb.resource import NocoDBResource
@@ -43,22 +44,7 @@ def init(base: str | None) -> None:
 
 
 @nocodb.command("load")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="A JSONL file in the format of ../shared/data (DailyDialog, MultiWOZ).",
-)
-@click.option("--start-date", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day (UTC).")
-@click.option(
-    "--days",
-    default=7,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Conversations are spread evenly over this many days.",
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Load only the first N conversations.")
+@public_data_options
 @click.option("--base", help=f"Base id or title (default: {Config.nocodb_base.env}, else {DEFAULT_BASE!r}).")
 def load(input_path: Path, start_date: datetime, days: int, limit: int | None, base: str | None) -> None:
     """Load conversations with generated users, channels and timestamps (100 rows a request)."""

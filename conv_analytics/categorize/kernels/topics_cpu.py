@@ -20,6 +20,7 @@ from numba import njit, prange
 from numba.extending import register_jitable
 
 from .hashing_cpu import _FNV_OFFSET, _SEED_BIGRAM, _SEED_WORD, WORD_BYTE, bucket, fnv_byte, fnv_word32, lower_byte
+from .train_cpu import code_run
 
 MAX_DIM_CUDA = 256  # reduced dimensions the CUDA kernel holds per thread
 
@@ -195,11 +196,7 @@ def _fill_tfidf(starts, codes, rows, idf, indptr, indices, values):
         end = starts[i + 1]
         norm2 = 0.0
         while k < end:
-            c = codes[k]
-            tf = 0
-            while k < end and codes[k] == c:
-                tf += 1
-                k += 1
+            c, tf, k = code_run(codes, k, end)
             r = rows[c]
             if r >= 0:
                 w = _weight(tf, idf[r])
@@ -239,11 +236,7 @@ def project_text(starts, codes, i, rows, idf, projection, z):
     k = starts[i]
     end = starts[i + 1]
     while k < end:
-        c = codes[k]
-        tf = 0
-        while k < end and codes[k] == c:
-            tf += 1
-            k += 1
+        c, tf, k = code_run(codes, k, end)
         r = rows[c]
         if r >= 0:
             w = _weight(tf, idf[r])

@@ -10,6 +10,18 @@ from numba.extending import register_jitable
 PARALLEL_MIN_WORK = 1 << 20  # multiply-adds under which one thread beats the pool
 
 
+@register_jitable(_nrt=False)
+def code_run(codes, k, end):
+    """At k in a text's sorted codes: the code, how many times it repeats from there (its term
+    frequency), and where the next code starts."""
+    c = codes[k]
+    tf = 0
+    while k < end and codes[k] == c:
+        tf += 1
+        k += 1
+    return c, tf, k
+
+
 @njit(parallel=True, cache=True)
 def sort_segments(starts, codes):
     """Sort each text's feature codes in place, so equal codes sit together."""
@@ -63,11 +75,7 @@ def _fill_tfidf(starts, codes, rows, idf, idf_unseen, dim, scale, n_groups, indp
         k = starts[i]
         end = starts[i + 1]
         while k < end:
-            c = codes[k]
-            tf = 0
-            while k < end and codes[k] == c:
-                tf += 1
-                k += 1
+            c, tf, k = code_run(codes, k, end)
             r = rows[c]
             if r >= 0:
                 g = c // dim
