@@ -51,6 +51,8 @@ CONTRACTION_PIECES = (
     *("hadn", "hasn", "haven", "isn", "mustn", "shan", "shouldn", "wasn", "weren", "wouldn"),
 )
 MODEL_FILE = "topic_model.npz"
+KEYWORDS = 10  # kept per topic, with their weights
+LABEL_CANDIDATES = 30  # terms a label is chosen from
 _LETTERS = re.compile(r"[^\W\d_]+")
 _TEXT_END = "\x1f"  # between the texts of a group when naming it (a control character, not a letter)
 _TOKENS = re.compile(r"[^\W\d_]+|\x1f")
@@ -737,14 +739,13 @@ def _name_topics(model: TopicModel, texts: pa.Array, rows: np.ndarray, scores: n
     redacted = redact_texts(texts.take(pa.array(flat, type=pa.int64())))[0].to_pylist()
     bounds = np.cumsum([0, *(group.size for group in nearest)])
     samples = [[t or "" for t in redacted[bounds[row] : bounds[row + 1]]] for row in range(k)]
-    keywords = _class_keywords(samples)
+    keywords = _class_keywords(samples, top=LABEL_CANDIDATES)  # the label weighs more than it shows
     counts = np.bincount(rows[rows >= 0], minlength=k)
     for row in range(k):
         examples = _distinct(samples[row], 3)
-        words = keywords[row]
         # a topic without words (emoji, numbers) is named by its most central text
-        label = _label(words) or (examples[0][:40] if examples else OTHER)
-        model.topics[row] = Topic(row, label, int(counts[row]), words, examples)
+        label = _label(keywords[row]) or (examples[0][:40] if examples else OTHER)
+        model.topics[row] = Topic(row, label, int(counts[row]), keywords[row][:KEYWORDS], examples)
 
 
 def _distinct(values: list[str], limit: int) -> list[str]:
@@ -829,7 +830,8 @@ def _class_keywords(samples: list[list[str]], top: int = 10) -> list[list[tuple[
     rest = (total[term] - used) / np.maximum(n_texts - sizes[group], 1)
     weights = coverage * np.log((coverage + COVERAGE_SMOOTHING) / (rest + COVERAGE_SMOOTHING))
     weights[(used < 2) | (weights <= 0)] = 0.0
-    order = np.lexsort((distinct[term], -weights, group))  # by group, heaviest first, ties by term
+    bigram = (distinct[term] & 0xFFFFFFFF) > 0
+    order = np.lexsort((distinct[term], bigram, -weights, group))  # by group, heaviest first, unigrams first
     starts = np.searchsorted(group[order], np.arange(len(samples) + 1))
     out = []
     for g in range(len(samples)):
@@ -849,22 +851,26 @@ def _term_name(code: int, names: list[str]) -> str:
 
 def _label(keywords: list[tuple[str, float]], parts: int = 3) -> str:
     """Up to three distinctive terms in weight order that share no word, so that a label says each
-    thing once ("taxi · contact", not "taxi · book taxi"); a bigram replaces the shown unigrams of
-    its own that weigh at most half as much again ("free", "wifi" become "free wifi")."""
+    thing once ("taxi · contact", not "taxi · book taxi"). A bigram of two keywords replaces the
+    shown unigrams of its own when it weighs at least two thirds as much ("free", "wifi" become
+    "free wifi"); one with a word that is no keyword itself ("need train") never does."""
     chosen: list[str] = []
     weight_of = dict(keywords)
     for term, weight in keywords:
         words = term.split()
         overlap = [c for c in chosen if set(c.split()) & set(words)]
-        if overlap:
-            replaces = len(words) == 2 and all(" " not in c and 3 * weight >= 2 * weight_of[c] for c in overlap)
-            if not replaces:
-                continue
+        if not overlap:
+            if len(chosen) < parts:
+                chosen.append(term)
+            continue
+        if (
+            len(words) == 2
+            and all(w in weight_of for w in words)
+            and all(" " not in c and 3 * weight >= 2 * weight_of[c] for c in overlap)
+        ):
             at = chosen.index(overlap[0])
             chosen = [c for c in chosen if c not in overlap]
             chosen.insert(at, term)
-        elif len(chosen) < parts:
-            chosen.append(term)
     return " · ".join(chosen[:parts])
 
 
