@@ -45,9 +45,10 @@ ENRICHED_MESSAGES = pa.schema(
     [
         *RAW_MESSAGES,
         pa.field("language", pa.string(), nullable=False),
-        pa.field("language_confidence", pa.float64(), nullable=False),
+        # columns added after the first release are nullable: files written before them read as nulls
+        pa.field("language_confidence", pa.float64()),
         pa.field("text_en", pa.large_string()),  # English translation; null when English already or no pair
-        pa.field("translation", pa.string(), nullable=False),  # none | translated | no_pair | failed
+        pa.field("translation", pa.string()),  # none | translated | no_pair | failed
         pa.field("token_count", pa.int32(), nullable=False),
         pa.field("lemmas", pa.large_string(), nullable=False),
         pa.field("intent", pa.string()),  # user messages only: the taxonomy's, else the discovered one (see topics)
@@ -74,7 +75,7 @@ CONVERSATION_CATEGORIES = pa.schema(
         pa.field("first_response_seconds", pa.float64()),
         pa.field("response_seconds", pa.list_(pa.float64())),  # every reply's latency to the user message before it
         pa.field("fallback_replies", pa.int32(), nullable=False),
-        pa.field("translated_messages", pa.int32(), nullable=False),  # messages read through their translation
+        pa.field("translated_messages", pa.int32()),  # messages read through their translation (added later)
         pa.field("topic", pa.string(), nullable=False),  # the taxonomy's where confident, else the discovered one
         pa.field("topic_confidence", pa.float64(), nullable=False),
         pa.field("discovered_topic_id", pa.int32()),  # -1: no discovered topic fits; null: no model yet

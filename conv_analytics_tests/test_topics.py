@@ -20,6 +20,8 @@ from conv_analytics.categorize.topics import (
     OTHER,
     FitSettings,
     TopicModel,
+    _class_keywords,
+    _label,
     align,
     fit,
     fit_assign,
@@ -82,6 +84,61 @@ def test_auto_finds_the_themes_and_names_them(themed) -> None:
         assert len(topic.examples) == 3
         assert topic.keywords and all(w > 0 for _, w in topic.keywords)
         assert "the" not in topic.label.split()
+
+
+# Words that name each MultiWOZ domain (lemmas, as labels show them).
+MULTIWOZ_WORDS = {
+    "hotel": {"hotel", "guesthouse", "wifi", "park", "stay", "star", "night", "room"},
+    "train": {"train", "travel", "depart", "departure", "arrive", "ticket"},
+    "restaurant": {"restaurant", "food", "serve", "table", "cuisine", "eat"},
+    "taxi": {"taxi", "cab", "car"},
+    "attraction": {"attraction", "museum", "college", "entrance", "entertainment", "architecture", "fee"},
+}
+
+
+def test_multiwoz_labels_name_what_the_conversations_are_about(shared_data) -> None:
+    """All of MultiWOZ validation (999 conversations, many over several domains), user turns
+    joined: each of the six largest topics' label holds a word of the domain most of its
+    conversations are about, and between them they name all five domains. Printed with -s."""
+    path = shared_data / "multiwoz" / "val.jsonl"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = ["\n".join(m["text"] for m in r["messages"] if m["speaker"] == "user") for r in rows]
+    model, table = fit_assign(texts)
+    ids = table.column("topic_id").to_numpy()
+    named = set()
+    for topic in model.shown_topics()[:6]:
+        domains = [d for r, i in zip(rows, ids, strict=True) if i == topic.id for d in r["topic"]]
+        majority = max(MULTIWOZ_WORDS, key=domains.count)
+        words = set(topic.label.replace(" · ", " ").split())
+        print(f"{topic.size:>5}  {topic.label:<45} mostly {majority}")
+        assert words & MULTIWOZ_WORDS[majority], (topic.label, majority)
+        named |= {d for d, vocabulary in MULTIWOZ_WORDS.items() if words & vocabulary}
+    assert named == set(MULTIWOZ_WORDS)
+
+
+def test_keywords_favour_what_most_of_a_topic_shares() -> None:
+    """A word most of a group's texts use beats a name that a few of them repeat, and a word every
+    group uses has no weight at all."""
+    taxis = [f"I need a taxi please from {p}" for p in ["the station", "the museum", "the hotel", "town"] * 5]
+    taxis += ["taxi to bishop stortford, bishop stortford, bishop stortford"] * 3
+    trains = [f"I need a train please to {p}" for p in ["london", "ely", "stansted", "norwich"] * 5]
+    keywords = _class_keywords([taxis, trains])
+    assert keywords[0][0][0] == "taxi" and keywords[1][0][0] == "train"
+    assert "need" not in {t for group in keywords for t, _ in group}
+    assert _label(keywords[0]).split(" · ")[0] == "taxi"
+
+
+def test_label_says_each_thing_once() -> None:
+    assert _label([("taxi", 2.0), ("book taxi", 0.6), ("contact", 0.5), ("need taxi", 0.4), ("pick", 0.3)]) == (
+        "taxi · contact · pick"
+    )
+    # a bigram about as heavy as its words replaces them
+    assert _label([("free", 2.0), ("wifi", 1.6), ("free wifi", 1.4), ("park", 1.2), ("star", 1.1)]) == (
+        "free wifi · park · star"
+    )
+    assert _label([]) == ""
 
 
 def test_assign_matches_fit_and_places_far_texts_nowhere(themed) -> None:

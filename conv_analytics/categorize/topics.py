@@ -11,8 +11,11 @@ How a fit works (all parameters are arguments; nothing is read from the environm
    without power iterations; one assignment pass then places every text.
 4. Lloyd passes refine the centres; each topic keeps the cosine below which a text is too far
    from it (a low quantile of its members' scores), so outliers become -1 / `other`.
-5. Labels come from class-based TF-IDF over lemmas (spaCy's lookup tables) and their bigrams in
-   the texts nearest each centre; examples are the three nearest, redacted.
+5. Labels and keywords come from lemmas (spaCy's lookup tables) and their bigrams in each topic's
+   members, the nearest its centre first (up to `label_sample` per topic, `label_texts` in all):
+   a term scores by the share of the topic's texts that use it times the log of how much more
+   often they use it than the other topics' texts do, so the words most of a topic shares win
+   over names a few of its texts repeat; examples are the three nearest texts, redacted.
 A refit (`previous=`) starts from the previous topics, adds only topics the previous model cannot
 place, and gives matching topics their earlier ids (`align`).
 
@@ -23,14 +26,11 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import cache
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ import yaml
 from conv_analytics.categorize.device import resolve_device
 from conv_analytics.categorize.kernels import topics_cpu, train_cpu
 from conv_analytics.text.arrow import as_string_array, utf8_buffers
+from conv_analytics.text.redact import LABELS as REDACTION_LABELS
 
 Texts = Sequence[str | None] | pa.Array | pa.ChunkedArray
 
@@ -51,10 +52,12 @@ CONTRACTION_PIECES = (
     *("hadn", "hasn", "haven", "isn", "mustn", "shan", "shouldn", "wasn", "weren", "wouldn"),
 )
 MODEL_FILE = "topics.npz"
+KEYWORDS = 10  # kept per topic, with their weights
+LABEL_CANDIDATES = 30  # terms a label is chosen from
 _LETTERS = re.compile(r"[^\W\d_]+")
 _TEXT_END = "\x1f"  # between the texts of a group when naming it (a control character, not a letter)
 _TOKENS = re.compile(r"[^\W\d_]+|\x1f")
-_PLACEHOLDERS = re.compile(r"\[(?:EMAIL|PHONE|CARD|URL)\]")  # what redaction leaves: not words of a topic
+_PLACEHOLDERS = re.compile("|".join(map(re.escape, REDACTION_LABELS)))  # what redaction leaves: not words of a topic
 FORMAT_VERSION = 1
 
 ASSIGN_SCHEMA = pa.schema(
@@ -86,7 +89,8 @@ class FitSettings:
     power_iterations: int | None = None
     kmeans_iterations: int = 10
     refit_iterations: int = 0  # Lloyd passes in a refit (0 keeps the previous partition, recentred on the new texts)
-    label_sample: int = 25  # texts per topic (the nearest its centre) whose lemmas name it
+    label_sample: int = 200  # texts per topic at most (the nearest its centre) whose lemmas name it,
+    label_texts: int = 2_000  # and in all at most this many, or 25 per topic where that is more
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -645,7 +649,8 @@ def fit_assign(
         row_scores = np.empty(n, dtype=np.float64)
         topics_cpu.assign(starts, codes, table, idf, projection, model.centres, thresholds, rows, row_scores)
     _drop_empty_rows(model, rows)
-    _name_topics(model, array, rows, row_scores, s.label_sample)
+    per_topic = max(25, min(s.label_sample, s.label_texts // max(centres.shape[0], 1)))
+    _name_topics(model, array, rows, row_scores, per_topic)
     if previous is not None:
         align(model, previous, array, rows)
     else:
@@ -735,14 +740,13 @@ def _name_topics(model: TopicModel, texts: pa.Array, rows: np.ndarray, scores: n
     redacted = redact_texts(texts.take(pa.array(flat, type=pa.int64())))[0].to_pylist()
     bounds = np.cumsum([0, *(group.size for group in nearest)])
     samples = [[t or "" for t in redacted[bounds[row] : bounds[row + 1]]] for row in range(k)]
-    keywords = _class_keywords(samples)
+    keywords = _class_keywords(samples, top=LABEL_CANDIDATES)  # the label weighs more than it shows
     counts = np.bincount(rows[rows >= 0], minlength=k)
     for row in range(k):
         examples = _distinct(samples[row], 3)
-        words = keywords[row]
         # a topic without words (emoji, numbers) is named by its most central text
-        label = _label(words) or (examples[0][:40] if examples else OTHER)
-        model.topics[row] = Topic(row, label, int(counts[row]), words, examples)
+        label = _label(keywords[row]) or (examples[0][:40] if examples else OTHER)
+        model.topics[row] = Topic(row, label, int(counts[row]), keywords[row][:KEYWORDS], examples)
 
 
 def _distinct(values: list[str], limit: int) -> list[str]:
@@ -765,73 +769,110 @@ def _lemmatiser(sample: list[str]) -> dict[str, str]:
 
 
 def _class_keywords(samples: list[list[str]], top: int = 10) -> list[list[tuple[str, float]]]:
-    """Class-based TF-IDF of lemma unigrams and bigrams (stop words and numbers out) per group,
-    faded out for terms that most groups use.
+    """Per group of texts, its most distinctive lemma unigrams and bigrams (stop words and numbers
+    out) with their weights: coverage x log lift, by document frequency.
+
+    Coverage is the share of the group's texts that use a term; lift compares it with the share of
+    the other groups' texts that use it (both smoothed by COVERAGE_SMOOTHING). A term most of the
+    group's texts share and the rest use much less wins; a name that a few texts repeat covers
+    little and loses, and a chat filler that every group uses ("need", "thank") has no lift.
+    A term must be used by at least two texts of the group.
 
     Words are runs of letters looked up in the lemma table of each group's language: a dictionary
-    lookup per word, so naming topics costs little next to fitting them.
+    lookup per word and a few array operations per group, so naming topics costs little next to
+    fitting them.
     """
     stops = stop_word_set()
-    per_class: list[Counter] = []
-    # form -> its lemma, or "" when left out (stop word, one letter); one map per lemma table, as
-    # the same words recur across topics
-    words_by_table: dict[int, dict[str, str]] = {}
-    all_terms: list[str] = []
-    for sample in samples:
+    names: list[str] = [_TEXT_END]  # word id -> word; 0 separates texts
+    ids: dict[str, int] = {_TEXT_END: 0}
+    # form -> word id, or -1 when left out (stop word, one letter); one map per lemma table, as the
+    # same words recur across topics
+    ids_by_table: dict[int, dict[str, int]] = {}
+    codes_of: list[np.ndarray] = []  # per group, its terms where they occur (word << 32 | next word, 0 for a unigram)
+    texts_of: list[np.ndarray] = []  # and the text (numbered across groups) each occurrence is in
+    sizes = np.array([len(sample) for sample in samples], dtype=np.int64)
+    first_text = np.cumsum(sizes) - sizes
+    for g, sample in enumerate(samples):
         table = _lemmatiser(sample) if sample else {}
-        words_of = words_by_table.setdefault(id(table) if table else 0, {_TEXT_END: _TEXT_END})
+        ids_of = ids_by_table.setdefault(id(table) if table else 0, {_TEXT_END: 0})
         # the group's texts read in one pass, a separator between them so no bigram spans two
         joined = _TEXT_END.join(sample)
         if joined.count(_TEXT_END) != max(len(sample) - 1, 0):  # a text holds the separator itself
             joined = _TEXT_END.join(text.replace(_TEXT_END, " ") for text in sample)
         forms = _TOKENS.findall(_PLACEHOLDERS.sub(" ", joined).lower())
-        for form in set(forms).difference(words_of):
+        for form in set(forms).difference(ids_of):
             word = table.get(form, form)
-            words_of[form] = word if word not in stops and len(word) > 1 else ""
-        words = [w for w in map(words_of.__getitem__, forms) if w]
-        terms = [w for w in words if w != _TEXT_END]
-        terms += [f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if a != _TEXT_END and b != _TEXT_END]
-        per_class.append(Counter(terms))
-        all_terms += terms
-    overall = Counter(all_terms)
-    spread = Counter(chain.from_iterable(per_class))  # how many topics use each term
-    average = sum(overall.values()) / max(len(per_class), 1)
-    k = len(per_class)
+            if form in (word + "er", word + "r"):  # the tables read "number" as a comparative of "numb"
+                word = form
+            if word in stops or len(word) < 2:
+                ids_of[form] = -1
+            else:
+                ids_of[form] = ids.setdefault(word, len(names))
+                if ids_of[form] == len(names):
+                    names.append(word)
+        seq = np.fromiter(map(ids_of.__getitem__, forms), dtype=np.int64, count=len(forms))
+        seq = seq[seq >= 0]
+        text = np.cumsum(seq == 0) + first_text[g]
+        word = seq > 0
+        pair = word[:-1] & word[1:]
+        codes_of.append(np.concatenate([seq[word] << 32, (seq[:-1][pair] << 32) | seq[1:][pair]]))
+        texts_of.append(np.concatenate([text[word], text[:-1][pair]]))
+    if not codes_of:
+        return []
+    # how many texts of each group use each term: the distinct (term, text) pairs, counted per group
+    n_texts = max(int(sizes.sum()), 1)
+    distinct, term = np.unique(np.concatenate(codes_of), return_inverse=True)
+    pairs = np.unique(term.astype(np.int64) * n_texts + np.concatenate(texts_of))
+    group_of_text = np.repeat(np.arange(len(samples), dtype=np.int64), sizes)
+    keys, used = np.unique(group_of_text[pairs % n_texts] * distinct.size + pairs // n_texts, return_counts=True)
+    group, term = keys // max(distinct.size, 1), keys % max(distinct.size, 1)
+    total = np.bincount(term, weights=used, minlength=distinct.size)
+    coverage = used / np.maximum(sizes[group], 1)
+    rest = (total[term] - used) / np.maximum(n_texts - sizes[group], 1)
+    weights = coverage * np.log((coverage + COVERAGE_SMOOTHING) / (rest + COVERAGE_SMOOTHING))
+    weights[(used < 2) | (weights <= 0)] = 0.0
+    bigram = (distinct[term] & 0xFFFFFFFF) > 0
+    order = np.lexsort((distinct[term], bigram, -weights, group))  # by group, heaviest first, unigrams first
+    starts = np.searchsorted(group[order], np.arange(len(samples) + 1))
     out = []
-    for counter in per_class:
-        total = sum(counter.values()) or 1
-        # c-TF-IDF, fading out terms that most topics use: chat fillers ("need", "thank") are in all
-        weights = {
-            t: c / total * math.log(1.0 + average / overall[t]) * _rarity(spread[t], k)
-            for t, c in counter.items()
-            if c > 1
-        }
-        best = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:top]
-        out.append([(t, round(w, 6)) for t, w in best])
+    for g in range(len(samples)):
+        best = [i for i in order[starts[g] : min(starts[g] + top, starts[g + 1])] if weights[i] > 0]
+        out.append([(_term_name(int(distinct[term[i]]), names), round(float(weights[i]), 6)) for i in best])
     return out
 
 
-def _rarity(topics_using: int, k: int) -> float:
-    """1 for a term that at most about half of the k topics use, falling to 0 for one all of them use."""
-    if k < 2:
-        return 1.0
-    return min(1.0, 2.0 * (1.0 - (topics_using - 1) / (k - 1)))
+COVERAGE_SMOOTHING = 0.02  # added to both shares before their ratio: a term of a tenth of a topic's
+# texts that no other topic uses lifts it about 6x, not infinitely
+
+
+def _term_name(code: int, names: list[str]) -> str:
+    second = code & 0xFFFFFFFF
+    return names[code >> 32] if not second else f"{names[code >> 32]} {names[second]}"
 
 
 def _label(keywords: list[tuple[str, float]], parts: int = 3) -> str:
-    """Up to three distinctive terms; a term whose words are already shown adds nothing."""
+    """Up to three distinctive terms in weight order that share no word, so that a label says each
+    thing once ("taxi · contact", not "taxi · book taxi"). A bigram of two keywords replaces the
+    shown unigrams of its own when it weighs at least two thirds as much ("free", "wifi" become
+    "free wifi"); one with a word that is no keyword itself ("need train") never does."""
     chosen: list[str] = []
-    shown: set[str] = set()
-    for term, _ in keywords:
-        words = set(term.split())
-        if words <= shown:
+    weight_of = dict(keywords)
+    for term, weight in keywords:
+        words = term.split()
+        overlap = [c for c in chosen if set(c.split()) & set(words)]
+        if not overlap:
+            if len(chosen) < parts:
+                chosen.append(term)
             continue
-        chosen = [c for c in chosen if not set(c.split()) <= words]  # a bigram replaces its own word
-        chosen.append(term)
-        shown |= words
-        if len(chosen) == parts:
-            break
-    return " · ".join(chosen)
+        if (
+            len(words) == 2
+            and all(w in weight_of for w in words)
+            and all(" " not in c and 3 * weight >= 2 * weight_of[c] for c in overlap)
+        ):
+            at = chosen.index(overlap[0])
+            chosen = [c for c in chosen if c not in overlap]
+            chosen.insert(at, term)
+    return " · ".join(chosen[:parts])
 
 
 # --- stable ids across refits --------------------------------------------------------------------
