@@ -31,6 +31,7 @@ from conv_analytics.categorize.training import load_taxonomy
 from conv_analytics.cli.topics import topics as topics_cli
 from conv_analytics.text.arrow import utf8_buffers
 from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
+from conv_analytics_tests.multiwoz_support import MULTIWOZ_WORDS, domains_named
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,16 +87,6 @@ def test_auto_finds_the_themes_and_names_them(themed) -> None:
         assert "the" not in topic.label.split()
 
 
-# Words that name each MultiWOZ domain (lemmas, as labels show them).
-MULTIWOZ_WORDS = {
-    "hotel": {"hotel", "guesthouse", "wifi", "park", "stay", "star", "night", "room"},
-    "train": {"train", "travel", "depart", "departure", "arrive", "ticket"},
-    "restaurant": {"restaurant", "food", "serve", "table", "cuisine", "eat"},
-    "taxi": {"taxi", "cab", "car"},
-    "attraction": {"attraction", "museum", "college", "entrance", "entertainment", "architecture", "fee"},
-}
-
-
 def test_multiwoz_labels_name_what_the_conversations_are_about(shared_data) -> None:
     """All of MultiWOZ validation (999 conversations, many over several domains), user turns
     joined: each of the six largest topics' label holds a word of the domain most of its
@@ -111,10 +102,9 @@ def test_multiwoz_labels_name_what_the_conversations_are_about(shared_data) -> N
     for topic in model.shown_topics()[:6]:
         domains = [d for r, i in zip(rows, ids, strict=True) if i == topic.id for d in r["topic"]]
         majority = max(MULTIWOZ_WORDS, key=domains.count)
-        words = set(topic.label.replace(" · ", " ").split())
         print(f"{topic.size:>5}  {topic.label:<45} mostly {majority}")
-        assert words & MULTIWOZ_WORDS[majority], (topic.label, majority)
-        named |= {d for d, vocabulary in MULTIWOZ_WORDS.items() if words & vocabulary}
+        assert majority in domains_named(topic.label), (topic.label, majority)
+        named |= domains_named(topic.label)
     assert named == set(MULTIWOZ_WORDS)
 
 
