@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -275,7 +276,9 @@ class TopicModel:
     # --- persistence ------------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """One compressed .npz blob: the arrays plus the topics and metadata as JSON."""
+        """One compressed .npz blob: the arrays plus the topics and metadata as JSON. The same model
+        always gives the same bytes (no time stamps in the archive), so a refit of unchanged data
+        rewrites its lake file unchanged."""
         meta = {
             "format": FORMAT_VERSION,
             "bits": self.bits,
@@ -283,18 +286,23 @@ class TopicModel:
             "curation": {str(k): v for k, v in self.curation.items()},
             "info": self.info,
         }
+        arrays = {
+            "stop_hashes": self.stop_hashes,
+            "vocab_codes": self.vocab_codes,
+            "idf": self.idf,
+            "projection": self.projection.astype(np.float32),
+            "centres": self.centres,
+            "thresholds": self.thresholds,
+            "row_ids": self.row_ids,
+            "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        }
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            stop_hashes=self.stop_hashes,
-            vocab_codes=self.vocab_codes,
-            idf=self.idf,
-            projection=self.projection.astype(np.float32),
-            centres=self.centres,
-            thresholds=self.thresholds,
-            row_ids=self.row_ids,
-            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-        )
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(entry, "w") as stream:
+                    np.lib.format.write_array(stream, np.asarray(array), allow_pickle=False)
         return buffer.getvalue()
 
     @classmethod
@@ -800,7 +808,7 @@ def _class_keywords(samples: list[list[str]], top: int = 10) -> list[list[tuple[
         if joined.count(_TEXT_END) != max(len(sample) - 1, 0):  # a text holds the separator itself
             joined = _TEXT_END.join(text.replace(_TEXT_END, " ") for text in sample)
         forms = _TOKENS.findall(_PLACEHOLDERS.sub(" ", joined).lower())
-        for form in set(forms).difference(ids_of):
+        for form in sorted(set(forms).difference(ids_of)):  # sorted: word ids, and so ties, the same every run
             word = table.get(form, form)
             if form in (word + "er", word + "r"):  # the tables read "number" as a comparative of "numb"
                 word = form
