@@ -772,7 +772,7 @@ def _lemmatiser(sample: list[str]) -> dict[str, str]:
     from conv_analytics.text.enrich import LEMMA_LANGUAGES, chunk_tokenizer
     from conv_analytics.text.language import detect_language
 
-    lang = detect_language(" ".join(sample)[:500])
+    lang = detect_language(" ".join(sample[:5])[:200])
     return chunk_tokenizer(lang).table if lang in LEMMA_LANGUAGES else {}
 
 

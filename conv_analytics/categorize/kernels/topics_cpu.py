@@ -10,9 +10,10 @@ a text made only of stop words keeps them all.
 the CUDA kernel of topics_cuda, so both paths compute one assignment the same way. Everything the
 kernels share lives in this file for the reason hashing_cpu gives (Numba's cache).
 
-No kernel here uses fastmath: a parallel fastmath kernel loaded from Numba's cache computed other
-last bits than the same kernel freshly compiled, so the first process on a machine fitted other
-topics than the next ones.
+The three parallel fastmath kernels (`embed`, `assign`, `assign_embedded`) are compiled in every
+process rather than cached: loaded from Numba's cache they computed other last bits than freshly
+compiled, so the first process on a machine fitted other topics than the next ones. A test compares
+two processes' lakes byte for byte.
 """
 
 from __future__ import annotations
@@ -309,14 +310,14 @@ def best_centre(z, centres, thresholds):
     return best, top
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, fastmath=True)
 def embed(starts, codes, rows, idf, projection, out):
     """out[i] = the unit vector of text i in the reduced space (zeros when it has no known word)."""
     for i in prange(starts.size - 1):
         project_text(starts, codes, i, rows, idf, projection, out[i])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, fastmath=True)
 def assign(starts, codes, rows, idf, projection, centres, thresholds, topics, scores):
     """Nearest topic of every text, -1 for texts with no known word or too far from every topic."""
     n = starts.size - 1
@@ -332,7 +333,7 @@ def assign(starts, codes, rows, idf, projection, centres, thresholds, topics, sc
                 topics[i], scores[i] = best_centre(z, centres, thresholds)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, fastmath=True)
 def assign_embedded(z, centres, thresholds, topics, scores):
     """assign() for texts already embedded (rows of `embed`, zeros for a text with no known word):
     the same nearest centre and cosine, without projecting the texts again."""
@@ -418,7 +419,7 @@ def centre_sums(z, labels, k):
     return sums
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _lower_distance(z, centre, distance):
     # serial: a parallel region per seed costs more in thread wake-ups than the few thousand rows gain
     for i in range(z.shape[0]):
