@@ -167,7 +167,9 @@ def plan(platform: Platform, first: date, last: date) -> list[Stage]:
         Stage("categories and daily rollups", [graph.categories.key, graph.rollups["day"].key], days),
     ]
     for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
-        keys = [start.isoformat() for start in complete_periods(period, first, last)]
+        # a period inside the range is a partition only once it has ended (the current month is not)
+        existing = set(graph.partitions.of(period).get_partition_keys())
+        keys = [key for start in complete_periods(period, first, last) if (key := start.isoformat()) in existing]
         if keys:
             stages.append(Stage(name, [graph.rollups[period].key], keys))
     stages.append(Stage("analytics report", [graph.report.key], []))

@@ -219,6 +219,20 @@ def test_partition_mappings() -> None:
     assert month[0] == "2026-02-01" and month[-1] == "2026-02-28" and len(month) == 28
 
 
+def test_a_run_up_to_today_plans_only_weeks_and_months_that_have_ended(tmp_path: Path) -> None:
+    """`conv-analytics demo` runs up to today: the current month is no partition yet, whatever the range."""
+    platform = Platform.build(Config(home=tmp_path))
+    today = datetime.now(timezone.utc).date()
+    stages = plan(platform, today - timedelta(days=70), today)
+    periods = {stage.name: stage.keys for stage in stages}
+    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
+        existing = set(platform.graph.partitions.of(period).get_partition_keys())
+        assert periods[name] and set(periods[name]) <= existing
+        ends = [date.fromisoformat(key) for key in periods[name]]
+        assert max(ends) < today
+    assert today.replace(day=1).isoformat() not in periods["monthly rollups"]
+
+
 def test_the_next_days_messages_request_the_day_before_again(tmp_path: Path) -> None:
     """Conversations run past midnight: when today's messages land, yesterday's categories are stale."""
     config = Config(home=tmp_path)
