@@ -57,6 +57,10 @@ def test_schema_changes_are_conformed_not_crashed_on(tmp_path: Path) -> None:
     table = lake.read("raw_conversations", ["2026-01-01", "2026-01-02"], RAW_CONVERSATIONS)
     assert table.schema == RAW_CONVERSATIONS
     assert table.column("ended_at").null_count == 3
+    # reading only some columns, one of which the older file lacks
+    some = lake.read("raw_conversations", ["2026-01-01", "2026-01-02"], RAW_CONVERSATIONS, ["user_id", "ended_at"])
+    assert some.column_names == ["user_id", "ended_at"] and some.num_rows == 3
+    assert some.column("ended_at").null_count == 3
 
 
 def test_written_files_are_zstd_with_large_row_groups(tmp_path: Path) -> None:

@@ -266,10 +266,13 @@ class ParquetLake:
             schema = pa.schema([schema.field(name) for name in columns])
 
         def read_one(key: str | None) -> pa.Table | None:
+            path = self.partition_path(asset, key)
             try:
-                table = pq.read_table(self.partition_path(asset, key), filesystem=self.fs, columns=columns)
+                table = pq.read_table(path, filesystem=self.fs, columns=columns)
             except FileNotFoundError:
                 return None
+            except pa.ArrowInvalid:  # a file written before one of `columns` existed: that column reads as nulls
+                table = pq.read_table(path, filesystem=self.fs)
             return conform(table, schema)
 
         wanted = keys if keys is not None else [None]
