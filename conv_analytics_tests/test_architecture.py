@@ -33,11 +33,12 @@ CLI = [sys.executable, "-m", "conv_analytics.cli"]
 
 
 def pure_modules() -> list[str]:
-    """Every module of the layers that must not need Dagster: analytics, text, categorize (but its
+    """Every module of the layers that must not need Dagster: analytics, text, translate, categorize (but its
     resource), the date helpers and the source clients."""
     names = ["conv_analytics.dates", "conv_analytics.sources.base", "conv_analytics.sources.files"]
-    names += ["conv_analytics.sources.demo", "conv_analytics.nocodb.client", "conv_analytics.nocodb.source"]
-    for package in ("analytics", "text", "categorize"):
+    names += ["conv_analytics.sources.demo", "conv_analytics.sources.public"]
+    names += ["conv_analytics.nocodb.client", "conv_analytics.nocodb.source"]
+    for package in ("analytics", "text", "translate", "categorize"):
         path = PACKAGE / package
         prefix = f"conv_analytics.{package}."
         names += [m.name for m in pkgutil.walk_packages([str(path)], prefix) if not m.name.endswith(".resource")]
