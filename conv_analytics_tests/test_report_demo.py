@@ -14,6 +14,7 @@ import shutil
 import struct
 import subprocess
 from datetime import date, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -148,17 +149,34 @@ def chromium() -> str:
     pytest.skip(message)
 
 
-@pytest.mark.browser
-def test_the_demo_week_report_opens_in_chromium_with_its_charts_drawn(demo, tmp_path):
+def open_in_chromium(report: dict, folder: Path, height: int) -> tuple[str, bytes]:
+    """(the DOM Chromium builds from the report's HTML page, a 1200 x `height` PNG screenshot of it)."""
     browser = chromium()
-    tables = Platform.build(demo).graph.report_tables
-    report = build_report(load_inputs(ParquetLake.open(demo.lake_root), tables, "week", date(2026, 2, 18)))
-    page = tmp_path / "week.html"
+    page = folder / "week.html"
     page.write_text(render(report, "html"), encoding="utf-8")
-    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    common = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={folder / 'profile'}"]
     dom = subprocess.run(
         [*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout
+    shot = folder / "week.png"
+    subprocess.run(
+        [*common, f"--window-size=1200,{height}", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    image = shot.read_bytes()
+    assert image[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", image[16:24]) == (1200, height) and len(image) > 50_000  # a blank page is a few kB
+    print(f"\nscreenshot of the week report: {shot}")
+    return dom, image
+
+
+@pytest.mark.browser
+def test_the_demo_week_report_opens_in_chromium_with_its_charts_drawn(demo, tmp_path):
+    tables = Platform.build(demo).graph.report_tables
+    report = build_report(load_inputs(ParquetLake.open(demo.lake_root), tables, "week", date(2026, 2, 18)))
+    dom, _ = open_in_chromium(report, tmp_path, 3600)
     # the DOM as Chromium parsed it: every chart is an SVG element with its bars, lines and labels
     charts = re.findall(r'<svg class="chart" data-chart="([a-z_]+)"(.*?)</svg>', dom, flags=re.S)
     assert [name for name, _ in charts] == [
@@ -180,14 +198,3 @@ def test_the_demo_week_report_opens_in_chromium_with_its_charts_drawn(demo, tmp_
     assert drawn["discovered_topics"].count('class="bar"') == min(len(report["discovered_topics"]), 12) > 1
     assert drawn["response_times"].count('class="bar"') == 10
     assert "no data" not in "".join(drawn.values())
-    shot = tmp_path / "week.png"
-    subprocess.run(
-        [*common, "--window-size=1200,3600", f"--screenshot={shot}", page.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    image = shot.read_bytes()
-    assert image[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", image[16:24])
-    assert (width, height) == (1200, 3600) and len(image) > 50_000  # a blank page is a few kB

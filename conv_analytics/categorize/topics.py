@@ -409,7 +409,7 @@ def _vocabulary(starts: np.ndarray, codes: np.ndarray, bits: int, max_terms: int
     """(codes, smoothed idf) of the words seen and the bigrams seen twice (once, in tiny corpora):
     a rare word still places its text, a bigram seen once is noise."""
     n = starts.size - 1
-    df = topics_cpu.document_frequency(starts, codes, 2 << bits)
+    df = train_cpu.document_frequency(starts, codes, 2 << bits)
     min_df = np.where(np.arange(df.size) < (1 << bits), 1, 2 if n >= 20 else 1)
     kept = np.flatnonzero(df >= min_df)
     if kept.size > max_terms:

@@ -160,19 +160,6 @@ def token_hashes(offsets, data):
     return out
 
 
-@njit(cache=True)
-def document_frequency(starts, codes, dim):
-    """Texts holding each bucket (codes sorted within each text)."""
-    df = np.zeros(dim, dtype=np.int64)
-    for i in range(starts.size - 1):
-        last = -1
-        for k in range(starts[i], starts[i + 1]):
-            if codes[k] != last:
-                last = codes[k]
-                df[last] += 1
-    return df
-
-
 @register_jitable
 def _weight(tf, idf):
     """Sublinear term frequency: a word said five times is not five times the topic."""
