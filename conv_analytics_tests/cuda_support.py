@@ -4,6 +4,7 @@ that every function the kernel shares with the CPU is valid device code."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,19 @@ def assert_compiles_to_ptx(module: str, arguments: str) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "1"
+
+
+def run_in_simulator(script: str, payload: object) -> dict:
+    """Run `script` in a fresh interpreter under Numba's CUDA simulator with `payload` as JSON on its
+    standard input; its last line of output, parsed as JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(REPO)},
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -3,10 +3,6 @@ subprocess, since the simulator must be switched on before numba.cuda is first i
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -15,7 +11,7 @@ import numpy as np
 from conv_analytics.categorize.features import FeatureSpec
 from conv_analytics.categorize.kernels import hashing_cpu
 from conv_analytics.text.arrow import utf8_buffers
-from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
+from conv_analytics_tests.cuda_support import assert_compiles_to_ptx, run_in_simulator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,18 +54,7 @@ def test_cpu_and_cuda_simulator_agree() -> None:
         "a" * 300,
         "hello, my invoice and parcel",
     ]
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-c", PARITY_SCRIPT],
-        input=json.dumps([texts, labels, probe]),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_in_simulator(PARITY_SCRIPT, [texts, labels, probe])
     assert out["cpu"] == out["gpu"]
     assert out["max_diff"] < 1e-6
     assert [row[0] for row in out["cpu"]] == out["single"]  # fusing changes nothing

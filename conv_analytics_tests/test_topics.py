@@ -4,9 +4,6 @@ refits, curation through the exported taxonomy YAML, the CLI, and CPU/CUDA-simul
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -30,7 +27,7 @@ from conv_analytics.categorize.topics import (
 from conv_analytics.categorize.training import load_taxonomy
 from conv_analytics.cli.topics import topics as topics_cli
 from conv_analytics.text.arrow import utf8_buffers
-from conv_analytics_tests.cuda_support import assert_compiles_to_ptx
+from conv_analytics_tests.cuda_support import assert_compiles_to_ptx, run_in_simulator
 from conv_analytics_tests.multiwoz_support import MULTIWOZ_WORDS, domains_named
 
 REPO = Path(__file__).resolve().parents[1]
@@ -384,18 +381,7 @@ PARITY_SCRIPT = textwrap.dedent(
 def test_cpu_and_cuda_simulator_assign_the_same_topics() -> None:
     texts, _ = corpus(THEMES, 15)
     probe = [*texts[::7], "", "zebra", "the", "hotel train refund", "😀"]
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-c", PARITY_SCRIPT],
-        input=json.dumps([texts, probe]),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_in_simulator(PARITY_SCRIPT, [texts, probe])
     assert out["cpu"] == out["gpu"]
     assert max(out["cpu"]) >= 0 and out["cpu"][-5] == -1
     assert out["max_diff"] < 1e-9

@@ -25,7 +25,7 @@ from numba import njit, prange
 from numba.extending import register_jitable
 
 from .hashing_cpu import _FNV_OFFSET, _SEED_BIGRAM, _SEED_WORD, WORD_BYTE, bucket, fnv_byte, fnv_word32, lower_byte
-from .train_cpu import code_run
+from .train_cpu import code_run, known_counts
 
 MAX_DIM_CUDA = 256  # reduced dimensions the CUDA kernel holds per thread
 
@@ -167,20 +167,6 @@ def _weight(tf, idf):
 
 
 @njit(parallel=True, cache=True)
-def _known_runs(starts, codes, rows):
-    n = starts.size - 1
-    counts = np.zeros(n, dtype=np.int64)
-    for i in prange(n):
-        last = -1
-        for k in range(starts[i], starts[i + 1]):
-            if codes[k] != last:
-                last = codes[k]
-                if rows[last] >= 0:
-                    counts[i] += 1
-    return counts
-
-
-@njit(parallel=True, cache=True)
 def _fill_tfidf(starts, codes, rows, idf, indptr, indices, values):
     for i in prange(starts.size - 1):
         out = indptr[i]
@@ -206,7 +192,7 @@ def tfidf_csr(
     starts: np.ndarray, codes: np.ndarray, rows: np.ndarray, idf: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """L2-normalised sublinear TF-IDF rows (indptr, indices, values) over the vocabulary rows."""
-    counts = _known_runs(starts, codes, rows)
+    counts = known_counts(starts, codes, rows)
     indptr = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)

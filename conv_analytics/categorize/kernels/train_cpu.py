@@ -44,7 +44,8 @@ def document_frequency(starts, codes, n_codes):
 
 
 @njit(parallel=True, cache=True)
-def _known_counts(starts, codes, rows):
+def known_counts(starts, codes, rows):
+    """Per text, how many distinct codes it holds that the vocabulary knows (rows >= 0)."""
     n = starts.size - 1
     counts = np.zeros(n, dtype=np.int64)
     for i in prange(n):
@@ -94,7 +95,7 @@ def tfidf_matrix(
     scale: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR (indptr, indices, values) of the model's inputs; codes must be sorted per text."""
-    counts = _known_counts(starts, codes, rows)
+    counts = known_counts(starts, codes, rows)
     indptr = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
