@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -114,6 +114,7 @@ def stage_job(platform: Platform, stage: Stage, progress: Progress | None = None
     definitions = dg.Definitions(
         jobs=[dg.define_asset_job(RUN_JOB, selection=stage.selection)],
         assets=platform.graph.assets,
+        asset_checks=platform.mongo_checks,
         resources=platform.resources,
         loggers=loggers,
     )
@@ -176,6 +177,51 @@ def plan(platform: Platform, first: date, last: date) -> list[Stage]:
     return stages
 
 
+def rewritten_days(result: dg.ExecuteInProcessResult, stage: Stage) -> list[date]:
+    """Days outside the stage that its run rewrote: older partitions an id left for a newer version."""
+    keys = set(stage.keys)
+    days = {
+        event.partition
+        for event in result.get_asset_materialization_events()
+        if event.partition is not None and event.partition not in keys
+    }
+    return sorted(date.fromisoformat(day) for day in days)
+
+
+def stale_plan(platform: Platform, days: Sequence[date]) -> list[Stage]:
+    """Everything derived from raw days that a run rewrote (ids moved out of them): the enriched
+    messages and categories of each run of consecutive days (and the day before, whose conversations
+    read the next day's messages), then the weeks and months holding them that were built before.
+    The weekly topic and intent models are not refitted: they are fits over a window, not counts."""
+    graph = platform.graph
+    wanted = sorted({d for day in days for d in (day - timedelta(days=1), day)} & set(_daily_days(platform)))
+    groups: list[list[date]] = []
+    for day in wanted:
+        if groups and day - groups[-1][-1] == timedelta(days=1):
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    stages = []
+    for group in groups:
+        keys = [d.isoformat() for d in group]
+        stages.append(Stage("enriched messages (rewritten days)", [graph.enriched.key], keys))
+        stages.append(
+            Stage(
+                "categories and daily rollups (rewritten days)", [graph.categories.key, graph.rollups["day"].key], keys
+            )
+        )
+    lake = platform.resources["lake"].lake()  # type: ignore[attr-defined]
+    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
+        existing = set(lake.keys(graph.rollups[period].key.path[-1]))  # only periods built before are stale
+        for key in sorted({period_start(period, d).isoformat() for d in wanted} & existing):
+            stages.append(Stage(f"{name} (rewritten days)", [graph.rollups[period].key], [key]))
+    return stages
+
+
+def _daily_days(platform: Platform) -> list[date]:
+    return [date.fromisoformat(k) for k in platform.graph.partitions.daily.get_partition_keys()]
+
+
 def materialize_days(
     config: Config,
     first: date,
@@ -191,11 +237,24 @@ def materialize_days(
     jobs = [stage_job(platform, stage, progress) for stage in stages]
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
     summary = RunSummary()
+    rewritten: list[date] = []
     for stage, job in zip(stages, jobs, strict=True):
         started = time.perf_counter()
-        run_stage(job, stage, instance, log_level)
+        result = run_stage(job, stage, instance, log_level)
         summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
         progress.stage_finished(stage, summary.steps[-1].seconds)
+        if stage is stages[0]:
+            rewritten = [day for day in rewritten_days(result, stage) if not first <= day <= last]
+    # days before the range that lost ids to it: their derived assets are rebuilt too (the report,
+    # run last above, already read the rollups of the range; it is run again after them)
+    extra = stale_plan(platform, rewritten)
+    if extra:
+        extra.append(stages[-1])
+        for stage in extra:
+            started = time.perf_counter()
+            run_stage(stage_job(platform, stage, progress), stage, instance, log_level)
+            summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+            progress.stage_finished(stage, summary.steps[-1].seconds)
     return summary
 
 
