@@ -66,7 +66,7 @@ def one_row_per_id(index: IdIndex, batches: dict[str, Batch], counts: dict[str, 
             counts[batch.origins[position]].raw -= 1
             counts[batch.origins[position]].duplicates += 1
         keep = resolution.keep[day]
-        batch.table = batch.table.take(keep)
+        batch.table = batch.table.take(pa.array(keep, pa.int64()))
         batch.versions = [batch.versions[i] for i in keep]
         batch.origins = [batch.origins[i] for i in keep]
         batch.duplicates += len(positions)

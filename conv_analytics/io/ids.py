@@ -86,7 +86,7 @@ def resolve(read: Mapping[str, pa.Table], stored: pa.Table, stored_days: Sequenc
     candidates: dict[str, list[tuple[tuple[Version, int], str, int]]] = {}
     for rank, (day, table) in enumerate(((d, read[d]) for d in days), start=1):
         positions = pc.indices_nonzero(pc.is_in(table.column("id"), pa.array(sorted(contested)))).to_pylist()
-        picked = table.take(positions)
+        picked = table.take(pa.array(positions, pa.int64()))
         for position, key, version in zip(positions, picked.column("id").to_pylist(), versions_of(picked), strict=True):
             candidates.setdefault(key, []).append(((version, rank), day, position))
     for key, version, day in zip(stored.column("id").to_pylist(), versions_of(stored), stored_days, strict=True):
