@@ -189,37 +189,39 @@ def rewritten_days(result: dg.ExecuteInProcessResult, stage: Stage) -> list[date
 
 
 def stale_plan(platform: Platform, days: Sequence[date]) -> list[Stage]:
-    """Everything derived from raw days that a run rewrote (ids moved out of them): the enriched
-    messages and categories of each run of consecutive days (and the day before, whose conversations
-    read the next day's messages), then the weeks and months holding them that were built before.
-    The weekly topic and intent models are not refitted: they are fits over a window, not counts."""
+    """What was built from raw days that a run rewrote (ids moved out of them) and is now stale: their
+    enriched messages; their categories and daily rollups, and the day before's (a conversation reads
+    the next day's messages); the weeks and months holding those days. Only partitions built before are
+    stale (the others are simply not built yet). The weekly topic and intent models are not refitted:
+    they are fits over a window, not counts."""
     graph = platform.graph
-    wanted = sorted({d for day in days for d in (day - timedelta(days=1), day)} & set(_daily_days(platform)))
+    lake = platform.resources["lake"].lake()  # type: ignore[attr-defined]
+
+    def built(key: dg.AssetKey) -> set[date]:
+        return {date.fromisoformat(k) for k in lake.keys(key.path[-1])}
+
+    enriched = sorted(set(days) & built(graph.enriched.key))
+    categories = sorted({d for day in days for d in (day - timedelta(days=1), day)} & built(graph.categories.key))
+    daily = [graph.categories.key, graph.rollups["day"].key]
+    stages = [Stage("enriched messages (rewritten days)", [graph.enriched.key], k) for k in _consecutive(enriched)]
+    stages += [Stage("categories and daily rollups (rewritten days)", daily, k) for k in _consecutive(categories)]
+    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
+        periods = {period_start(period, d) for d in categories} & built(graph.rollups[period].key)
+        stages += [
+            Stage(f"{name} (rewritten days)", [graph.rollups[period].key], [p.isoformat()]) for p in sorted(periods)
+        ]
+    return stages
+
+
+def _consecutive(days: list[date]) -> list[list[str]]:
+    """Sorted days as runs of consecutive days (partition keys): each run is one single-run backfill."""
     groups: list[list[date]] = []
-    for day in wanted:
+    for day in days:
         if groups and day - groups[-1][-1] == timedelta(days=1):
             groups[-1].append(day)
         else:
             groups.append([day])
-    stages = []
-    for group in groups:
-        keys = [d.isoformat() for d in group]
-        stages.append(Stage("enriched messages (rewritten days)", [graph.enriched.key], keys))
-        stages.append(
-            Stage(
-                "categories and daily rollups (rewritten days)", [graph.categories.key, graph.rollups["day"].key], keys
-            )
-        )
-    lake = platform.resources["lake"].lake()  # type: ignore[attr-defined]
-    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
-        existing = set(lake.keys(graph.rollups[period].key.path[-1]))  # only periods built before are stale
-        for key in sorted({period_start(period, d).isoformat() for d in wanted} & existing):
-            stages.append(Stage(f"{name} (rewritten days)", [graph.rollups[period].key], [key]))
-    return stages
-
-
-def _daily_days(platform: Platform) -> list[date]:
-    return [date.fromisoformat(k) for k in platform.graph.partitions.daily.get_partition_keys()]
+    return [[d.isoformat() for d in group] for group in groups]
 
 
 def materialize_days(

@@ -6,8 +6,6 @@ lake until that day is rebuilt. Either shows here as a partition whose lake rows
 differ in number.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster import AssetCheckExecutionContext
 
