@@ -30,12 +30,15 @@ from conv_analytics.io.ids import INDEX_SCHEMA, IdIndex, index_name, index_table
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.mongo import MongoStore, PartitionCounts, compare_partitions
 from conv_analytics.io.resources import LakeResource
+from conv_analytics.nocodb.checks import build_reconciliation_check
 from conv_analytics.nocodb.source import NocoDBSource
 from conv_analytics.runner import materialize_days
 from conv_analytics.schemas import RAW_CONVERSATIONS
 from conv_analytics.sources import files as files_module
+from conv_analytics.sources.base import ID_FIELD as ID
 from conv_analytics.sources.base import NEVER, RawRecord, Version, normalize
-from conv_analytics_tests.platform_support import stored_table
+from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server
+from conv_analytics_tests.platform_support import asset_graph, stored_table
 from conv_analytics_tests.storage_support import mongo_uri, s3_target
 
 D1, D2, D3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
@@ -389,3 +392,80 @@ def test_mongodb_down_after_the_lake_write_shows_as_lag_and_fails_the_check(
     assert [(e.check_name, e.passed) for e in repaired.get_asset_check_evaluations()] == [(MATCHES_MONGODB, True)]
     assert "every mirrored partition agrees" in status(config, monkeypatch)
     store.close()
+
+
+# --- NocoDB (integration) --------------------------------------------------------------------------------
+
+
+def nocodb_row(kind: str, rid: str, at: str, cid: str = "") -> dict[str, object]:
+    if kind == "conversations":
+        return {"conversation_id": rid, "user_id": "u1", "channel": "web", "started_at": at, "status": "resolved"}
+    return {"message_id": rid, "conversation_id": cid or "c", "role": "user", "text": "where is it", "sent_at": at}
+
+
+@pytest.mark.integration
+def test_nocodb_rows_move_between_days_and_out_of_range_rows_are_quarantined(tmp_path: Path) -> None:
+    server()
+    today = datetime.now(timezone.utc).date()
+    first, second = today - timedelta(days=2), today - timedelta(days=1)
+    graph = asset_graph()
+    checks = [build_reconciliation_check(e, t, graph.partitions.daily) for e, t in graph.entities.items()]
+    bases = new_base("it-ids")
+    title, tables = next(bases)
+    try:
+        nocodb = resource(title)
+        table_of = {"conversations": tables.conversations, "messages": tables.messages}
+        row_ids: dict[str, dict[str, int]] = {"conversations": {}, "messages": {}}
+        for entity in ("conversations", "messages"):
+            rows = [
+                nocodb_row(entity, f"{entity[0]}A", f"{first} 10:00:00", "cA"),
+                nocodb_row(entity, f"{entity[0]}B", f"{first} 11:00:00", "cB"),
+                nocodb_row(entity, f"{entity[0]}C", f"{second} 10:00:00", "cC"),
+                nocodb_row(entity, f"{entity[0]}-dup", f"{first} 12:00:00", "c-dup"),
+                nocodb_row(entity, f"{entity[0]}-1900", "1900-01-01 00:00:00"),
+                nocodb_row(entity, f"{entity[0]}-9999", "9999-12-31 23:59:59"),
+            ]
+            inserted = client().insert(table_of[entity], rows)
+            row_ids[entity] = {str(r[ID[entity]]): i for r, i in zip(rows, inserted, strict=True)}
+        resources = lake_resources(tmp_path / "lake", nocodb)
+        lake = ParquetLake.open(str(tmp_path / "lake"))
+
+        def run(start: date, end: date) -> dg.ExecuteInProcessResult:
+            tags = {"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end)}
+            result = dg.materialize([*graph.ingest, *checks], resources=resources, tags=tags, raise_on_error=False)
+            evaluations = result.get_asset_check_evaluations()
+            assert result.success and len(evaluations) == 4 and all(e.passed for e in evaluations), evaluations
+            return result
+
+        run(first, today)
+        for entity in ("conversations", "messages"):
+            schema = stored_table(f"quarantined_{entity}").schema
+            quarantine = lake.read(f"quarantined_{entity}", [today.isoformat()], schema).to_pylist()
+            field = "started_at" if entity == "conversations" else "sent_at"
+            assert sorted((q["locator"], q["reason"].split(":")[0]) for q in quarantine) == sorted(
+                (f"nocodb:{entity}/{row_ids[entity][f'{entity[0]}-{year}']}", "timestamp out of range")
+                for year in (1900, 9999)
+            ), quarantine
+            assert all(field in q["reason"] for q in quarantine)
+        # a second row of an id on a later day (a newer version), and a row edited to another day
+        for entity in ("conversations", "messages"):
+            later = nocodb_row(entity, f"{entity[0]}-dup", f"{second} 09:00:00", "c-dup")
+            row_ids[entity]["dup-2"] = client().insert(table_of[entity], [later])[0]
+            field = "started_at" if entity == "conversations" else "sent_at"
+            client().update(table_of[entity], [{"Id": row_ids[entity][f"{entity[0]}A"], field: f"{second} 08:00:00"}])
+        moved = run(second, second)
+        reported = {(e.asset_key.path[-1], e.partition) for e in moved.get_asset_materialization_events()}
+        assert {("raw_conversations", str(first)), ("raw_messages", str(first))} <= reported
+        expected = {
+            "conversations": {str(first): ["cB"], str(second): ["cA", "c-dup", "cC"]},
+            "messages": {str(first): ["mB"], str(second): ["mA", "m-dup", "mC"]},
+        }
+        for entity in ("conversations", "messages"):
+            days = {k: sorted(v) for k, v in raw_ids(lake, entity).items() if v}
+            assert days == {k: sorted(v) for k, v in expected[entity].items()}, entity
+        before = snapshot(lake)
+        run(first, first)  # the older row of the moved id is read again, and stays out
+        run(first, today)
+        assert snapshot(lake) == before
+    finally:
+        bases.close()
