@@ -192,6 +192,10 @@ class ParquetLake:
             reason = explain_s3_error(exc, self.bucket, endpoint)
             raise StoreError(f"S3 lake {self.url}: {doing} failed: {reason} ({exc})") from exc
 
+    def reading(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """For readers of lake files beyond `read` (a dataset scan): S3 failures as one StoreError."""
+        return self._store(f"reading {what}")
+
     def partition_dir(self, asset: str, key: str | None) -> str:
         return f"{self.root}/{asset}" if key is None else f"{self.root}/{asset}/date={key}"
 

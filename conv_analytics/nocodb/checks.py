@@ -4,7 +4,8 @@ For each day of the run, NocoDB's own count for the day's filter (`pageInfo.tota
 filter the source reads with) must equal the rows stored for it: raw rows plus quarantined rows.
 Rows dropped as duplicates of an id, or as older versions of an id stored on another day, explain a
 difference; anything else (a lost row, a row deleted or moved in NocoDB since) fails the check,
-which is blocking, so nothing downstream is built from a partition that does not match its source. On a difference the check names example rows.
+which is blocking, so nothing downstream is built from a partition that does not match its source.
+On a difference the check names example rows.
 """
 
 from collections import Counter
