@@ -358,6 +358,13 @@ class Config:
                 found[setting.env] = str(exc)
         return found
 
+    def validated(self) -> Config:
+        """This configuration, once every setting parses; else one SettingError naming each invalid one."""
+        problems = self.problems()
+        if problems:
+            raise SettingError("; ".join(problems.values()))
+        return self
+
     @property
     def source_folder(self) -> Path:
         return self.source_dir or self.home / "source"

@@ -85,4 +85,4 @@ class Platform:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return Platform.build(Config.from_env()).definitions()
+    return Platform.build(Config.from_env().validated()).definitions()

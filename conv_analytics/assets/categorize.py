@@ -18,6 +18,7 @@ from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryRes
 from conv_analytics.categorize.discovered import effective_labels
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.manager import ALLOW_MISSING_LAST
 from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.partitions import eager_with_next_day
@@ -184,6 +185,7 @@ def build_categories_asset(
             "topic_models": dg.AssetIn(key=topic_model, metadata=MODEL_INPUT_METADATA),
         },
     )
+    @fails_clearly
     def conversation_categories(
         context: dg.AssetExecutionContext,
         categorizer: CategorizerResource,

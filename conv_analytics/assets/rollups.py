@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from conv_analytics.analytics import checks
 from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.partitions import Partitions, eager_with_next_day
@@ -149,6 +150,7 @@ def build_rollup_asset(
         kinds={"duckdb", "parquet"},
         metadata=_stored(name).metadata(),
     )
+    @fails_clearly
     def rollups(
         context: dg.AssetExecutionContext, conversations: pa.Table, lake: LakeResource, **daily_rollups: pa.Table
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:

@@ -21,6 +21,7 @@ from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel, fit
 from conv_analytics.config import Config
 from conv_analytics.dates import days_in, period_end
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.manager import MISSING_READS_EMPTY
 from conv_analytics.io.resources import LakeResource
@@ -172,6 +173,7 @@ def build_model_asset(
         kinds={"numba", "parquet"},
         metadata=MODELS.metadata(),
     )
+    @fails_clearly
     def model(
         context: dg.AssetExecutionContext,
         lake: LakeResource,

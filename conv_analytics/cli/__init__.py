@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -13,6 +14,7 @@ import click
 import dagster as dg
 
 from conv_analytics.config import Config, SettingError, settings_table_markdown
+from conv_analytics.errors import PlatformError, one_line
 from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource, lake_resource
 
@@ -34,24 +36,36 @@ def _lake(config: Config) -> LakeResource:
     return lake_resource(config)
 
 
+def _settings() -> Config:
+    """The settings in force, every one of them valid (else one line naming each invalid one, exit code 2)."""
+    return Config.from_env().validated()
+
+
+def _debug() -> bool:
+    """Whether `--debug` was given: Dagster's console log and tracebacks are shown."""
+    return bool(click.get_current_context().find_root().params.get("debug"))
+
+
 class _Commands(click.Group):
-    """Errors users can fix (settings, stores, sources) end the command with one line, not a traceback."""
+    """Errors users can fix (settings, stores, sources, translators) end the command with one line naming
+    the setting to fix: exit code 2 for an invalid setting, 1 for a failure. `--debug` adds the traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from conv_analytics.io.errors import StoreError
-        from conv_analytics.sources.base import SourceError
-        from conv_analytics.translate.engines import TranslatorError
-
         try:
             return super().invoke(ctx)
-        except SettingError as exc:
-            raise SettingProblem(str(exc)) from None
-        except (StoreError, SourceError, TranslatorError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except (SettingError, PlatformError, ValueError) as exc:
+            details = getattr(exc, "details", "")  # a failed run's step error (runner.RunFailed)
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+                if details:
+                    click.echo(f"the failed step's error:\n{details}", err=True)
+            setting = isinstance(exc, SettingError) or getattr(exc, "setting_problem", False)
+            raise (SettingProblem if setting else click.ClickException)(one_line(exc)) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show Dagster's console log and the traceback of a failure.")
+def main(debug: bool) -> None:
     """Conversation analytics on Dagster: NocoDB in; topics, intents, sentiment and rollups out."""
 
 
@@ -66,10 +80,10 @@ def _run(config: Config, first: date, last: date) -> None:
         )
     started = time.perf_counter()
     progress = ConsoleProgress()
+    # Dagster's console log only with --debug: a failure's one line is printed by the command group
+    log_level = "WARNING" if _debug() else None
     try:
-        summary = materialize_days(config, first, last, instance_for(config), progress=progress, log_level="WARNING")
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+        summary = materialize_days(config, first, last, instance_for(config), progress=progress, log_level=log_level)
     finally:
         progress.close()
     click.echo(f"lake: {config.lake_root}")
@@ -99,7 +113,7 @@ def run(start_date: datetime, end_date: datetime | None) -> None:
     last = end_date.date() if end_date else _yesterday()
     if last < start_date.date():
         raise click.BadParameter("must not be before --start-date", param_hint="--end-date")
-    _run(Config.from_env(), start_date.date(), last)
+    _run(_settings(), start_date.date(), last)
 
 
 @main.command()
@@ -124,7 +138,7 @@ def demo(days: int, end_date: datetime | None, per_day: int, seed: int) -> None:
     report's path."""
     from conv_analytics.sources.demo import write_demo
 
-    config = Config.from_env()
+    config = _settings()
     last = end_date.date() if end_date else _yesterday()
     first = last - timedelta(days=days - 1)
     if first < config.start_date:
@@ -162,7 +176,7 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
     """Run SQL with DuckDB over the lake; each asset is a view (raw_messages, daily_rollups, ...)."""
     import duckdb
 
-    con = _lake(Config.from_env()).duckdb()
+    con = _lake(_settings()).duckdb()
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
@@ -183,7 +197,7 @@ def status() -> None:
     """Which partitions of each asset are in the lake, and the ones missing between its first and last."""
     from conv_analytics.definitions import Platform
 
-    config = Config.from_env()
+    config = _settings()
     assets = Platform.build(config).graph.assets
     lake = _lake(config).lake()
     present = set(lake.assets())

@@ -27,6 +27,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from conv_analytics.config import Config
+from conv_analytics.errors import PlatformError
 from conv_analytics.io.errors import StoreError
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ ROW_GROUP_ROWS = 256 * 1024  # large enough for scans, small enough to stream
 S3_THREADS = 8  # partitions fetched at once from S3 (latency-bound, not CPU-bound)
 
 
-class MissingPartitionError(LookupError):
+class MissingPartitionError(PlatformError):
     """An upstream partition that was never materialised."""
 
 

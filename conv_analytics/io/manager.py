@@ -14,8 +14,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from conv_analytics.io.errors import StoreError
-from conv_analytics.io.lake import MissingPartitionError, WriteStats, json_size
+from conv_analytics.failures import fails_clearly
+from conv_analytics.io.lake import WriteStats, json_size
 from conv_analytics.io.mongo import MongoResource
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import StoredTable
@@ -124,6 +124,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
     lake: LakeResource
     mongo: MongoResource | None = None
 
+    @fails_clearly  # a store that fails (or a missing partition) is a Failure with one line
     def handle_output(self, context: dg.OutputContext, obj: pa.Table | None) -> None:
         if obj is None:
             return
@@ -132,14 +133,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
         lake = self.lake.lake()
         started = time.perf_counter()
         windows = _windows(context) if context.has_asset_partitions else {}
-        try:
-            if windows:
-                slices = split_by_partition(obj, stored.time_column, windows)
-                stats = lake.write_partitions(name, slices, stored.schema)
-            else:
-                slices, stats = {}, [lake.write(name, None, obj, stored.schema)]
-        except StoreError as exc:
-            raise dg.Failure(description=str(exc)) from None
+        if windows:
+            slices = split_by_partition(obj, stored.time_column, windows)
+            stats = lake.write_partitions(name, slices, stored.schema)
+        else:
+            slices, stats = {}, [lake.write(name, None, obj, stored.schema)]
         context.log.info(f"{name}: wrote {obj.num_rows} rows in {len(stats)} partition(s) to {lake.url}")
         metadata = storage_metadata(obj, stats, time.perf_counter() - started)
         if stored.mongo is not None and self.mongo is not None and self.mongo.enabled and windows:
@@ -159,8 +157,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
         store = self.mongo.store()
         try:
             documents = sum(store.replace(stored, windows[k].start, windows[k].end, slices[k]) for k in sorted(slices))
-        except StoreError as exc:
-            raise dg.Failure(description=str(exc)) from None
         finally:
             store.close()
         seconds = time.perf_counter() - started
@@ -171,20 +167,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
             "mongo_seconds": dg.MetadataValue.float(round(seconds, 3)),
         }
 
+    @fails_clearly
     def load_input(self, context: dg.InputContext) -> object:
         name = context.asset_key.path[-1]
         stored = StoredTable.of(context.upstream_output.definition_metadata if context.upstream_output else None)
         lake = self.lake.lake()
         keys = sorted(context.asset_partition_keys) if context.has_asset_partitions else None
         options = context.definition_metadata or {}
-        try:
-            if keys and options.get(MISSING_READS_EMPTY):
-                present = set(lake.keys(name))
-                keys = [key for key in keys if key in present]
-            elif keys and options.get(ALLOW_MISSING_LAST) and not lake.exists(name, keys[-1]):
-                context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
-                keys = keys[:-1]
-            table = lake.read(name, keys, stored.schema)
-        except (MissingPartitionError, StoreError) as exc:
-            raise dg.Failure(description=str(exc)) from None
+        if keys and options.get(MISSING_READS_EMPTY):
+            present = set(lake.keys(name))
+            keys = [key for key in keys if key in present]
+        elif keys and options.get(ALLOW_MISSING_LAST) and not lake.exists(name, keys[-1]):
+            context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
+            keys = keys[:-1]
+        table = lake.read(name, keys, stored.schema)
         return table.to_pandas(coerce_temporal_nanoseconds=True) if _wants_pandas(context) else table
