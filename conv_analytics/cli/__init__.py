@@ -78,6 +78,7 @@ def _run(config: Config, first: date, last: date) -> None:
         raise click.ClickException(
             f"{first} is before the first partition: {Config.start_date.env}={config.start_date}"
         )
+    _reach_services(config)
     started = time.perf_counter()
     progress = ConsoleProgress()
     # Dagster's console log only with --debug: a failure's one line is printed by the command group
@@ -91,6 +92,26 @@ def _run(config: Config, first: date, last: date) -> None:
     for path in report_files(config):
         click.echo(f"report: {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f}s ({len(summary.steps)} runs)")
+
+
+def _reach_services(config: Config) -> None:
+    """Reach the lake, MongoDB and a required translator before the run: a stopped server is one line
+    at once, not a failed step after minutes of work (each raises its one-line error)."""
+    from conv_analytics.cli.enrich import configured_translator
+    from conv_analytics.io.mongo import MongoResource
+    from conv_analytics.resources import configured
+
+    _lake(config).lake().assets()
+    mongo = configured(MongoResource, config, env_var_secrets=False)
+    if mongo.enabled:
+        store = mongo.store()
+        try:
+            store.ping()
+        finally:
+            store.close()
+    translator = configured_translator(config)
+    if translator.required and translator.engine is not None:
+        _ = translator.engine.pairs  # lists the pairs: the server answers, or the command is installed
 
 
 DAY = click.DateTime(["%Y-%m-%d"])
