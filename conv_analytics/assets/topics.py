@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from conv_analytics import markdown
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel, fit
 from conv_analytics.config import Config
@@ -189,9 +190,7 @@ def build_model_asset(
                 "window": dg.MetadataValue.text(f"{rows[-1]['window_start']}..{rows[-1]['window_end']}"),
                 "texts": dg.MetadataValue.int(rows[-1]["n_texts"]),
                 "topics": dg.MetadataValue.int(len(topics)),
-                "largest_topics": dg.MetadataValue.md(
-                    "\n".join(f"- {t.label} ({t.size})" for t in topics[:10]) or "_none_"
-                ),
+                "largest_topics": dg.MetadataValue.md(markdown.bullets(f"{t.label} ({t.size})" for t in topics[:10])),
                 # kept, new, split and merged topics of the latest refit
                 "changes": dg.MetadataValue.json((latest.info.get("history") or [{}])[-1]),
             }

@@ -199,10 +199,8 @@ class ParquetLake:
     def partition_path(self, asset: str, key: str | None) -> str:
         return f"{self.partition_dir(asset, key)}/{PART_FILE}"
 
-    def url_of(self, asset: str, key: str | None = None) -> str:
-        """The address a person or DuckDB uses for a partition (or, without key, the asset's glob)."""
-        if key is None:
-            return f"{self.url}/{asset}/*/{PART_FILE}"
+    def url_of(self, asset: str, key: str) -> str:
+        """The address a person or DuckDB uses for a partition."""
         return f"{self.url}/{asset}/date={key}/{PART_FILE}"
 
     def write(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:

@@ -14,6 +14,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics import markdown
 from conv_analytics.failures import fails_clearly
 from conv_analytics.io.lake import WriteStats, json_size
 from conv_analytics.io.mongo import MongoResource
@@ -66,15 +67,11 @@ def split_by_partition(table: pa.Table, time_column: str, windows: dict[str, dg.
 
 
 def _preview(table: pa.Table, rows: int = 5) -> str:
+    """The first rows as a Markdown table, each value escaped (a channel or label may hold markup)."""
     head = table.slice(0, rows).to_pylist()
     if not head:
         return "_no rows_"
-    names = list(head[0])
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in head:
-        cells = (str(row[n])[:60].replace("|", "\\|").replace("\n", " ") for n in names)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown.table(table.column_names, ([str(row[n])[:60] for n in table.column_names] for row in head))
 
 
 def _json_bytes(table: pa.Table) -> int:
