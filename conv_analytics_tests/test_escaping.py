@@ -64,7 +64,7 @@ def test_an_s3_prefix_with_quotes_is_read_through_duckdb(s3_prefix) -> None:  # 
     target, prefix = s3_prefix
     # Not here: a backslash (SeaweedFS lists no key holding one) and glob characters (DuckDB reads
     # S3 through s3fs, which globs every path it is given)
-    lake = target.lake(f"{prefix}/it's \"quoted\" ok")
+    lake = target.lake(f'{prefix}/it\'s "quoted" ok')
     write_two_days(lake)
     assert lake.keys("raw_messages") == ["2026-10-01", "2026-10-02"]
     assert_views_read(lake)
