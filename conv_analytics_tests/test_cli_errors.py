@@ -8,7 +8,6 @@ or translator: exit code 1, the line names the setting to fix, no traceback and 
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from conv_analytics.sources.demo import write_demo
 from conv_analytics_tests.conftest import REPO, require_server
 from conv_analytics_tests.fault_proxy import FaultProxy
 from conv_analytics_tests.nocodb_support import server as nocodb_server
-from conv_analytics_tests.storage_support import PRIVATE_SECRET_KEY, PrivateServer
+from conv_analytics_tests.storage_support import PRIVATE_SECRET_KEY, PrivateServer, free_port
 from conv_analytics_tests.test_architecture import clean_environment
 
 DAY = "2026-10-01"
@@ -133,12 +132,6 @@ def _stop_first(self, *args, **kwargs):
     return _original(self, *args, **kwargs)
 ParquetLake.{method} = _stop_first
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def closed_address() -> str:
