@@ -54,26 +54,16 @@ class Progress:
     def stage_finished(self, stage: Stage, seconds: float) -> None: ...
 
 
-def instance_for(config: Config) -> dg.DagsterInstance:
-    """The persistent instance of the configuration (DAGSTER_HOME, else <home>/dagster): the UI's too."""
-    return dg.DagsterInstance.from_config(str(prepare_instance_dir(config)))
-
-
-def prepare_instance_dir(config: Config) -> Path:
-    """The instance folder, made with a dagster.yaml on first use (telemetry off: nothing leaves the machine)."""
-    folder = config.instance_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = folder / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return folder
-
-
 def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    """The error a failed step raised (a Failure's description, say), not Dagster's generic step message."""
+    """The error a failed step or resource raised (a Failure's description, say), not Dagster's generic
+    message: a run that another run's claim stops fails as its IO manager starts."""
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
+        error = None
+        if event.is_step_failure:
             error = event.step_failure_data.error
+        elif event.is_resource_init_failure:
+            error = event.engine_event_data.error
+        if error is not None:
             while error.cause is not None and error.cls_name.startswith("Dagster"):
                 error = error.cause
             return error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
