@@ -13,6 +13,7 @@ import dagster as dg
 from conv_analytics.assets import AssetGraph, build_asset_graph
 from conv_analytics.assets.enrich import EnrichmentResource
 from conv_analytics.assets.report import ReportsResource
+from conv_analytics.assets.stores import build_mongo_checks
 from conv_analytics.assets.topics import TopicDiscoveryResource
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.config import Config
@@ -35,6 +36,7 @@ def build_resources(config: Config) -> dict[str, object]:
     mongo = configured(MongoResource, config) if config.mongodb_uri else None
     return {
         "lake": lake,
+        **({"mongo": mongo} if mongo is not None else {}),
         "nocodb": nocodb,
         "io_manager": LakeIOManager(lake=lake, mongo=mongo, claims_dir=str(config.claims_dir)),
         "source": configured(
@@ -65,14 +67,24 @@ class Platform:
         graph = build_asset_graph(Partitions.starting(config.start_date))
         return cls(config, graph, build_resources(config))
 
-    def definitions(self) -> dg.Definitions:
-        nocodb_on = bool(self.config.nocodb_url)
-        # NocoDB reconciliation only where NocoDB is the source
+    @property
+    def checks(self) -> list[dg.AssetChecksDefinition]:
+        """NocoDB reconciliation where NocoDB is the source; lake against MongoDB where MongoDB is on."""
         checks = [
             build_reconciliation_check(entity, tables, self.graph.partitions.daily)
             for entity, tables in self.graph.entities.items()
-            if nocodb_on
+            if self.config.nocodb_url
         ]
+        return checks + self.mongo_checks
+
+    @property
+    def mongo_checks(self) -> list[dg.AssetChecksDefinition]:
+        """`lake_matches_mongodb` of every mirrored asset, where MongoDB is on."""
+        return build_mongo_checks(self.graph.assets) if "mongo" in self.resources else []
+
+    def definitions(self) -> dg.Definitions:
+        nocodb_on = bool(self.config.nocodb_url)
+        checks = self.checks
         return dg.Definitions(
             assets=self.graph.assets,
             resources=self.resources,

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -128,6 +128,7 @@ def stage_job(
     definitions = dg.Definitions(
         jobs=[dg.define_asset_job(RUN_JOB, selection=stage.selection)],
         assets=platform.graph.assets,
+        asset_checks=platform.mongo_checks,
         resources=platform.resources,
         loggers=loggers,
     )
@@ -196,6 +197,53 @@ def plan(platform: Platform, first: date, last: date) -> list[Stage]:
     return stages
 
 
+def rewritten_days(result: dg.ExecuteInProcessResult, stage: Stage) -> list[date]:
+    """Days outside the stage that its run rewrote: older partitions an id left for a newer version."""
+    keys = set(stage.keys)
+    days = {
+        event.partition
+        for event in result.get_asset_materialization_events()
+        if event.partition is not None and event.partition not in keys
+    }
+    return sorted(date.fromisoformat(day) for day in days)
+
+
+def stale_plan(platform: Platform, days: Sequence[date]) -> list[Stage]:
+    """What was built from raw days that a run rewrote (ids moved out of them) and is now stale: their
+    enriched messages; their categories and daily rollups, and the day before's (a conversation reads
+    the next day's messages); the weeks and months holding those days. Only partitions built before are
+    stale (the others are simply not built yet). The weekly topic and intent models are not refitted:
+    they are fits over a window, not counts."""
+    graph = platform.graph
+    lake = platform.resources["lake"].lake()  # type: ignore[attr-defined]
+
+    def built(key: dg.AssetKey) -> set[date]:
+        return {date.fromisoformat(k) for k in lake.keys(key.path[-1])}
+
+    enriched = sorted(set(days) & built(graph.enriched.key))
+    categories = sorted({d for day in days for d in (day - timedelta(days=1), day)} & built(graph.categories.key))
+    daily = [graph.categories.key, graph.rollups["day"].key]
+    stages = [Stage("enriched messages (rewritten days)", [graph.enriched.key], k) for k in _consecutive(enriched)]
+    stages += [Stage("categories and daily rollups (rewritten days)", daily, k) for k in _consecutive(categories)]
+    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
+        periods = {period_start(period, d) for d in categories} & built(graph.rollups[period].key)
+        stages += [
+            Stage(f"{name} (rewritten days)", [graph.rollups[period].key], [p.isoformat()]) for p in sorted(periods)
+        ]
+    return stages
+
+
+def _consecutive(days: list[date]) -> list[list[str]]:
+    """Sorted days as runs of consecutive days (partition keys): each run is one single-run backfill."""
+    groups: list[list[date]] = []
+    for day in days:
+        if groups and day - groups[-1][-1] == timedelta(days=1):
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    return [[d.isoformat() for d in group] for group in groups]
+
+
 def materialize_days(
     config: Config,
     first: date,
@@ -211,11 +259,24 @@ def materialize_days(
     jobs = [stage_job(platform, stage, progress, console=log_level is not None) for stage in stages]
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
     summary = RunSummary()
+    rewritten: list[date] = []
     for stage, job in zip(stages, jobs, strict=True):
         started = time.perf_counter()
-        run_stage(job, stage, instance, log_level)
+        result = run_stage(job, stage, instance, log_level)
         summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
         progress.stage_finished(stage, summary.steps[-1].seconds)
+        if stage is stages[0]:
+            rewritten = [day for day in rewritten_days(result, stage) if not first <= day <= last]
+    # days before the range that lost ids to it: their derived assets are rebuilt too (the report,
+    # run last above, already read the rollups of the range; it is run again after them)
+    extra = stale_plan(platform, rewritten)
+    if extra:
+        extra.append(stages[-1])
+        for stage in extra:
+            started = time.perf_counter()
+            run_stage(stage_job(platform, stage, progress), stage, instance, log_level)
+            summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+            progress.stage_finished(stage, summary.steps[-1].seconds)
     return summary
 
 

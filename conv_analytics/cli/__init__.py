@@ -15,6 +15,7 @@ import dagster as dg
 
 from conv_analytics.config import Config, SettingError, settings_table_markdown
 from conv_analytics.errors import PlatformError, one_line
+from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource, lake_resource
 
@@ -230,6 +231,7 @@ def status() -> None:
         return
     click.echo(f"lake: {lake.url}")
     click.echo(f"{'asset':<28} {'partitions':>10}  {'first':<10}  {'last':<10}  missing")
+    lags: list[str] = []
     for asset in assets:
         for key in asset.keys:
             name = key.path[-1]
@@ -243,6 +245,45 @@ def status() -> None:
             gaps = sorted(set(expected) - set(keys))
             gap_text = ", ".join(gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"
             click.echo(f"{name:<28} {len(keys):>10}  {keys[0]:<10}  {keys[-1]:<10}  {gap_text}")
+            if config.mongodb_uri and (line := _mongo_lag(config, lake, asset, key, keys)):
+                lags.append(line)
+    if config.mongodb_uri:
+        click.echo("MongoDB against the lake: " + ("every mirrored partition agrees" if not lags else ""))
+        for line in lags:
+            click.echo(f"  {line}")
+
+
+def _mongo_lag(config: Config, lake: ParquetLake, asset: dg.AssetsDefinition, key: dg.AssetKey, keys: list[str]) -> str:
+    """Where MongoDB differs from the lake for one mirrored asset: partitions it lacks or has fewer rows of."""
+    from conv_analytics.io.mongo import MongoStore, compare_partitions
+    from conv_analytics.io.tables import MONGO_KEY, StoredTable
+
+    metadata = asset.metadata_by_key.get(key, {})
+    if MONGO_KEY not in metadata:
+        return ""
+    partitions = asset.partitions_def
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    start = partitions.time_window_for_partition_key(keys[0]).start
+    end = partitions.time_window_for_partition_key(keys[-1]).end
+    store = MongoStore(config.mongodb_uri, config.mongodb_database)
+    try:
+        differ = compare_partitions(lake, store, key.path[-1], StoredTable.of(metadata), keys, start, end)
+    finally:
+        store.close()
+    if not differ:
+        return ""
+    behind = [d for d in differ if d.mongo < d.lake]
+    missing = [d.key for d in differ if d.mongo == 0]
+    ahead = [d.key for d in differ if d.mongo > d.lake]
+    parts = [
+        f"{key.path[-1]}: MongoDB behind the lake in {len(behind)} partition(s), "
+        f"{sum(d.lake - d.mongo for d in behind)} row(s)"
+    ]
+    if missing:
+        parts.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if ahead:
+        parts.append(f"more documents than the lake in {', '.join(ahead[:5])}" + (" ..." if len(ahead) > 5 else ""))
+    return "; ".join(parts) + " (materialise those partitions again)"
 
 
 def _print_runs(config: Config) -> None:

@@ -352,6 +352,21 @@ class ParquetLake:
             return schema.empty_table()
         return pa.concat_tables(tables)
 
+    def row_counts(self, asset: str, keys: list[str]) -> dict[str, int]:
+        """Rows per partition from the Parquet footers (0 for a partition that is absent)."""
+
+        def count(key: str) -> int:
+            try:
+                return pq.read_metadata(self.partition_path(asset, key), filesystem=self.fs).num_rows
+            except FileNotFoundError:
+                return 0
+
+        with self._store(f"counting {asset}"):
+            if self.is_local:
+                return {key: count(key) for key in keys}
+            with ThreadPoolExecutor(S3_THREADS) as pool:
+                return dict(zip(keys, pool.map(count, keys), strict=True))
+
     def keys(self, asset: str) -> list[str]:
         """The partition keys of an asset that are present in the lake."""
         # one recursive listing (a single paginated LIST on S3) instead of a lookup per day
@@ -369,7 +384,10 @@ class ParquetLake:
         selector = pafs.FileSelector(self.root, allow_not_found=True)
         with self._store("listing the lake"):
             infos = self.fs.get_file_info(selector)
-        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+        # folders starting with "_" hold the lake's own bookkeeping (the id index), not assets
+        return sorted(
+            i.base_name for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("_")
+        )
 
 
 def json_size(table: pa.Table) -> int:

@@ -2,9 +2,9 @@
 
 For each day of the run, NocoDB's own count for the day's filter (`pageInfo.totalRows`, the same
 filter the source reads with) must equal the rows stored for it: raw rows plus quarantined rows.
-Rows dropped as duplicates of an id explain a difference; anything else (a lost row, a row deleted
-or moved in NocoDB since) fails the check, which is blocking, so nothing downstream is built from
-a partition that does not match its source. On a difference the check names example rows.
+Rows dropped as duplicates of an id, or as older versions of an id stored on another day, explain a
+difference; anything else (a lost row, a row deleted or moved in NocoDB since) fails the check,
+which is blocking, so nothing downstream is built from a partition that does not match its source. On a difference the check names example rows.
 """
 
 from collections import Counter
@@ -12,10 +12,12 @@ from datetime import date
 from typing import Any
 
 import dagster as dg
+import pyarrow as pa
 from dagster import AssetCheckExecutionContext
 
 from conv_analytics.config import Config
 from conv_analytics.dates import day_window, days_between
+from conv_analytics.io.ids import IdIndex
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import EntityTables, StoredTable
@@ -33,8 +35,11 @@ def _column(lake: ParquetLake, asset: str, table: StoredTable, key: str, column:
     return lake.read(asset, [key], table.schema, columns=[column]).column(column).to_pylist()
 
 
-def _explain(source: NocoDBSource, entity: Entity, key: str, raw_ids: list[Any], locators: list[str]) -> dict[str, Any]:
-    """Which rows differ: NocoDB rows missing from the lake, lake rows NocoDB no longer has, duplicates."""
+def _explain(
+    source: NocoDBSource, entity: Entity, key: str, raw_ids: list[Any], locators: list[str], ids: IdIndex
+) -> dict[str, Any]:
+    """Which rows differ: NocoDB rows missing from the lake, lake rows NocoDB no longer has, duplicates,
+    and rows whose id is stored on another day as a newer version (one id, one row)."""
     start, end = day_window(date.fromisoformat(key))
     id_column = source.column(entity, ID_FIELD[entity])
     noco: dict[str, str] = {}
@@ -46,10 +51,15 @@ def _explain(source: NocoDBSource, entity: Entity, key: str, raw_ids: list[Any],
     quarantined = set(locators)
     stored = {str(x) for x in raw_ids}
     missing = sorted(loc for loc, our in noco.items() if our not in stored and loc not in quarantined)
+    found, _ = ids.lookup(pa.array(sorted({noco[loc] for loc in missing}), pa.string()), skip={key})
+    elsewhere = set(found.column("id").to_pylist())
+    superseded = [loc for loc in missing if noco[loc] in elsewhere]
+    missing = [loc for loc in missing if noco[loc] not in elsewhere]
     in_noco = set(noco.values())
     extra = sorted((stored - in_noco) | {loc for loc in quarantined if loc not in noco})
     return {
         "duplicate_rows": sum(c - 1 for c in counts.values() if c > 1),
+        "superseded_rows": len(superseded),
         "missing_in_lake": missing[:EXAMPLES],
         "missing_in_lake_count": len(missing),
         "not_in_nocodb": extra[:EXAMPLES],
@@ -82,8 +92,10 @@ def reconcile_day(
     stored = len(raw_ids) + len(locators)
     if stored == expected:
         return {**result, "ok": True}
-    details = _explain(source, entity, key, raw_ids, locators)
-    ok = stored + details["duplicate_rows"] == expected and not details["missing_in_lake_count"]
+    index = IdIndex(lake, tables.raw, tables.raw_table.schema, ID_FIELD[entity], tables.raw_table.time_column)
+    details = _explain(source, entity, key, raw_ids, locators, index)
+    explained = stored + details["duplicate_rows"] + details["superseded_rows"]
+    ok = explained == expected and not details["missing_in_lake_count"]
     return {**result, **details, "ok": ok}
 
 
