@@ -252,3 +252,9 @@ def test_a_home_or_lake_that_cannot_be_written_ends_the_run_with_one_line(tmp_pa
     assert_one_line(home, 1, Config.home.env, "cannot be written")
     lake = run_day(tmp_path, **{Config.home.env: str(tmp_path / "home"), Config.lake_url.env: str(blocker / "lake")})
     assert_one_line(lake, 1, Config.lake_url.env, "cannot be written")
+
+
+def test_a_setting_found_invalid_inside_a_step_ends_the_run_with_exit_code_2(demo_home: Path) -> None:
+    """Pseudonyms without their key are found invalid where the ingest step needs the key: still exit 2."""
+    result = run_day(demo_home, **{Config.pseudonymize_users.env: "true"})
+    assert_one_line(result, 2, Config.pseudonym_key.env, "raw records")
