@@ -384,6 +384,11 @@ class Config:
         return self.home / "state" / "files-index.json"
 
     @property
+    def claims_dir(self) -> Path:
+        """Which run is writing which partitions right now (conv_analytics.io.claims)."""
+        return self.home / "state" / "claims"
+
+    @property
     def translations_dir(self) -> Path:
         """The translation cache, kept across runs: a text seen again is not sent again."""
         return self.home / "translations"

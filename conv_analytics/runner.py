@@ -56,21 +56,6 @@ class Progress:
     def stage_finished(self, stage: Stage, seconds: float) -> None: ...
 
 
-def instance_for(config: Config) -> dg.DagsterInstance:
-    """The persistent instance of the configuration (DAGSTER_HOME, else <home>/dagster): the UI's too."""
-    return dg.DagsterInstance.from_config(str(prepare_instance_dir(config)))
-
-
-def prepare_instance_dir(config: Config) -> Path:
-    """The instance folder, made with a dagster.yaml on first use (telemetry off: nothing leaves the machine)."""
-    folder = config.instance_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = folder / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return folder
-
-
 class RunFailed(PlatformError):
     """A run of the plan failed: the message is the failed step's one line.
 
@@ -85,18 +70,22 @@ class RunFailed(PlatformError):
 
 
 def failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, bool, str]:
-    """The error a failed step raised (a Failure's description, say), not Dagster's generic step message:
-    its first line, whether it is about a setting, and the whole error with its stack."""
+    """The error a failed step or resource raised (a Failure's description, say), not Dagster's generic
+    message: its first line, whether it is about a setting, and the whole error with its stack. A run that
+    another run's claim stops fails as its IO manager starts."""
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            data = event.step_failure_data
-            error = data.error
+        error, user = None, None
+        if event.is_step_failure:
+            error, user = event.step_failure_data.error, event.step_failure_data.user_failure_data
+        elif event.is_resource_init_failure:
+            error = event.engine_event_data.error
+        if error is not None:
+            details = error.to_string()
             while error.cause is not None and error.cls_name.startswith("Dagster"):
                 error = error.cause
             line = error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
-            user = data.user_failure_data
             setting = bool(user and user.metadata.get(SETTING_PROBLEM, dg.MetadataValue.bool(False)).value)
-            return line, setting, data.error.to_string()
+            return line, setting, details
     return "run failed", False, ""
 
 

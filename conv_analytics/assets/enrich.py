@@ -17,7 +17,7 @@ from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel
 from conv_analytics.config import Config
 from conv_analytics.failures import fails_clearly
-from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import ENRICHED_MESSAGES
 from conv_analytics.text.enrich import enrich_texts
@@ -82,6 +82,7 @@ def build_enrich_asset(
         },
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=lake_pool("enriched_messages"),
         group_name="transform",
         kinds={"spacy", "numba", "parquet"},
         metadata=ENRICHED.metadata(),

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from conv_analytics.dates import day_window, days_between
 from conv_analytics.failures import fails_clearly
-from conv_analytics.io.tables import EntityTables, StoredTable
+from conv_analytics.io.tables import EntityTables, StoredTable, lake_pool
 from conv_analytics.schemas import QUARANTINE, RAW_CONVERSATIONS, RAW_MESSAGES
 from conv_analytics.sources import normalize
 from conv_analytics.sources.base import ENTITIES, TIME_FIELD, Entity, RecordCounts
@@ -53,6 +53,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
 
     @dg.multi_asset(
         name=f"ingest_{entity}",
+        pool=lake_pool(f"ingest_{entity}"),
         outs={
             raw: dg.AssetOut(
                 description=f"The {entity} of each UTC day as the source has them, validated, "

@@ -18,7 +18,7 @@ from conv_analytics.analytics import checks
 from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
 from conv_analytics.failures import fails_clearly
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
 from conv_analytics.partitions import Partitions, eager_with_next_day
 from conv_analytics.schemas import ROLLUPS
 
@@ -143,6 +143,7 @@ def build_rollup_asset(
         partitions_def=partitions.of(period),
         ins=ins,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=lake_pool(name),
         check_specs=check_specs(name),
         automation_condition=eager_with_next_day if period == "day" else dg.AutomationCondition.eager(),
         group_name="analytics",

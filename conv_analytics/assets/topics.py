@@ -26,7 +26,7 @@ from conv_analytics.failures import fails_clearly
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.manager import MISSING_READS_EMPTY
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.io.tables import StoredTable
+from conv_analytics.io.tables import StoredTable, lake_pool
 from conv_analytics.partitions import Partitions
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import TOPIC_MODELS
@@ -168,6 +168,7 @@ def build_model_asset(
         partitions_def=partitions.model_weeks,
         deps=[upstream],
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=lake_pool(name),
         # refit every Monday for the new week; any week whose days change is refit too
         automation_condition=dg.AutomationCondition.on_cron("0 3 * * 1") | dg.AutomationCondition.eager(),
         group_name="topics",

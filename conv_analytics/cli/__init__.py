@@ -21,6 +21,7 @@ from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource, lake_resource
 
 DEFAULT_DEMO_DAYS = 62  # any 62 consecutive days hold a whole calendar month and several ISO weeks
+RECENT_RUNS = 20  # failed runs `status` looks through for those whose process died
 
 
 # beta/preview notices are for developers, not CLI users
@@ -74,7 +75,8 @@ def main(debug: bool) -> None:
 def _run(config: Config, first: date, last: date) -> None:
     """Materialise the graph for [first, last] with progress, then print what the lake holds."""
     from conv_analytics.cli.progress import ConsoleProgress
-    from conv_analytics.runner import instance_for, materialize_days, report_files
+    from conv_analytics.instance import instance_for
+    from conv_analytics.runner import materialize_days, report_files
 
     if first < config.start_date:
         raise click.ClickException(
@@ -242,6 +244,7 @@ def status() -> None:
     assets = Platform.build(config).graph.assets
     lake = _lake(config).lake()
     present = set(lake.assets())
+    _print_runs(config)
     if not present:
         click.echo(f"the lake at {lake.url} is empty: run `conv-analytics demo` or materialise assets")
         return
@@ -260,6 +263,29 @@ def status() -> None:
             gaps = sorted(set(expected) - set(keys))
             gap_text = ", ".join(gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"
             click.echo(f"{name:<28} {len(keys):>10}  {keys[0]:<10}  {keys[-1]:<10}  {gap_text}")
+
+
+def _print_runs(config: Config) -> None:
+    """Runs in progress, and recent runs marked failed because their process died (marked just now, too)."""
+    from conv_analytics.instance import DEAD_TAG, instance_for, run_partitions
+
+    instance = instance_for(config)
+    running = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=RECENT_RUNS)
+    for run in running:
+        click.echo(f"run {run.run_id} in progress: {run_partitions(run)}")
+    for run in failed:
+        if DEAD_TAG in run.tags:
+            click.echo(f"run {run.run_id} failed, its process (pid {run.tags[DEAD_TAG]}) died: {run_partitions(run)}")
+
+
+@main.command("init")
+def init() -> None:
+    """Create the Dagster instance of the home (once, under a lock). Run it before Dagster's own CLI
+    (`dagster asset materialize`) uses a new DAGSTER_HOME: Dagster creates a fresh instance unlocked."""
+    from conv_analytics.instance import prepare_instance_dir
+
+    click.echo(f"Dagster instance ready: {prepare_instance_dir(Config.from_env())}")
 
 
 @main.command("config")
@@ -284,7 +310,7 @@ def show_config(markdown: bool) -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """The Dagster UI and daemon (`dagster dev`) over the same instance and lake as the CLI."""
-    from conv_analytics.runner import prepare_instance_dir
+    from conv_analytics.instance import prepare_instance_dir
 
     instance = prepare_instance_dir(Config.from_env())
     environment = {**os.environ, Config.dagster_home.env: str(instance)}

@@ -7,15 +7,20 @@ the asset's time column and each slice replaces its partition, so a single run m
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import PrivateAttr
 
 from conv_analytics import markdown
 from conv_analytics.failures import fails_clearly
+from conv_analytics.io.claims import BusyError, Claims
 from conv_analytics.io.lake import WriteStats, json_size
 from conv_analytics.io.mongo import MongoResource
 from conv_analytics.io.resources import LakeResource
@@ -26,6 +31,12 @@ ALLOW_MISSING_LAST = "allow_missing_last_partition"
 # Input metadata: partitions never materialised read as no rows (a model version that does not exist yet).
 MISSING_READS_EMPTY = "missing_partitions_read_as_empty"
 JSON_SIZE_MAX_ROWS = 5_000  # beyond this the JSON size is estimated from an even sample
+# Run tag: the machine a run's process works on (its pid is in Dagster's own engine events); see
+# conv_analytics.instance.fail_dead_runs.
+HOST_TAG = "conv_analytics/host"
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _bound(column_type: pa.DataType, moment: datetime) -> pa.Scalar:
@@ -110,6 +121,29 @@ def _wants_pandas(context: dg.InputContext) -> bool:
     return typing_type is not None and getattr(typing_type, "__name__", "") == "DataFrame"
 
 
+def partition_range(tags: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The first and last partition key a run's tags name (None: unpartitioned)."""
+    first = tags.get(RANGE_START_TAG, tags.get(PARTITION_TAG))
+    return first, tags.get(RANGE_END_TAG, tags.get(PARTITION_TAG))
+
+
+def written_by(run: dg.DagsterRun, instance: dg.DagsterInstance) -> tuple[list[str], str | None, str | None]:
+    """The assets a run materialises (from its execution plan) and its first and last partition key
+    (None: unpartitioned)."""
+    assets: set[str] = set()
+    if run.execution_plan_snapshot_id:
+        snapshot = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        steps = set(run.step_keys_to_execute) if run.step_keys_to_execute else None
+        for step in snapshot.steps:
+            if steps is None or step.key in steps:
+                assets.update(
+                    output.properties.asset_key.path[-1]
+                    for output in step.outputs
+                    if output.properties is not None and output.properties.asset_key is not None
+                )
+    return sorted(assets), *partition_range(run.tags)
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Stores each asset's table as its `StoredTable` metadata says: one Parquet file per partition in
     the lake and, for assets that name a collection while MongoDB is on, the same partitions there.
@@ -120,6 +154,29 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     lake: LakeResource
     mongo: MongoResource | None = None
+    # Where runs claim the partitions they write (empty: no claims); see conv_analytics.io.claims.
+    claims_dir: str = ""
+    _claims: Claims | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """At the start of a run: claim the partitions it writes, so that a second run writing any of
+        them stops at once, naming this one; tag the run with the machine its process works on."""
+        run = context.run
+        if not self.claims_dir or run is None:
+            return
+        assets, first, last = written_by(run, context.instance)
+        claims = Claims(Path(self.claims_dir))
+        try:
+            claims.claim(run.run_id, assets, first, last)
+        except BusyError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        self._claims = claims
+        if run.tags.get(HOST_TAG) != socket.gethostname():
+            context.instance.add_run_tags(run.run_id, {HOST_TAG: socket.gethostname()})
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._claims is not None:
+            self._claims.release()
 
     @fails_clearly  # a store that fails (or a missing partition) is a Failure with one line
     def handle_output(self, context: dg.OutputContext, obj: pa.Table | None) -> None:
