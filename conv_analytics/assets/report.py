@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics import markdown
 from conv_analytics.analytics.render import FORMATS, render, summary_markdown, volume_chart_markdown
 from conv_analytics.analytics.report import (
     ReportTables,
@@ -86,6 +87,6 @@ def write_reports(
         )
     metadata["summary"] = dg.MetadataValue.md(summary_markdown(shown))
     metadata["chart"] = dg.MetadataValue.md(
-        f"Conversations per day, {shown['title']}\n\n{volume_chart_markdown(shown)}"
+        f"Conversations per day, {markdown.escape(shown['title'])}\n\n{volume_chart_markdown(shown)}"
     )
     return dg.MaterializeResult(metadata=metadata)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 import dagster as dg
 
-from conv_analytics.config import Config, SettingError, settings_table_markdown
+from conv_analytics.config import Config, Setting, SettingError, settings_table_markdown
 from conv_analytics.errors import PlatformError, one_line
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.query import quote_identifier
@@ -97,14 +99,32 @@ def _run(config: Config, first: date, last: date) -> None:
     click.echo(f"done in {time.perf_counter() - started:.1f}s ({len(summary.steps)} runs)")
 
 
+def _writable(folder: Path, setting: Setting[object]) -> None:
+    """`folder` exists (made if need be) and takes a file; else one line naming the setting to fix."""
+    from conv_analytics.io.errors import StoreError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(f"{folder} cannot be written ({exc.strerror or exc}): fix {setting.env}") from None
+
+
 def _reach_services(config: Config) -> None:
-    """Reach the lake, MongoDB and a required translator before the run: a stopped server is one line
-    at once, not a failed step after minutes of work (each raises its one-line error)."""
+    """Reach the home, the lake, MongoDB and a required translator before the run: a stopped server is
+    one line at once, not a failed step after minutes of work (each raises its one-line error)."""
     from conv_analytics.cli.enrich import configured_translator
     from conv_analytics.io.mongo import MongoResource
     from conv_analytics.resources import configured
 
-    _lake(config).lake().assets()
+    _writable(config.home, Config.home)
+    _writable(config.instance_dir, Config.dagster_home if config.dagster_home else Config.home)
+    lake = _lake(config).lake()
+    if lake.is_local:
+        _writable(Path(lake.root), Config.lake_url if config.lake_url else Config.home)
+    lake.assets()
     mongo = configured(MongoResource, config, env_var_secrets=False)
     if mongo.enabled:
         store = mongo.store()
@@ -331,8 +351,6 @@ def show_config(markdown: bool) -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """The Dagster UI and daemon (`dagster dev`) over the same instance and lake as the CLI."""
-    import os
-
     from conv_analytics.instance import prepare_instance_dir
 
     instance = prepare_instance_dir(Config.from_env())

@@ -217,10 +217,7 @@ class ParquetLake:
 
     @contextlib.contextmanager
     def _store(self, doing: str) -> Iterator[None]:
-        """Turn an S3 failure into one StoreError naming the setting to fix; check the bucket once."""
-        if self.is_local:
-            yield
-            return
+        """Turn a store's failure into one StoreError naming the setting to fix; on S3 check the bucket once."""
         try:
             if not self._checked:
                 if self.fs.get_file_info(self.bucket).type == pafs.FileType.NotFound:
@@ -230,6 +227,9 @@ class ParquetLake:
         except (FileNotFoundError, StoreError):
             raise
         except OSError as exc:
+            if self.is_local:  # a folder that cannot be read or written (permissions, a file in its place)
+                fix = f"{Config.home.env} or {Config.lake_url.env}"
+                raise StoreError(f"local lake {self.url}: {doing} failed ({exc.strerror or exc}): fix {fix}") from exc
             endpoint = self.s3.endpoint_url if self.s3 else ""
             reason = explain_s3_error(exc, self.bucket, endpoint)
             raise StoreError(f"S3 lake {self.url}: {doing} failed: {reason} ({exc})") from exc

@@ -17,13 +17,14 @@ from dagster import AssetCheckExecutionContext
 
 from conv_analytics.config import Config
 from conv_analytics.dates import day_window, days_between
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.ids import IdIndex
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import EntityTables, StoredTable
 from conv_analytics.nocodb.resource import NocoDBResource
 from conv_analytics.nocodb.source import LOCATOR_PREFIX, NocoDBSource
-from conv_analytics.sources.base import ID_FIELD, Entity, SourceError
+from conv_analytics.sources.base import ID_FIELD, Entity
 
 EXAMPLES = 10
 
@@ -109,6 +110,7 @@ def build_reconciliation_check(
         blocking=True,
         description=f"NocoDB's row count per day equals the {entity} stored for it (raw + quarantined).",
     )
+    @fails_clearly
     def matches_nocodb(
         context: AssetCheckExecutionContext, nocodb: NocoDBResource, lake: LakeResource
     ) -> dg.AssetCheckResult:
@@ -118,11 +120,8 @@ def build_reconciliation_check(
             )
         window = context.partition_time_window
         keys = [d.isoformat() for d in days_between(window.start, window.end)]
-        try:
-            source = nocodb.source()
-            days = [reconcile_day(source, lake.lake(), entity, tables, key) for key in keys]
-        except SourceError as exc:
-            raise dg.Failure(description=f"nocodb source: {exc}") from None
+        source = nocodb.source()
+        days = [reconcile_day(source, lake.lake(), entity, tables, key) for key in keys]
         bad = [d for d in days if not d["ok"]]
         for day in bad:
             context.log.error(f"{tables.raw} {day['day']} does not match NocoDB: {day}")

@@ -31,6 +31,7 @@ from typing import Any
 import dagster as dg
 
 from conv_analytics.config import Config
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import EntityTables
@@ -38,7 +39,7 @@ from conv_analytics.nocodb.client import CREATED_AT, ROW_ID, UPDATED_AT
 from conv_analytics.nocodb.resource import NocoDBResource
 from conv_analytics.nocodb.source import NocoDBSource, locator
 from conv_analytics.partitions import range_tags
-from conv_analytics.sources.base import ENTITIES, ID_FIELD, Entity, SourceError, parse_timestamp
+from conv_analytics.sources.base import ENTITIES, ID_FIELD, Entity, parse_timestamp
 
 
 @dataclass
@@ -188,16 +189,14 @@ def build_nocodb_sensor(
         asset_selection=list(daily_chain),
         default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
     )
+    @fails_clearly
     def nocodb_changes(
         context: dg.SensorEvaluationContext, nocodb: NocoDBResource, lake: LakeResource
     ) -> dg.SensorResult | dg.SkipReason:
         if not nocodb.enabled:
             return dg.SkipReason(f"{Config.nocodb_url.env} is not set: the files source has nothing to poll")
         cursor = Cursor.parse(context.cursor)
-        try:
-            plan = plan_changes(nocodb.source(), lake, cursor, tables)
-        except SourceError as exc:
-            raise dg.Failure(description=f"nocodb sensor: {exc}") from None
+        plan = plan_changes(nocodb.source(), lake, cursor, tables)
         today = datetime.now(timezone.utc).date()
         ranges = day_ranges(plan.days, start_date, today)
         outside = sorted(d for ds in plan.days.values() for d in ds if not start_date <= d <= today)
