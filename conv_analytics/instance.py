@@ -24,12 +24,19 @@ from conv_analytics.io.manager import HOST_TAG, partition_range
 
 INIT_LOCK = ".conv-analytics-init.lock"
 INIT_TIMEOUT_SECONDS = 120
-# Telemetry off (nothing leaves the machine). Run monitoring: the daemon (`conv-analytics ui`) fails runs
-# stuck starting or cancelling; runs of a dead process are failed by `fail_dead_runs` on this machine and
-# by the run launcher's health checks where it has them (Docker, Kubernetes).
+# Telemetry off (nothing leaves the machine). Pools: the daemon's queue (`conv-analytics ui`) starts no run
+# while another run holding one of its pools (one per table written, `lake_pool`) is in progress, so the
+# runs it launches wait for each other instead of being refused by a claim; runs of the CLI do not pass
+# through the queue (claims protect them). Run monitoring: the daemon fails runs stuck starting or
+# cancelling; runs of a dead process are failed by `fail_dead_runs` on this machine and by the run
+# launcher's health checks where it has them (Docker, Kubernetes).
 INSTANCE_SETTINGS = """\
 telemetry:
   enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: run
 run_monitoring:
   enabled: true
   start_timeout_seconds: 180

@@ -3,7 +3,8 @@
 Layout: `<root>/<asset>/date=YYYY-MM-DD/part-0.parquet` (unpartitioned assets: `<root>/<asset>/part-0.parquet`).
 A partition is replaced as a whole: locally by writing a temporary file and renaming it over the old
 one, on S3 by uploading the finished file as one object (an upload that fails leaves the old object);
-either way no reader ever sees half a day.
+either way no reader ever sees half a day. A writer keeps its temporary file locked; the next write to
+the asset deletes those a killed writer left (nobody holds their lock).
 
 S3 credentials come the usual AWS way (environment, shared files, profile, instance role) through a
 boto3 session; any S3 failure becomes one StoreError that names the setting to fix.
