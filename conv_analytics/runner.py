@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics.alerts.message import error_line
 from conv_analytics.config import Config
 from conv_analytics.dates import complete_periods, period_start
 from conv_analytics.definitions import Platform
@@ -73,10 +74,7 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> str:
     """The error a failed step raised (a Failure's description, say), not Dagster's generic step message."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error is not None:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            return error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
+            return error_line(event.step_failure_data.error)
     return "run failed"
 
 
