@@ -128,6 +128,12 @@ def test_webhook_retries_5xx_and_429_honouring_retry_after(receiver: Receiver) -
     assert receiver.url not in refused.problem
 
 
+def test_a_retry_after_beyond_the_time_budget_gives_up_at_once(receiver: Receiver) -> None:
+    receiver.script, receiver.retry_after = [429], "3600"
+    delivery = Webhook(receiver.url).post({"text": "later"})
+    assert not delivery.ok and delivery.attempts == 1 and delivery.problem == "HTTP 429"
+
+
 def test_the_platform_has_the_alert_sensor_only_with_a_webhook(receiver: Receiver) -> None:
     plain = Platform.build(Config(start_date=date(2026, 11, 1))).definitions()
     with_alerts = Platform.build(alert_config(receiver.url)).definitions()

@@ -14,6 +14,7 @@ class Receiver:
         self.bodies: list[str] = []
         self.accepted: list[dict] = []
         self.script: list[int] = []  # statuses to answer first; then 200
+        self.retry_after = "0"  # sent with 429 and 503
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -25,7 +26,7 @@ class Receiver:
                     receiver.accepted.append(json.loads(body))
                 self.send_response(status)
                 if status in (429, 503):
-                    self.send_header("Retry-After", "0")
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:

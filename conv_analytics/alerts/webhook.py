@@ -1,7 +1,7 @@
 """Delivery of one JSON message to a Slack-compatible incoming webhook.
 
 A webhook that is down must not take the sensor with it: `post` retries what may pass (timeouts,
-5xx, 429 with its Retry-After) a few times within a bounded time, then reports why it gave up.
+5xx, 429 with its Retry-After) a few times within a time budget, then reports why it gave up.
 """
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ class Delivery:
 @dataclass(frozen=True)
 class Webhook:
     url: str
-    timeout: float = 10.0
+    timeout: float = 5.0
     retries: int = 3
     backoff: float = 1.0
-    max_wait: float = 30.0  # a Retry-After longer than this is cut: a sensor tick must end
+    budget: float = 20.0  # seconds one post may take in all: a sensor tick must end (Dagster allows 60 s)
 
     def post(self, payload: Mapping[str, Any]) -> Delivery:
         """Send `payload` as JSON; never raises for the webhook's sake. Messages never show the URL."""
         problem = ""
+        give_up_at = time.monotonic() + self.budget
         for attempt in range(1, self.retries + 2):
             wait: float | None = None
             try:
@@ -52,9 +53,9 @@ class Webhook:
                 if response.status_code not in RETRY_STATUSES:
                     break
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
-            if attempt > self.retries:
+            delay = wait if wait is not None else self.backoff * 2 ** (attempt - 1)
+            if attempt > self.retries or time.monotonic() + delay + self.timeout > give_up_at:
                 break
-            delay = min(wait if wait is not None else self.backoff * 2 ** (attempt - 1), self.max_wait)
             log.warning("alert webhook: %s; retrying in %.1f s (%d/%d)", problem, delay, attempt, self.retries)
             time.sleep(delay)
         return Delivery(False, attempt, problem)
