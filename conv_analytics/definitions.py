@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from conv_analytics.alerts.freshness import build_freshness_checks
+from conv_analytics.alerts.sensor import build_failure_alert_sensor
 from conv_analytics.assets import AssetGraph, build_asset_graph
 from conv_analytics.assets.enrich import EnrichmentResource
 from conv_analytics.assets.report import ReportsResource
@@ -85,13 +87,16 @@ class Platform:
     def definitions(self) -> dg.Definitions:
         nocodb_on = bool(self.config.nocodb_url)
         checks = self.checks
+        freshness = build_freshness_checks(self.graph.daily_chain, self.config.start_date, self.config.fresh_by_hour)
+        alerts = [build_failure_alert_sensor(self.config)] if self.config.alert_webhook_url else []
         return dg.Definitions(
             assets=self.graph.assets,
             resources=self.resources,
             sensors=[
-                build_nocodb_sensor(self.graph.daily_chain, self.graph.entities, self.config.start_date, nocodb_on)
+                build_nocodb_sensor(self.graph.daily_chain, self.graph.entities, self.config.start_date, nocodb_on),
+                *alerts,
             ],
-            asset_checks=checks,
+            asset_checks=[*checks, freshness],
         )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics.alerts.message import error_line
 from conv_analytics.config import Config
 from conv_analytics.dates import complete_periods, period_start
 from conv_analytics.definitions import Platform
@@ -80,12 +81,8 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, bool, str]:
         elif event.is_resource_init_failure:
             error = event.engine_event_data.error
         if error is not None:
-            details = error.to_string()
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            line = error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
             setting = bool(user and user.metadata.get(SETTING_PROBLEM, dg.MetadataValue.bool(False)).value)
-            return line, setting, details
+            return error_line(error), setting, error.to_string()
     return "run failed", False, ""
 
 

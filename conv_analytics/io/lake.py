@@ -65,6 +65,8 @@ class S3Settings:
     access_key: str = dataclasses.field(default="", repr=False)
     secret_key: str = dataclasses.field(default="", repr=False)
     session_token: str = dataclasses.field(default="", repr=False)
+    sse: str = ""  # server-side encryption asked for on every write: "", AES256 or aws:kms
+    sse_kms_key_id: str = ""
 
     @classmethod
     def resolve(cls, endpoint_url: str, region: str, profile: str = "") -> S3Settings:
@@ -94,6 +96,33 @@ class S3Settings:
             options["endpoint_override"] = endpoint.netloc or endpoint.path
             options["scheme"] = endpoint.scheme or "https"
         return pafs.S3FileSystem(**options)
+
+    def put(self, path: str, data: pa.Buffer) -> None:
+        """Upload one object with the server-side encryption asked for (pyarrow's S3 writes cannot ask)."""
+        import boto3
+        import botocore.exceptions
+
+        bucket, key = path.split("/", 1)
+        encryption = {"ServerSideEncryption": self.sse}
+        if self.sse == "aws:kms" and self.sse_kms_key_id:
+            encryption["SSEKMSKeyId"] = self.sse_kms_key_id
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url or None,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            aws_session_token=self.session_token or None,
+        )
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data.to_pybytes(), **encryption)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if self.sse == "aws:kms" and code not in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"):
+                raise OSError(f"KMS: {exc}") from exc  # a store without the key (or without KMS) fails this way
+            raise OSError(str(exc)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise OSError(str(exc)) from exc
 
     def fsspec(self) -> fsspec.AbstractFileSystem:
         """The same store as an fsspec file system (what DuckDB reads S3 through here)."""
@@ -137,6 +166,13 @@ def explain_s3_error(exc: OSError, bucket: str, endpoint_url: str) -> str:
     where = endpoint_url or "AWS"
     if any(s in text for s in ("NETWORK_CONNECTION", "curlCode", "Could not connect", "timed out")):
         return f"the S3 store at {where} is unreachable: start it or fix {Config.s3_endpoint_url.env}"
+    if "KMS" in text:
+        return (
+            f"the S3 store at {where} could not encrypt with KMS: fix {Config.s3_sse_kms_key_id.env} "
+            f"or {Config.s3_sse.env}"
+        )
+    if "ServerSideEncryption" in text or "NotImplemented" in text:
+        return f"the S3 store at {where} refused the server-side encryption asked for: fix {Config.s3_sse.env}"
     if any(s in text for s in ("ACCESS_DENIED", "SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden")):
         return (
             f"the S3 store at {where} refused the credentials: fix AWS_ACCESS_KEY_ID / "
@@ -310,9 +346,12 @@ class ParquetLake:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
         data = sink.getvalue()
-        stream = self.fs.open_output_stream(path)
-        stream.write(data)
-        stream.close()
+        if self.s3 is not None and self.s3.sse:
+            self.s3.put(path, data)
+        else:
+            stream = self.fs.open_output_stream(path)
+            stream.write(data)
+            stream.close()
         return WriteStats(rows=table.num_rows, bytes=data.size, path=path)
 
     def exists(self, asset: str, key: str | None) -> bool:
