@@ -59,13 +59,25 @@ def instance_for(config: Config) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(prepare_instance_dir(config)))
 
 
+# Telemetry off: nothing leaves the machine. Automation conditions are evaluated by sensors (the
+# project's `automation` sensor, running by default), which is also Dagster's default; said here so an
+# operator reading the file sees it.
+INSTANCE_SETTINGS = """\
+telemetry:
+  enabled: false
+auto_materialize:
+  enabled: true
+  use_sensors: true
+"""
+
+
 def prepare_instance_dir(config: Config) -> Path:
-    """The instance folder, made with a dagster.yaml on first use (telemetry off: nothing leaves the machine)."""
+    """The instance folder, made with a dagster.yaml on first use."""
     folder = config.instance_dir
     folder.mkdir(parents=True, exist_ok=True)
     settings = folder / "dagster.yaml"
     if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        settings.write_text(INSTANCE_SETTINGS, encoding="utf-8")
     return folder
 
 

@@ -15,6 +15,7 @@ from conv_analytics.analytics.report import (
     report_path,
 )
 from conv_analytics.io.resources import LakeResource
+from conv_analytics.partitions import whenever_a_dependency_updates
 
 
 class ReportsResource(dg.ConfigurableResource):
@@ -42,7 +43,7 @@ def report_tables(
 def build_report_asset(tables: ReportTables, rollups: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
     @dg.asset(
         deps=list(rollups),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=whenever_a_dependency_updates(),
         group_name="analytics",
         kinds={"html", "markdown"},
     )
