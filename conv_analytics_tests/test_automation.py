@@ -16,6 +16,7 @@ import pytest
 from conv_analytics.config import Config
 from conv_analytics.dates import days_in
 from conv_analytics.definitions import Platform
+from conv_analytics.runner import instance_for
 from conv_analytics_tests.platform_support import asset_graph
 
 START = date(2026, 1, 1)
@@ -110,3 +111,18 @@ def test_the_current_week_and_month_are_never_requested(ticks: Ticks) -> None:
     assert requested(result, WEEKLY) == {"2026-03-02", "2026-03-09"}
     assert requested(result, MONTHLY) == set()
     assert "2026-03-16" not in GRAPH.partitions.weekly.get_partition_keys(current_time=NOW)
+
+
+def test_automation_runs_by_default_on_the_projects_instance(tmp_path: Path) -> None:
+    config = Config(home=tmp_path, start_date=START)
+    defs = Platform.build(config).definitions()
+    sensor = defs.resolve_sensor_def("automation")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == Config.automation_seconds.default_value
+    # it covers every asset, so Dagster adds no default sensor of its own (which would start stopped)
+    graph = defs.resolve_asset_graph()
+    assert sensor.asset_selection.resolve(graph) == graph.get_all_asset_keys()
+    with instance_for(config) as instance:
+        assert instance.auto_materialize_enabled and instance.auto_materialize_use_sensors
+        assert not instance.telemetry_enabled
