@@ -311,6 +311,20 @@ class Config:
         _whole_number(0),
         "a whole number of at least 0",
     )
+    nocodb_poll_seconds = Setting(
+        "NOCODB_POLL_SECONDS",
+        "60",
+        "Seconds between two ticks of the nocodb_changes sensor (the daemon asks NocoDB for changed rows).",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
+    automation_seconds = Setting(
+        "CONV_ANALYTICS_AUTOMATION_SECONDS",
+        "30",
+        "Seconds between two evaluations of the automation conditions (the `automation` sensor).",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
     s3_bucket = Setting("S3_BUCKET", "", "Bucket of the Parquet lake. When set, the lake lives on S3.")
     s3_prefix = Setting(
         "S3_PREFIX", "conv-analytics", "Key prefix of the lake inside the bucket.", lambda raw: raw.strip("/")

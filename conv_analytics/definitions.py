@@ -30,6 +30,18 @@ from conv_analytics.resources import configured
 from conv_analytics.sources.resource import SourceResource
 
 
+def automation_sensor(interval_seconds: int) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the automation conditions of every asset, running by default: Dagster's own default
+    sensor starts stopped, and nothing after the daily chain was built until someone found the toggle."""
+    return dg.AutomationConditionSensorDefinition(
+        "automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=interval_seconds,
+        description="Builds the weeks, months, reports and topic models whose days were materialised or changed.",
+    )
+
+
 def build_resources(config: Config) -> dict[str, object]:
     """Resources for a configuration; tests pass their own Config (a temporary home, say)."""
     lake = lake_resource(config)
@@ -93,7 +105,14 @@ class Platform:
             assets=self.graph.assets,
             resources=self.resources,
             sensors=[
-                build_nocodb_sensor(self.graph.daily_chain, self.graph.entities, self.config.start_date, nocodb_on),
+                build_nocodb_sensor(
+                    self.graph.daily_chain,
+                    self.graph.entities,
+                    self.config.start_date,
+                    nocodb_on,
+                    self.config.nocodb_poll_seconds,
+                ),
+                automation_sensor(self.config.automation_seconds),
                 *alerts,
             ],
             asset_checks=[*checks, freshness],

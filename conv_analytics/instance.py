@@ -29,10 +29,15 @@ INIT_TIMEOUT_SECONDS = 120
 # runs it launches wait for each other instead of being refused by a claim; runs of the CLI do not pass
 # through the queue (claims protect them). Run monitoring: the daemon fails runs stuck starting or
 # cancelling; runs of a dead process are failed by `fail_dead_runs` on this machine and by the run
-# launcher's health checks where it has them (Docker, Kubernetes).
+# launcher's health checks where it has them (Docker, Kubernetes). Automation conditions are evaluated by
+# sensors (the project's `automation` sensor, running by default), also Dagster's default: said here so an
+# operator reading the file sees it.
 INSTANCE_SETTINGS = """\
 telemetry:
   enabled: false
+auto_materialize:
+  enabled: true
+  use_sensors: true
 concurrency:
   pools:
     default_limit: 1

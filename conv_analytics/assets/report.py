@@ -17,6 +17,7 @@ from conv_analytics.analytics.report import (
 )
 from conv_analytics.failures import fails_clearly
 from conv_analytics.io.resources import LakeResource
+from conv_analytics.partitions import whenever_a_dependency_updates
 
 
 class ReportsResource(dg.ConfigurableResource):
@@ -44,7 +45,7 @@ def report_tables(
 def build_report_asset(tables: ReportTables, rollups: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
     @dg.asset(
         deps=list(rollups),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=whenever_a_dependency_updates(),
         group_name="analytics",
         kinds={"html", "markdown"},
     )

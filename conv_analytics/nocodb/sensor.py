@@ -178,14 +178,18 @@ def run_requests(
 
 
 def build_nocodb_sensor(
-    daily_chain: Sequence[dg.AssetKey], tables: Mapping[Entity, EntityTables], start_date: date, enabled: bool
+    daily_chain: Sequence[dg.AssetKey],
+    tables: Mapping[Entity, EntityTables],
+    start_date: date,
+    enabled: bool,
+    interval_seconds: int = Config.nocodb_poll_seconds.default_value,
 ) -> dg.SensorDefinition:
     """The sensor over the daily chain's assets, running by default where NocoDB is the source."""
 
     @dg.sensor(
         name="nocodb_changes",
         description="Re-collects the days whose NocoDB rows were created or edited since the last tick.",
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=interval_seconds,
         asset_selection=list(daily_chain),
         default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
     )
