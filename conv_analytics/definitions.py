@@ -16,6 +16,7 @@ from conv_analytics.assets.report import ReportsResource
 from conv_analytics.assets.topics import TopicDiscoveryResource
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.config import Config
+from conv_analytics.executors import executor_for
 from conv_analytics.io.manager import LakeIOManager
 from conv_analytics.io.mongo import MongoResource
 from conv_analytics.io.resources import lake_resource
@@ -80,6 +81,7 @@ class Platform:
                 build_nocodb_sensor(self.graph.daily_chain, self.graph.entities, self.config.start_date, nocodb_on)
             ],
             asset_checks=checks,
+            executor=executor_for(self.config),
         )
 
 
