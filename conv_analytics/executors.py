@@ -39,7 +39,12 @@ def celery_config(config: Config) -> dict[str, Any]:
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
             "task_default_queue": CELERY_QUEUE,
-            "broker_transport_options": {"visibility_timeout": config.celery_visibility_timeout},
+            # look for steps of dead workers every 5 s (kombu's default is every 100 s)
+            "broker_transport_options": {
+                "visibility_timeout": config.celery_visibility_timeout,
+                "unacked_restore_interval": 5,
+                "unacked_restore_throttle": 1,
+            },
             "result_backend_transport_options": {"visibility_timeout": config.celery_visibility_timeout},
         },
     }

@@ -44,7 +44,9 @@ def celery_worker(name: str | None, pool: str, concurrency: int | None, celery_a
     worker = name or f"conv-analytics-{socket.gethostname()}-{os.getpid()}"
     args = [command, "worker", "start", "-A", "dagster_celery.app", "-y", str(settings), "-q", CELERY_QUEUE]
     args += ["-n", worker, "--", f"--pool={pool}", *([f"--concurrency={concurrency}"] if concurrency else [])]
-    environment = {**os.environ, Config.dagster_home.env: str(instance)}
+    # dagster-celery starts `celery` from PATH: this environment's, even when it is not activated
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    environment = {**os.environ, Config.dagster_home.env: str(instance), "PATH": path}
     os.execve(command, [*args, *celery_args], environment)
 
 
