@@ -10,10 +10,12 @@ rows added to NocoDB start a run through the NocoDB sensor under the daemon.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,7 +27,6 @@ from conv_analytics.config import Config
 from conv_analytics.definitions import Platform
 from conv_analytics.nocodb.sensor import NOCODB_RUN_TAGS, Cursor
 from conv_analytics.nocodb.setup import load_jsonl
-from conv_analytics.runner import materialize_range
 from conv_analytics_tests.conftest import require_server
 from conv_analytics_tests.deploy_support import PG_SETTINGS, Shape, wait_for
 from conv_analytics_tests.nocodb_support import client, new_base, server, shared_data
@@ -85,15 +86,59 @@ def nocodb_base() -> Iterator[tuple[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def shape(tmp_path_factory: pytest.TempPathFactory, nocodb_base) -> Iterator[Shape]:
-    """The shape up, with 7 days of public dialogues in NocoDB; torn down (its database dropped) after."""
+def settings(tmp_path_factory: pytest.TempPathFactory, nocodb_base) -> dict[str, str]:
+    """The shape's settings, with 7 days of public dialogues loaded into its NocoDB base."""
     base, tables = nocodb_base
     dialogues = shared_data() / "dailydialog" / "validation.jsonl"
     if not dialogues.is_file():
         pytest.skip(f"{dialogues} is missing (set CONV_ANALYTICS_SHARED_DATA)")
     load_jsonl(client(), tables, dialogues, FIRST_DAY, len(DAYS), limit=PER_DAY * len(DAYS))
-    folder = tmp_path_factory.mktemp("deploy")
-    shape = Shape(folder, _settings(folder / "home", base))
+    return _settings(tmp_path_factory.mktemp("deployed"), base)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str]) -> Iterator[ReferenceRun]:
+    """The same 7 days materialised in process (what `conv-analytics run` does) into a lake of its own, in a
+    process started now that runs while the shape starts and backfills."""
+    home = tmp_path_factory.mktemp("reference")
+    environment = {**os.environ, **settings, Config.home.env: str(home), Config.executor.env: "in_process"}
+    code = (
+        "import sys\n"
+        "from conv_analytics.config import Config\n"
+        "from conv_analytics.definitions import Platform\n"
+        "from conv_analytics.runner import materialize_range\n"
+        "config = Config.from_env()\n"
+        "materialize_range(config, Platform.build(config).graph.daily_chain, sys.argv[1:], log_level='WARNING')\n"
+    )
+    log = (home / "run.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-c", code, *KEYS], env=environment, stdout=log, stderr=log)
+    try:
+        yield ReferenceRun(home, process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.close()
+
+
+@dataclass
+class ReferenceRun:
+    home: Path
+    process: subprocess.Popen[bytes]
+
+    def wait(self) -> Path:
+        """The reference lake's home, once the run ended well."""
+        code = self.process.wait(timeout=900)
+        assert code == 0, (self.home / "run.log").read_text(errors="replace")[-3000:]
+        return self.home
+
+
+@pytest.fixture(scope="module")
+def shape(
+    tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str], reference: ReferenceRun
+) -> Iterator[Shape]:
+    """The shape up; torn down (its database dropped) after."""
+    shape = Shape(tmp_path_factory.mktemp("deploy"), settings)
     try:
         shape.start_code_server()
         for name in WORKERS:
@@ -109,21 +154,7 @@ def shape(tmp_path_factory: pytest.TempPathFactory, nocodb_base) -> Iterator[Sha
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, shape: Shape) -> Config:
-    """The same 7 days materialised in process (what `conv-analytics run` does) into a lake of its own."""
-    home = tmp_path_factory.mktemp("reference")
-    environment = {k: v for k, v in shape.env.items() if k.startswith(("CONV_ANALYTICS_", "NOCODB_"))}
-    config = Config({**environment, Config.home.env: str(home), Config.executor.env: "in_process"})
-    chain = Platform.build(config).graph.daily_chain
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in environment.items():  # secrets reach the resources as EnvVars
-            patch.setenv(name, value)
-        materialize_range(config, chain, KEYS, log_level="WARNING")
-    return config
-
-
-@pytest.fixture(scope="module")
-def backfill(shape: Shape, reference: Config) -> dict[str, object]:
+def backfill(shape: Shape) -> dict[str, object]:
     """A 7-day backfill through GraphQL; the daemon and the busy worker are killed mid-way and restarted."""
     started = time.monotonic()
     graph = Platform.build(Config(shape.env)).graph
@@ -160,14 +191,15 @@ def backfill(shape: Shape, reference: Config) -> dict[str, object]:
 
 
 def test_the_backfill_on_celery_workers_survives_kill_9_and_matches_the_in_process_run(
-    shape: Shape, reference: Config, backfill: dict[str, object], record_property
+    shape: Shape, reference: ReferenceRun, backfill: dict[str, object], record_property
 ) -> None:
     assert backfill["status"] == "COMPLETED_SUCCESS", f"backfill {backfill['id']} ended {backfill['status']}"
     graph = backfill["graph"]
     names = [key.path[-1] for key in graph.daily_chain]
     home = Path(shape.env["CONV_ANALYTICS_HOME"])
+    reference_home = reference.wait()
     # same files, same bytes, as the in-process run of the same days
-    deployed, expected = _lake_files(home, names), _lake_files(reference.home, names)
+    deployed, expected = _lake_files(home, names), _lake_files(reference_home, names)
     assert sorted(deployed) == sorted(expected)
     assert len(deployed) == len(names) * len(KEYS)
     different = [path for path in expected if deployed[path] != expected[path]]
@@ -176,7 +208,7 @@ def test_the_backfill_on_celery_workers_survives_kill_9_and_matches_the_in_proce
     for name in names:
         for key in KEYS:
             rows, distinct = _rows(home, name, key)
-            assert (rows, distinct) == _rows(reference.home, name, key), (name, key)
+            assert (rows, distinct) == _rows(reference_home, name, key), (name, key)
             if name.startswith("raw_"):
                 assert rows == distinct, f"{name} {key}: {rows - distinct} duplicated rows"
     raw = sum(_rows(home, graph.entities["conversations"].raw, key)[0] for key in KEYS)
