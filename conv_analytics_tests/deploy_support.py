@@ -107,10 +107,18 @@ class Shape:
         )
 
     def wait_code_server(self, seconds: float = 300) -> None:
+        from dagster._core.errors import DagsterUserCodeUnreachableError
+        from dagster._grpc.client import DagsterGrpcClient
+
+        client = DagsterGrpcClient(port=self.grpc_port, host="127.0.0.1")
+
         def healthy() -> bool:
             self._alive("code-server")
-            check = [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(self.grpc_port)]
-            return subprocess.run(check, env=self.env, capture_output=True, timeout=30).returncode == 0
+            try:
+                client.ping("")
+            except DagsterUserCodeUnreachableError:
+                return False
+            return True
 
         wait_for("the code server", healthy, seconds, every=2)
 
