@@ -5,14 +5,18 @@
 # Settings: CONV_ANALYTICS_POSTGRES_PORT (5432), CONV_ANALYTICS_POSTGRES_BIN (the newest
 # /usr/lib/postgresql/*/bin), CONV_ANALYTICS_SERVERS_DIR (<repo>/.servers). The cluster has one role
 # and database, both `dagster`, with a password (scram-sha-256 over TCP). initdb refuses root, so
-# under root the cluster belongs to the `postgres` user and its commands run as that user.
+# under root the cluster belongs to the `postgres` user and its commands run as that user; where that
+# user cannot reach the folder (a checkout under /root), the cluster lives in a folder of its own
+# under /tmp, named in $CONV_ANALYTICS_SERVERS_DIR/postgres/base.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 port="${CONV_ANALYTICS_POSTGRES_PORT:-5432}"
 dir="${CONV_ANALYTICS_SERVERS_DIR:-$root/.servers}/postgres"
 bin="${CONV_ANALYTICS_POSTGRES_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
-data="$dir/data"
-log="$dir/postgres.log"
+base="$dir"  # the cluster's folder: data/ and postgres.log
+[ -s "$dir/base" ] && base="$(cat "$dir/base")"
+data="$base/data"
+log="$base/postgres.log"
 user=dagster password=dagster database=dagster
 
 as_owner() {  # run a server command as the cluster's owner (postgres under root, else ourselves)
@@ -27,8 +31,14 @@ init() {  # a new cluster, owned by whoever runs it
   if [ "$(id -u)" -eq 0 ]; then
     id postgres >/dev/null 2>&1 || { echo "postgres: no 'postgres' user to own the cluster: run scripts/system-deps" >&2; return 1; }
     chown postgres: "$dir"
+    if ! runuser -u postgres -- test -w "$dir"; then  # a parent folder is closed to other users
+      base="$(mktemp -d /tmp/conv-analytics-postgres.XXXXXX)"
+      chown postgres: "$base"
+      echo "$base" >"$dir/base"
+      data="$base/data" log="$base/postgres.log"
+    fi
   fi
-  local pwfile="$dir/.pw"
+  local pwfile="$base/.pw"
   as_owner sh -c "umask 077 && printf '%s\n' '$password' >'$pwfile'"
   as_owner "$bin/initdb" -D "$data" -U "$user" --pwfile="$pwfile" --auth-host=scram-sha-256 \
     --auth-local=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {
