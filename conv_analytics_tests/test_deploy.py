@@ -230,14 +230,14 @@ def test_the_backfill_on_celery_workers_survives_kill_9_and_matches_the_in_proce
     record_property("killed", f"daemon and {backfill['victim']} after {backfill['killed_at']:.0f} s")
 
 
-def _dom_and_screenshot(url: str, folder: Path, name: str) -> tuple[str, Path]:
+def _dom_and_screenshot(url: str, folder: Path, name: str, size: str) -> tuple[str, Path]:
     """The DOM after the page's scripts ran, and a screenshot of it (Debian's headless Chromium)."""
     common = [
         chromium(),
         *CHROMIUM_FLAGS,
         f"--user-data-dir={folder / 'profile'}",
         "--virtual-time-budget=30000",
-        "--window-size=1600,2400",
+        f"--window-size={size}",
     ]
     dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=180, check=True).stdout
     shot = folder / f"{name}.png"
@@ -251,13 +251,22 @@ def test_the_webserver_shows_the_lineage_and_the_backfilled_partitions(
     shape: Shape, backfill: dict[str, object], tmp_path: Path, record_property
 ) -> None:
     graph = backfill["graph"]
-    lineage, shot = _dom_and_screenshot(f"{shape.url}/asset-groups", tmp_path, "lineage")
+    # as a user who dismissed the community dialog once, which would cover the page
+    assert shape.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
+    # the global lineage with every group expanded (the UI keeps the open groups in `expanded`); wide
+    # enough that the nodes are drawn with their full names
+    groups = sorted({group for asset in graph.assets for group in asset.group_names_by_key.values()})
+    expanded = ",".join(f"global@global:{group}" for group in groups)
+    lineage, shot = _dom_and_screenshot(
+        f"{shape.url}/asset-groups?expanded={expanded}", tmp_path, "lineage", "3200,1800"
+    )
     record_property("lineage_screenshot", str(shot))
     print(f"\nscreenshot of the lineage page: {shot}")
     missing = [key.path[-1] for asset in graph.assets for key in asset.keys if key.path[-1] not in lineage]
     assert not missing, f"asset names missing from the lineage page: {missing}"
     rollups = graph.rollups["day"].key.path[-1]
-    partitions, shot = _dom_and_screenshot(f"{shape.url}/assets/{rollups}?view=partitions", tmp_path, "partitions")
+    url = f"{shape.url}/assets/{rollups}?view=partitions"
+    partitions, shot = _dom_and_screenshot(url, tmp_path, "partitions", "1600,2400")
     record_property("partitions_screenshot", str(shot))
     print(f"screenshot of the partitions page: {shot}")
     assert [key for key in KEYS if key not in partitions] == []
