@@ -11,6 +11,7 @@ rows added to NocoDB start a run through the NocoDB sensor under the daemon.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -270,6 +271,8 @@ def test_the_webserver_shows_the_lineage_and_the_backfilled_partitions(
     record_property("partitions_screenshot", str(shot))
     print(f"screenshot of the partitions page: {shot}")
     assert [key for key in KEYS if key not in partitions] == []
+    materialized = re.search(r"Materialized \((\d+)\)", partitions)
+    assert materialized is not None and int(materialized.group(1)) >= len(KEYS), "the backfill's days are not shown"
 
 
 def test_rows_added_to_nocodb_start_a_run_through_the_sensor_under_the_daemon(
