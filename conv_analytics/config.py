@@ -408,6 +408,34 @@ class Config:
         _hour,
         "a whole number from 0 to 23",
     )
+    executor = Setting(
+        "CONV_ANALYTICS_EXECUTOR",
+        "multiprocess",
+        "How Dagster runs the steps of a run: multiprocess (one process per step), in_process, celery (steps "
+        "spread over Celery workers on any host) or k8s (one Kubernetes job per step). The CLI always runs in process.",
+        _choice("multiprocess", "in_process", "celery", "k8s"),
+        "multiprocess, in_process, celery or k8s",
+    )
+    celery_broker_url = Setting(
+        "CONV_ANALYTICS_CELERY_BROKER_URL",
+        "redis://127.0.0.1:6379/0",
+        "Celery broker of the celery executor and its workers (Redis).",
+        secret=True,
+    )
+    celery_backend_url = Setting(
+        "CONV_ANALYTICS_CELERY_BACKEND_URL",
+        "",
+        "Celery result backend (default: the broker).",
+        secret=True,
+    )
+    celery_visibility_timeout = Setting(
+        "CONV_ANALYTICS_CELERY_VISIBILITY_TIMEOUT",
+        "3600",
+        "Seconds after which a step taken by a worker that died is handed to another worker; keep it above "
+        "the longest step.",
+        _whole_number(1),
+        "a whole number of seconds, at least 1",
+    )
     dagster_home = Setting(
         "DAGSTER_HOME",
         "",

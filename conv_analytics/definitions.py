@@ -19,6 +19,7 @@ from conv_analytics.assets.stores import build_mongo_checks
 from conv_analytics.assets.topics import TopicDiscoveryResource
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.config import Config
+from conv_analytics.executors import executor_for
 from conv_analytics.io.manager import LakeIOManager
 from conv_analytics.io.mongo import MongoResource
 from conv_analytics.io.resources import lake_resource
@@ -116,6 +117,7 @@ class Platform:
                 *alerts,
             ],
             asset_checks=[*checks, freshness],
+            executor=executor_for(self.config),
         )
 
 

@@ -238,11 +238,20 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
 
 @main.command()
 def status() -> None:
-    """Which partitions of each asset are in the lake, and the ones missing between its first and last."""
+    """Which partitions of each asset are in the lake, and the ones missing between its first and last;
+    then what the Dagster instance is doing: each asset's last run, failed and queued runs, backfills."""
+    from conv_analytics.cli.deploy import operations
     from conv_analytics.definitions import Platform
+    from conv_analytics.runner import instance_for
 
     config = _settings()
     assets = Platform.build(config).graph.assets
+    _print_lake_status(config, assets)
+    with instance_for(config) as instance:
+        click.echo("\n".join(["", *operations(instance, [key for asset in assets for key in asset.keys])]))
+
+
+def _print_lake_status(config: Config, assets: list[dg.AssetsDefinition]) -> None:
     lake = _lake(config).lake()
     present = set(lake.assets())
     _print_runs(config)
@@ -361,11 +370,12 @@ def ui(port: int) -> None:
 
 # The domain commands live in their own modules and join the group here.
 from conv_analytics.cli.categorize import categorize, train  # noqa: E402
+from conv_analytics.cli.deploy import celery_worker  # noqa: E402
 from conv_analytics.cli.enrich import enrich  # noqa: E402
 from conv_analytics.cli.files import files  # noqa: E402
 from conv_analytics.cli.nocodb import nocodb  # noqa: E402
 from conv_analytics.cli.report import report  # noqa: E402
 from conv_analytics.cli.topics import topics  # noqa: E402
 
-for _command in (report, nocodb, files, train, categorize, enrich, topics):
+for _command in (report, nocodb, files, train, categorize, enrich, topics, celery_worker):
     main.add_command(_command)

@@ -159,6 +159,10 @@ def day_ranges(days: dict[Entity, set[date]], first: date, last: date) -> list[t
     return ranges
 
 
+# Runs that read NocoDB carry this tag; deploy/dagster.yaml runs one of them at a time (its rate limit).
+NOCODB_RUN_TAGS = {"conv_analytics/source": "nocodb"}
+
+
 def run_requests(
     ranges: list[tuple[date, date]], cursor_text: str | None, selection: Sequence[dg.AssetKey]
 ) -> list[dg.RunRequest]:
@@ -169,10 +173,12 @@ def run_requests(
         key = f"nocodb:{start.isoformat()}...{end.isoformat()}@{origin}"
         if start == end:
             requests.append(
-                dg.RunRequest(run_key=key, partition_key=start.isoformat(), asset_selection=list(selection))
+                dg.RunRequest(
+                    run_key=key, partition_key=start.isoformat(), tags=NOCODB_RUN_TAGS, asset_selection=list(selection)
+                )
             )
         else:
-            tags = range_tags(start.isoformat(), end.isoformat())
+            tags = {**range_tags(start.isoformat(), end.isoformat()), **NOCODB_RUN_TAGS}
             requests.append(dg.RunRequest(run_key=key, tags=tags, asset_selection=list(selection)))
     return requests
 
