@@ -22,7 +22,6 @@ from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource, lake_resource
 
 DEFAULT_DEMO_DAYS = 62  # any 62 consecutive days hold a whole calendar month and several ISO weeks
-RECENT_RUNS = 20  # failed runs `status` looks through for those whose process died
 
 
 # beta/preview notices are for developers, not CLI users
@@ -242,7 +241,7 @@ def status() -> None:
     then what the Dagster instance is doing: each asset's last run, failed and queued runs, backfills."""
     from conv_analytics.cli.deploy import operations
     from conv_analytics.definitions import Platform
-    from conv_analytics.runner import instance_for
+    from conv_analytics.instance import instance_for
 
     config = _settings()
     assets = Platform.build(config).graph.assets
@@ -254,7 +253,6 @@ def status() -> None:
 def _print_lake_status(config: Config, assets: list[dg.AssetsDefinition]) -> None:
     lake = _lake(config).lake()
     present = set(lake.assets())
-    _print_runs(config)
     if not present:
         click.echo(f"the lake at {lake.url} is empty: run `conv-analytics demo` or materialise assets")
         return
@@ -313,20 +311,6 @@ def _mongo_lag(config: Config, lake: ParquetLake, asset: dg.AssetsDefinition, ke
     if ahead:
         parts.append(f"more documents than the lake in {', '.join(ahead[:5])}" + (" ..." if len(ahead) > 5 else ""))
     return "; ".join(parts) + " (materialise those partitions again)"
-
-
-def _print_runs(config: Config) -> None:
-    """Runs in progress, and recent runs marked failed because their process died (marked just now, too)."""
-    from conv_analytics.instance import DEAD_TAG, instance_for, run_partitions
-
-    instance = instance_for(config)
-    running = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-    failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=RECENT_RUNS)
-    for run in running:
-        click.echo(f"run {run.run_id} in progress: {run_partitions(run)}")
-    for run in failed:
-        if DEAD_TAG in run.tags:
-            click.echo(f"run {run.run_id} failed, its process (pid {run.tags[DEAD_TAG]}) died: {run_partitions(run)}")
 
 
 @main.command("init")

@@ -32,7 +32,7 @@ def celery_worker(name: str | None, pool: str, concurrency: int | None, celery_a
     """A Celery worker for runs on the celery executor, on this or any host that reaches the broker,
     the Dagster instance and the lake: `dagster-celery worker start` with the executor's own config."""
     from conv_analytics.executors import CELERY_QUEUE, celery_config
-    from conv_analytics.runner import prepare_instance_dir
+    from conv_analytics.instance import prepare_instance_dir
 
     config = Config.from_env()
     command = shutil.which("dagster-celery", path=os.path.dirname(sys.executable)) or shutil.which("dagster-celery")
@@ -57,9 +57,11 @@ def _when(timestamp: float | None) -> str:
 
 
 def operations(instance: dg.DagsterInstance, asset_keys: Sequence[dg.AssetKey], limit: int = 5) -> list[str]:
-    """What the instance is doing: the last run of each asset, failed and queued runs, and the
-    backfills in progress with their completed and total partitions."""
+    """What the instance is doing: the last run of each asset; runs in progress, failed (saying when
+    their process died) and queued; and the backfills in progress with their completed and total partitions."""
     from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+    from conv_analytics.instance import DEAD_TAG, run_partitions
 
     lines = [f"dagster instance: {type(instance.run_storage).__name__.removesuffix('RunStorage').lower()}"]
     records = {record.asset_entry.asset_key: record for record in instance.get_asset_records(list(asset_keys))}
@@ -75,16 +77,18 @@ def operations(instance: dg.DagsterInstance, asset_keys: Sequence[dg.AssetKey], 
             continue
         status = run.dagster_run.status.value.lower()
         lines.append(f"{key.to_user_string():<28} {run.dagster_run.run_id[:8]:<10} {status:<10} {_when(run.end_time)}")
-    for title, statuses in (
-        ("failed runs", [dg.DagsterRunStatus.FAILURE]),
-        ("queued runs", [dg.DagsterRunStatus.QUEUED]),
+    for title, status in (
+        ("runs in progress", dg.DagsterRunStatus.STARTED),
+        ("failed runs", dg.DagsterRunStatus.FAILURE),
+        ("queued runs", dg.DagsterRunStatus.QUEUED),
     ):
-        found = dg.RunsFilter(statuses=statuses)
-        count = instance.get_runs_count(found)
-        lines.append(f"{title}: {count}")
+        found = dg.RunsFilter(statuses=[status])
+        lines.append(f"{title}: {instance.get_runs_count(found)}")
         for record in instance.get_run_records(found, limit=limit):
             run = record.dagster_run
-            lines.append(f"  {run.run_id[:8]}  {run.job_name}  {_when(record.create_timestamp.timestamp())}")
+            died = f"  its process (pid {run.tags[DEAD_TAG]}) died" if DEAD_TAG in run.tags else ""
+            line = f"  {run.run_id[:8]}  {run_partitions(run)}  {_when(record.create_timestamp.timestamp())}{died}"
+            lines.append(line)
     backfills = instance.get_backfills(filters=BulkActionsFilter(statuses=[BulkActionStatus.REQUESTED]))
     lines.append(f"backfills in progress: {len(backfills)}")
     for backfill in backfills:
