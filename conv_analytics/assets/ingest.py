@@ -8,13 +8,13 @@ import dagster as dg
 import pyarrow as pa
 
 from conv_analytics.dates import day_window, days_between
-from conv_analytics.io.errors import StoreError
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.ids import IdIndex, Resolution, index_table, resolve
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.io.tables import EntityTables, StoredTable
+from conv_analytics.io.tables import EntityTables, StoredTable, lake_pool
 from conv_analytics.schemas import QUARANTINE, RAW_CONVERSATIONS, RAW_MESSAGES
 from conv_analytics.sources import normalize
-from conv_analytics.sources.base import ENTITIES, ID_FIELD, TIME_FIELD, Batch, Entity, RecordCounts, SourceError
+from conv_analytics.sources.base import ENTITIES, ID_FIELD, TIME_FIELD, Batch, Entity, RecordCounts
 from conv_analytics.sources.resource import SourceResource
 
 ACCOUNTED = "records_accounted"
@@ -85,6 +85,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
 
     @dg.multi_asset(
         name=f"ingest_{entity}",
+        pool=lake_pool(f"ingest_{entity}"),
         outs={
             raw: dg.AssetOut(
                 description=f"The {entity} of each UTC day as the source has them, validated, "
@@ -113,6 +114,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
             )
         ],
     )
+    @fails_clearly
     def ingest(
         context: dg.AssetExecutionContext, source: SourceResource, lake: LakeResource
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
@@ -126,11 +128,8 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
         started = time.perf_counter()
         for day in days_between(window.start, window.end):
             start, end = day_window(day)
-            try:
-                records = reader.fetch(entity, start, end)
-                batch = normalize(entity, records, start, end, columns, redaction, pseudonym_key=pseudonyms)
-            except SourceError as exc:
-                raise dg.Failure(description=f"{reader.name} source: {exc}") from None
+            records = reader.fetch(entity, start, end)
+            batch = normalize(entity, records, start, end, columns, redaction, pseudonym_key=pseudonyms)
             batches[day.isoformat()] = batch
             for reason, count in batch.reasons.items():
                 reasons[reason] = reasons.get(reason, 0) + count
@@ -140,10 +139,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
         index = id_index(lake, entity)
         resolution = Resolution()
         if raw in selected:
-            try:
-                resolution = one_row_per_id(index, batches, counts)
-            except StoreError as exc:
-                raise dg.Failure(description=str(exc)) from None
+            resolution = one_row_per_id(index, batches, counts)
         table = pa.concat_tables([b.table for b in batches.values()])
         quarantine = pa.concat_tables([b.quarantine for b in batches.values()])
         duplicates = sum(b.duplicates for b in batches.values())
@@ -169,24 +165,21 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
                 )
             yield dg.Output(table, output_name=raw, metadata=metadata)
             # the rows are stored (the IO manager ran): now their index, then the older days they left
-            try:
-                index.write({day: batch_index(index, batch) for day, batch in batches.items()})
-                for day, ids in sorted(resolution.moved_out.items()):
-                    left = index.remove(day, ids)
-                    context.log.warning(f"{raw} {day}: {len(ids)} id(s) moved to a newer version on another day")
-                    context.log_event(
-                        dg.AssetMaterialization(
-                            asset_key=raw,
-                            partition=day,
-                            description=f"rewritten without {len(ids)} id(s) whose newer version is on another day",
-                            metadata={
-                                "rows": dg.MetadataValue.int(left),
-                                "ids_moved_out": dg.MetadataValue.int(len(ids)),
-                            },
-                        )
+            index.write({day: batch_index(index, batch) for day, batch in batches.items()})
+            for day, ids in sorted(resolution.moved_out.items()):
+                left = index.remove(day, ids)
+                context.log.warning(f"{raw} {day}: {len(ids)} id(s) moved to a newer version on another day")
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=raw,
+                        partition=day,
+                        description=f"rewritten without {len(ids)} id(s) whose newer version is on another day",
+                        metadata={
+                            "rows": dg.MetadataValue.int(left),
+                            "ids_moved_out": dg.MetadataValue.int(len(ids)),
+                        },
                     )
-            except StoreError as exc:
-                raise dg.Failure(description=str(exc)) from None
+                )
         if quarantined in selected:
             yield dg.Output(quarantine, output_name=quarantined, metadata={"reasons": dg.MetadataValue.json(reasons)})
         if context.selected_asset_check_keys:

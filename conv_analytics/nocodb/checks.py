@@ -3,9 +3,13 @@
 For each day of the run, NocoDB's own count for the day's filter (`pageInfo.totalRows`, the same
 filter the source reads with) must equal the rows stored for it: raw rows plus quarantined rows.
 Rows dropped as duplicates of an id, or as older versions of an id stored on another day, explain a
-difference; anything else (a lost row, a row deleted or moved in NocoDB since) fails the check,
-which is blocking, so nothing downstream is built from a partition that does not match its source.
-On a difference the check names example rows.
+difference; anything else (a lost row, a row deleted or moved in NocoDB since) fails the check, which
+is blocking, so nothing downstream is built from a partition that does not match its source. On a
+difference the check names example rows.
+
+The check is partitioned by day. A run over a range of days (the sensor's single-run backfills) gets one
+result from Dagster, recorded for no partition, and the UI showed each day of the range as "Skipped";
+so each day's own result is also recorded, against that day's materialisation.
 """
 
 from collections import Counter
@@ -15,16 +19,20 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 from dagster import AssetCheckExecutionContext
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from conv_analytics.config import Config
 from conv_analytics.dates import day_window, days_between
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.ids import IdIndex
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import EntityTables, StoredTable
 from conv_analytics.nocodb.resource import NocoDBResource
 from conv_analytics.nocodb.source import LOCATOR_PREFIX, NocoDBSource
-from conv_analytics.sources.base import ID_FIELD, Entity, SourceError
+from conv_analytics.sources.base import ID_FIELD, Entity
 
 EXAMPLES = 10
 
@@ -100,6 +108,42 @@ def reconcile_day(
     return {**result, **details, "ok": ok}
 
 
+def _day_metadata(day: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "nocodb_rows": day["nocodb_rows"],
+        "lake_rows": day.get("raw_rows", 0) + day.get("quarantined_rows", 0),
+        "differences": dg.MetadataValue.json({k: v for k, v in day.items() if k not in ("day", "ok")}),
+    }
+
+
+def record_each_day(context: AssetCheckExecutionContext, check: dg.AssetCheckKey, days: list[dict[str, Any]]) -> None:
+    """Record each day's result of a run over a range as that day's check evaluation (Dagster records the
+    range's single result for no partition, which leaves every day of it "Skipped")."""
+    for day in days:
+        latest = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=check.asset_key, asset_partitions=[day["day"]]), limit=1
+        ).records
+        target = (
+            AssetCheckEvaluationTargetMaterializationData(
+                run_id=latest[0].run_id, storage_id=latest[0].storage_id, timestamp=latest[0].timestamp
+            )
+            if latest
+            else None
+        )
+        context.op_execution_context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=check.asset_key,
+                check_name=check.name,
+                passed=day["ok"],
+                metadata=_day_metadata(day),
+                target_materialization_data=target,
+                blocking=True,
+                partition=day["day"],
+                description=None if day["ok"] else day.get("problem", "differs from NocoDB"),
+            )
+        )
+
+
 def build_reconciliation_check(
     entity: Entity, tables: EntityTables, partitions: dg.TimeWindowPartitionsDefinition
 ) -> dg.AssetChecksDefinition:
@@ -110,6 +154,7 @@ def build_reconciliation_check(
         blocking=True,
         description=f"NocoDB's row count per day equals the {entity} stored for it (raw + quarantined).",
     )
+    @fails_clearly
     def matches_nocodb(
         context: AssetCheckExecutionContext, nocodb: NocoDBResource, lake: LakeResource
     ) -> dg.AssetCheckResult:
@@ -119,11 +164,10 @@ def build_reconciliation_check(
             )
         window = context.partition_time_window
         keys = [d.isoformat() for d in days_between(window.start, window.end)]
-        try:
-            source = nocodb.source()
-            days = [reconcile_day(source, lake.lake(), entity, tables, key) for key in keys]
-        except SourceError as exc:
-            raise dg.Failure(description=f"nocodb source: {exc}") from None
+        source = nocodb.source()
+        days = [reconcile_day(source, lake.lake(), entity, tables, key) for key in keys]
+        if not context.has_partition_key:
+            record_each_day(context, context.check_specs[0].key, days)
         bad = [d for d in days if not d["ok"]]
         for day in bad:
             context.log.error(f"{tables.raw} {day['day']} does not match NocoDB: {day}")
