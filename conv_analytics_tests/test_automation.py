@@ -16,7 +16,7 @@ import pytest
 from conv_analytics.config import Config
 from conv_analytics.dates import days_in
 from conv_analytics.definitions import Platform
-from conv_analytics.runner import instance_for
+from conv_analytics.instance import instance_for
 from conv_analytics_tests.platform_support import asset_graph
 
 START = date(2026, 1, 1)

@@ -24,8 +24,8 @@ import pytest
 
 from conv_analytics.analytics.report import report_path
 from conv_analytics.config import Config
+from conv_analytics.instance import prepare_instance_dir
 from conv_analytics.nocodb.setup import load_jsonl
-from conv_analytics.runner import prepare_instance_dir
 from conv_analytics_tests.nocodb_support import REPO, client, new_base, server, shared_data
 from conv_analytics_tests.platform_support import asset_graph, check_statuses
 

@@ -242,7 +242,7 @@ def status() -> None:
     then what the Dagster instance is doing: each asset's last run, failed and queued runs, backfills."""
     from conv_analytics.cli.deploy import operations
     from conv_analytics.definitions import Platform
-    from conv_analytics.runner import instance_for
+    from conv_analytics.instance import instance_for
 
     config = _settings()
     assets = Platform.build(config).graph.assets
@@ -319,9 +319,9 @@ def _print_runs(config: Config) -> None:
     """Runs in progress, and recent runs marked failed because their process died (marked just now, too)."""
     from conv_analytics.instance import DEAD_TAG, instance_for, run_partitions
 
-    instance = instance_for(config)
-    running = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-    failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=RECENT_RUNS)
+    with instance_for(config) as instance:
+        running = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=RECENT_RUNS)
     for run in running:
         click.echo(f"run {run.run_id} in progress: {run_partitions(run)}")
     for run in failed:

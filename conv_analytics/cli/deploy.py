@@ -32,7 +32,7 @@ def celery_worker(name: str | None, pool: str, concurrency: int | None, celery_a
     """A Celery worker for runs on the celery executor, on this or any host that reaches the broker,
     the Dagster instance and the lake: `dagster-celery worker start` with the executor's own config."""
     from conv_analytics.executors import CELERY_QUEUE, celery_config
-    from conv_analytics.runner import prepare_instance_dir
+    from conv_analytics.instance import prepare_instance_dir
 
     config = Config.from_env()
     command = shutil.which("dagster-celery", path=os.path.dirname(sys.executable)) or shutil.which("dagster-celery")
