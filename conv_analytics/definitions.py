@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from conv_analytics.alerts.freshness import build_freshness_checks
+from conv_analytics.alerts.freshness import build_freshness_checks, build_freshness_sensor
 from conv_analytics.alerts.sensor import build_failure_alert_sensor
 from conv_analytics.assets import AssetGraph, build_asset_graph
 from conv_analytics.assets.enrich import EnrichmentResource
@@ -82,6 +82,7 @@ class Platform:
             resources=self.resources,
             sensors=[
                 build_nocodb_sensor(self.graph.daily_chain, self.graph.entities, self.config.start_date, nocodb_on),
+                build_freshness_sensor(freshness),
                 *alerts,
             ],
             asset_checks=[*checks, freshness],
