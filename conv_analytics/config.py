@@ -311,6 +311,20 @@ class Config:
         _whole_number(0),
         "a whole number of at least 0",
     )
+    nocodb_poll_seconds = Setting(
+        "NOCODB_POLL_SECONDS",
+        "60",
+        "Seconds between two ticks of the nocodb_changes sensor (the daemon asks NocoDB for changed rows).",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
+    automation_seconds = Setting(
+        "CONV_ANALYTICS_AUTOMATION_SECONDS",
+        "30",
+        "Seconds between two evaluations of the automation conditions (the `automation` sensor).",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
     s3_bucket = Setting("S3_BUCKET", "", "Bucket of the Parquet lake. When set, the lake lives on S3.")
     s3_prefix = Setting(
         "S3_PREFIX", "conv-analytics", "Key prefix of the lake inside the bucket.", lambda raw: raw.strip("/")
@@ -394,6 +408,34 @@ class Config:
         _hour,
         "a whole number from 0 to 23",
     )
+    executor = Setting(
+        "CONV_ANALYTICS_EXECUTOR",
+        "multiprocess",
+        "How Dagster runs the steps of a run: multiprocess (one process per step), in_process, celery (steps "
+        "spread over Celery workers on any host) or k8s (one Kubernetes job per step). The CLI always runs in process.",
+        _choice("multiprocess", "in_process", "celery", "k8s"),
+        "multiprocess, in_process, celery or k8s",
+    )
+    celery_broker_url = Setting(
+        "CONV_ANALYTICS_CELERY_BROKER_URL",
+        "redis://127.0.0.1:6379/0",
+        "Celery broker of the celery executor and its workers (Redis).",
+        secret=True,
+    )
+    celery_backend_url = Setting(
+        "CONV_ANALYTICS_CELERY_BACKEND_URL",
+        "",
+        "Celery result backend (default: the broker).",
+        secret=True,
+    )
+    celery_visibility_timeout = Setting(
+        "CONV_ANALYTICS_CELERY_VISIBILITY_TIMEOUT",
+        "3600",
+        "Seconds after which a step taken by a worker that died is handed to another worker; keep it above "
+        "the longest step.",
+        _whole_number(1),
+        "a whole number of seconds, at least 1",
+    )
     dagster_home = Setting(
         "DAGSTER_HOME",
         "",
@@ -447,6 +489,13 @@ class Config:
                 found[setting.env] = str(exc)
         return found
 
+    def validated(self) -> Config:
+        """This configuration, once every setting parses; else one SettingError naming each invalid one."""
+        problems = self.problems()
+        if problems:
+            raise SettingError("; ".join(problems.values()))
+        return self
+
     @property
     def source_folder(self) -> Path:
         return self.source_dir or self.home / "source"
@@ -464,6 +513,11 @@ class Config:
     def files_index(self) -> Path:
         """Which days each export file holds, learnt once and kept for runs in other processes."""
         return self.home / "state" / "files-index.json"
+
+    @property
+    def claims_dir(self) -> Path:
+        """Which run is writing which partitions right now (conv_analytics.io.claims)."""
+        return self.home / "state" / "claims"
 
     @property
     def translations_dir(self) -> Path:

@@ -138,7 +138,7 @@ def test_the_platform_has_the_alert_sensor_only_with_a_webhook(receiver: Receive
     plain = Platform.build(Config(start_date=date(2026, 11, 1))).definitions()
     with_alerts = Platform.build(alert_config(receiver.url)).definitions()
     names = {sensor.name for sensor in with_alerts.sensors or []}
-    assert SENSOR_NAME in names and "daily_freshness_checks" in names
+    assert SENSOR_NAME in names
     checked = {key.asset_key.to_user_string() for check in with_alerts.asset_checks or [] for key in check.check_keys}
     assert {
         "raw_conversations",
@@ -148,9 +148,12 @@ def test_the_platform_has_the_alert_sensor_only_with_a_webhook(receiver: Receive
         "daily_rollups",
     } <= checked
     assert SENSOR_NAME not in {sensor.name for sensor in plain.sensors or []}
-    for name in (SENSOR_NAME, "daily_freshness_checks"):
-        sensor = next(s for s in with_alerts.sensors or [] if s.name == name)
-        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    alert = next(s for s in with_alerts.sensors or [] if s.name == SENSOR_NAME)
+    assert alert.default_status == dg.DefaultSensorStatus.RUNNING
+    # the platform's automation sensor, running by default, evaluates the freshness checks' conditions
+    repository = with_alerts.get_repository_def()
+    automated = repository.get_sensor_def("automation").asset_selection.resolve_checks(repository.asset_graph)
+    assert {key.asset_key.to_user_string() for key in automated if key.name == "daily_freshness"} >= checked
 
 
 # Freshness

@@ -4,8 +4,8 @@ Dagster's `FreshnessPolicy` looks at the last materialisation of any partition (
 day, or today's partition, would count as fresh) and cannot warn on a cron deadline, and
 `build_time_partition_freshness_checks` expects the last partition at the deadline, here today's (the
 daily partitions end one day ahead, so the NocoDB sensor can fill today). So the check is our own, a
-WARN per daily asset shown on its checks in the UI, and its automation condition has an automation
-sensor of its own in the daemon run it at the deadline and then every hour while it warns.
+WARN per daily asset shown on its checks in the UI, and its automation condition has the daemon's
+automation sensor run it at the deadline and then every hour while it warns.
 (No postponed annotations here: Dagster checks the check function's `context` annotation as a class.)
 """
 
@@ -17,7 +17,6 @@ import dagster as dg
 from conv_analytics.config import Config
 
 CHECK_NAME = "daily_freshness"
-SENSOR_NAME = "daily_freshness_checks"
 
 
 def utc_now() -> datetime:
@@ -94,11 +93,3 @@ def freshness_condition(hour: int) -> dg.AutomationCondition:
     due = dg.AutomationCondition.cron_tick_passed(f"0 {hour} * * *", "UTC")
     recheck = dg.AutomationCondition.cron_tick_passed("0 * * * *", "UTC") & ~dg.AutomationCondition.check_passed()
     return (due | recheck) & ~dg.AutomationCondition.in_progress()
-
-
-def build_freshness_sensor(checks: dg.AssetChecksDefinition) -> dg.AutomationConditionSensorDefinition:
-    """The automation sensor of the freshness checks alone, running by default (Dagster's default one,
-    which serves the assets' own conditions, starts stopped)."""
-    return dg.AutomationConditionSensorDefinition(
-        SENSOR_NAME, target=dg.AssetSelection.checks(checks), default_status=dg.DefaultSensorStatus.RUNNING
-    )

@@ -23,7 +23,7 @@ from pymongo.uri_parser import parse_uri
 
 from conv_analytics.config import Config
 from conv_analytics.io.errors import StoreError
-from conv_analytics.io.lake import conform
+from conv_analytics.io.lake import ParquetLake, conform
 from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.resources import setting_field
 
@@ -153,7 +153,7 @@ class MongoStore:
             hint = hint if plain_refused else ""
             raise StoreError(
                 f"MongoDB at {self.where} is unreachable while {doing}: "
-                f"start it or fix {Config.mongodb_uri.env}{hint} ({exc})"
+                f"start it or fix {Config.mongodb_uri.env}{hint} ({str(exc).split(', Timeout:')[0]})"
             ) from None
         except pymongo.errors.OperationFailure as exc:
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
@@ -238,19 +238,51 @@ class MongoStore:
         cursor = self.db[spec.name].find(query).sort(stored.time_column, pymongo.ASCENDING)
         return from_documents(self._call(f"reading {spec.name}", lambda: list(cursor)), stored.schema)
 
-    def counts_by_day(self, stored: StoredTable) -> dict[str, int]:
-        """Documents per UTC day of the time column: what tests and operators compare with the lake."""
+    def counts_by_day(
+        self, stored: StoredTable, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, int]:
+        """Documents per UTC day of the time column (within [start, end) when given): what tests,
+        the `lake_matches_mongodb` check and `status` compare with the lake."""
         spec = _collection(stored)
+        window = {stored.time_column: {"$gte": start, "$lt": end}} if start and end else {}
         pipeline = [
+            {"$match": window},
             {
                 "$group": {
                     "_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${stored.time_column}"}},
                     "n": {"$sum": 1},
                 }
-            }
+            },
         ]
         rows = self._call(f"counting {spec.name}", lambda: list(self.db[spec.name].aggregate(pipeline)))
         return {row["_id"]: row["n"] for row in sorted(rows, key=lambda r: r["_id"])}
+
+
+@dataclass(frozen=True)
+class PartitionCounts:
+    """One partition's rows in the lake and documents in MongoDB."""
+
+    key: str
+    lake: int
+    mongo: int
+
+
+def compare_partitions(
+    lake: ParquetLake,
+    store: MongoStore,
+    asset: str,
+    stored: StoredTable,
+    keys: list[str],
+    start: datetime,
+    end: datetime,
+) -> list[PartitionCounts]:
+    """The partitions among `keys` (all within [start, end)) whose lake rows and MongoDB documents differ.
+
+    A partition missing from the lake counts 0 rows there; keys are days, Mondays or first days of
+    months, which is the day of the time column of their documents."""
+    mongo = store.counts_by_day(stored, start, end)
+    rows = lake.row_counts(asset, keys)
+    return [PartitionCounts(k, rows[k], mongo.get(k, 0)) for k in keys if rows[k] != mongo.get(k, 0)]
 
 
 def _collection(stored: StoredTable) -> MongoCollection:
