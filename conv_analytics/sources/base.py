@@ -112,7 +112,15 @@ def parse_timestamp(value: Any) -> datetime | None:
     """ISO 8601 (with or without offset), NocoDB's 'YYYY-MM-DD HH:MM:SS', or epoch seconds; naive means UTC."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
+    if isinstance(value, str):  # the common case, first
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    elif isinstance(value, datetime):
         parsed = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
@@ -121,18 +129,12 @@ def parse_timestamp(value: Any) -> datetime | None:
             parsed = datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             return None
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
     else:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
+    if parsed.tzinfo is timezone.utc:
+        return parsed
     try:
         return parsed.astimezone(timezone.utc)
     except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC time
@@ -151,12 +153,17 @@ def placement_time(value: Any, now: datetime | None = None) -> datetime | None:
     return moment if moment is not None and in_range(moment, now) else None
 
 
+_ROW_SUFFIX = re.compile(r"[:/]\d+$")
+
+
 def origin(locator: str) -> str:
     """The file or table a record came from: its locator without the line number or row id."""
-    return re.sub(r"[:/]\d+$", "", locator)
+    return _ROW_SUFFIX.sub("", locator)
 
 
 def _as_id(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
     if value is None or isinstance(value, (bool, dict, list)):
         return None
     if isinstance(value, float):
@@ -271,6 +278,7 @@ def normalize(
     outside [start, end) belong to another partition: they are left to it and counted as `other_days`.
     """
     validate = _VALIDATORS[entity]
+    now = now or datetime.now(timezone.utc)  # one clock for the whole batch
     id_field = ID_FIELD[entity]
     time_field = TIME_FIELD[entity]
     partition_day = start.astimezone(timezone.utc).date()
@@ -301,7 +309,7 @@ def normalize(
         if raw.fields is None:
             set_aside(raw.locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
             continue
-        fields = rename_columns(raw.fields, columns or {})
+        fields = rename_columns(raw.fields, columns) if columns else raw.fields
         row, reason = validate(fields, now)
         if row is None:
             kept_fields = dict(raw.fields)

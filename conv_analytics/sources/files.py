@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
 
+import orjson
+
 from conv_analytics.sources.base import EARLIEST_TIME, TIME_FIELD, Entity, RawRecord, parse_timestamp, placement_time
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
@@ -115,9 +117,10 @@ class FilesSource:
         """Every record of a file with the UTC day it belongs to, and whether that day is final: a
         timestamp too far in the future puts its record on the arrival day only until it is near."""
         arrival = _file_day(path) or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
+        now = self.now or datetime.now(timezone.utc)  # one clock for the file
         for record in self._records(path):
             value = None if record.fields is None else record.fields.get(time_field)
-            moment = placement_time(value, self.now)
+            moment = placement_time(value, now)
             if moment is not None:
                 yield record, moment.date(), True
                 continue
@@ -174,10 +177,15 @@ class FilesSource:
                 yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line))
                 continue
             try:
-                fields = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RawRecord(locator, None, f"invalid JSON: {exc.msg}", line)
-                continue
+                fields = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                # what orjson refuses (NaN, integers over 64 bits) the json module may take; its
+                # message names the fault
+                try:
+                    fields = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield RawRecord(locator, None, f"invalid JSON: {exc.msg}", line)
+                    continue
             if not isinstance(fields, dict):
                 yield RawRecord(locator, None, "not a JSON object", line)
                 continue
