@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from conv_analytics.schemas import (
     CONVERSATION_STATUSES,
@@ -27,7 +29,9 @@ from conv_analytics.schemas import (
     QUARANTINE,
     RAW_CONVERSATIONS,
     RAW_MESSAGES,
+    TS,
 )
+from conv_analytics.text.arrow import without_surrogates
 from conv_analytics.text.redact import DEFAULT_OPTIONS, RedactionOptions, pseudonymize, redact_record, redact_texts
 
 Entity = Literal["conversations", "messages"]
@@ -261,6 +265,61 @@ def rename_columns(fields: Mapping[str, Any], mapping: Mapping[str, str]) -> dic
     return out
 
 
+# The form almost every message record has; the fast path takes these and leaves the rest, each
+# with its own reason or normalisation, to `_validate_message`. Ids without surrounding space
+# (str.strip would change nothing), a role as written after normalisation, and an ISO 8601 UTC time
+# that every supported Python's datetime.fromisoformat reads (3 or 6 fractional digits).
+_PLAIN_ID = r"(?s)^[!-~](?:.*[!-~])?$"
+_PLAIN_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3}|\.\d{6})?(?:Z|\+00:00)$"
+_PLAIN_ROLES = {role: ROLE_ALIASES.get(role, role) for role in (*MESSAGE_ROLES, *ROLE_ALIASES)}
+
+
+def _plain_messages(records: list[Mapping[str, Any]], now: datetime) -> tuple[np.ndarray, pa.Table] | None:
+    """Validate message records as whole Arrow columns: which records are plain (see _PLAIN_ID) and
+    valid, and their rows in that order; None when a field holds values of other types (numbers as
+    ids, say), and then every record takes the per-record path."""
+    try:
+        ids, conversations, roles, times = (
+            pa.array([r.get(name) for r in records], pa.string())
+            for name in ("message_id", "conversation_id", "role", "sent_at")
+        )
+        texts = pa.array([r.get("text") for r in records], pa.large_string())
+    except (pa.ArrowException, UnicodeEncodeError):
+        return None
+    known = pa.array(list(_PLAIN_ROLES))
+    plain = pc.and_(pc.match_substring_regex(ids, _PLAIN_ID), pc.match_substring_regex(conversations, _PLAIN_ID))
+    plain = pc.and_(plain, pc.is_in(roles, value_set=known))
+    plain = pc.fill_null(pc.and_(plain, pc.match_substring_regex(times, _PLAIN_TIME)), False)
+    try:
+        moments = pc.if_else(plain, times, pa.scalar(None, pa.string())).cast(TS)
+    except pa.ArrowInvalid:  # an impossible date (2026-02-30): the per-record path gives the reason
+        return None
+    in_bounds = pc.and_(
+        pc.greater_equal(moments, pa.scalar(EARLIEST_TIME, TS)), pc.less_equal(moments, pa.scalar(now + MAX_AHEAD, TS))
+    )
+    plain = pc.fill_null(pc.and_(plain, in_bounds), False)
+    role = pa.array(list(_PLAIN_ROLES.values()), pa.string()).take(pc.index_in(roles, value_set=known))
+    table = pa.table(
+        {
+            "message_id": ids,
+            "conversation_id": conversations,
+            "role": role,
+            "text": pc.fill_null(texts, ""),
+            "sent_at": moments,
+        }
+    ).filter(plain)
+    return plain.to_numpy(zero_copy_only=False), table
+
+
+def _count_origins(counts: dict[str, RecordCounts], sources: list[str], rows: pa.Table, name: str) -> None:
+    """Add the rows of each origin to that origin's count `name`."""
+    if not rows.num_rows:
+        return
+    for index, number in zip(*np.unique(rows.column("_origin").to_numpy(), return_counts=True), strict=True):
+        count = counts[sources[index]]
+        setattr(count, name, getattr(count, name) + int(number))
+
+
 def normalize(
     entity: Entity,
     records: Iterable[RawRecord],
@@ -282,11 +341,9 @@ def normalize(
     id_field = ID_FIELD[entity]
     time_field = TIME_FIELD[entity]
     partition_day = start.astimezone(timezone.utc).date()
-    kept: dict[str, tuple[dict[str, Any], str]] = {}
     bad: list[dict[str, Any]] = []
     reasons: dict[str, int] = {}
     counts: dict[str, RecordCounts] = {}
-    duplicates = 0
 
     def set_aside(locator: str, reason: str, record: str) -> None:
         """Keep the record with its reason; the reason quotes the value it rejects, so it is redacted too."""
@@ -303,6 +360,8 @@ def normalize(
         reasons[key] = reasons.get(key, 0) + 1
         counts[origin(locator)].quarantined += 1
 
+    pending: list[tuple[RawRecord, Mapping[str, Any], int]] = []  # parsed records and their origin's index
+    origins: dict[str, int] = {}
     for raw in records:
         source = origin(raw.locator)
         counts.setdefault(source, RecordCounts()).read += 1
@@ -310,6 +369,14 @@ def normalize(
             set_aside(raw.locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
             continue
         fields = rename_columns(raw.fields, columns) if columns else raw.fields
+        pending.append((raw, fields, origins.setdefault(source, len(origins))))
+
+    schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
+    plain = _plain_messages([f for _, f, _ in pending], now) if entity == "messages" and pending else None
+    checked = np.zeros(len(pending), dtype=bool) if plain is None else plain[0]
+    rows: list[dict[str, Any]] = []
+    for seq in np.flatnonzero(~checked).tolist():
+        raw, fields, source_index = pending[seq]
         row, reason = validate(fields, now)
         if row is None:
             kept_fields = dict(raw.fields)
@@ -319,30 +386,43 @@ def normalize(
                 kept_fields[user_column] = pseudonymize([user_id], pseudonym_key)[0].as_py()
             set_aside(raw.locator, reason or "invalid", _record_json(redact_record(kept_fields, redaction)))
             continue
-        if not (start <= row[time_field] < end):
-            counts[source].other_days += 1
-            continue
-        if row[id_field] in kept:
-            duplicates += 1
-            counts[kept[row[id_field]][1]].duplicates += 1
-        kept[row[id_field]] = (row, source)
+        if entity == "messages":  # lone surrogates (a JSON escape) become U+FFFD, as Arrow needs
+            row["text"] = without_surrogates([row["text"]])[0]
+        row["_seq"], row["_origin"] = seq, source_index
+        rows.append(row)
 
-    for _, source in kept.values():
-        counts[source].raw += 1
-    rows = sorted((row for row, _ in kept.values()), key=lambda r: (r[time_field], r[id_field]))
-    schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
+    # Valid rows of both paths in one table, with the position and origin of their record.
+    position = [pa.field("_seq", pa.int64()), pa.field("_origin", pa.int64())]
+    order = pa.schema([*(schema.field(name) for name in FIELDS[entity]), *position])
+    valid = pa.Table.from_pylist(rows, schema=order)
+    if plain is not None:
+        seqs = np.flatnonzero(checked)
+        origin_of = np.fromiter((p[2] for p in pending), np.int64, len(pending))
+        fast = plain[1].append_column("_seq", pa.array(seqs)).append_column("_origin", pa.array(origin_of[seqs]))
+        valid = pa.concat_tables([valid, fast.cast(order)])
+    sources = list(origins)
+    times = valid.column(time_field)
+    inside = pc.and_(pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS)))
+    _count_origins(counts, sources, valid.filter(pc.invert(inside)), "other_days")
+    valid = valid.filter(inside)
+    # Duplicate ids: the last version read wins; each one replaced counts against its own origin.
+    last = valid.group_by(id_field, use_threads=False).aggregate([("_seq", "max")]).column("_seq_max")
+    latest = pc.is_in(valid.column("_seq"), value_set=last)
+    replaced = valid.filter(pc.invert(latest))
+    duplicates = replaced.num_rows
+    _count_origins(counts, sources, replaced, "duplicates")
+    valid = valid.filter(latest)
+    _count_origins(counts, sources, valid, "raw")
+    valid = valid.sort_by([(time_field, "ascending"), (id_field, "ascending")]).combine_chunks()
     if entity == "messages":
-        redacted, redactions = redact_texts([r["text"] for r in rows], redaction)
-        columns_data = {name: [r[name] for r in rows] for name in FIELDS["messages"]}
-        columns_data["text"] = redacted
-        columns_data["redactions"] = pa.array(redactions, pa.int32())
-        table = pa.table(columns_data, schema=schema)
-    else:
-        table = pa.Table.from_pylist(rows, schema=schema)
-        if pseudonym_key is not None:
-            index = schema.get_field_index("user_id")
-            pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
-            table = table.set_column(index, schema.field(index), pseudonyms)
+        redacted, redactions = redact_texts(valid.column("text"), redaction)
+        valid = valid.set_column(valid.schema.get_field_index("text"), schema.field("text"), redacted)
+        valid = valid.append_column(schema.field("redactions"), pa.array(redactions, pa.int32()))
+    table = valid.select(schema.names).cast(schema)
+    if entity == "conversations" and pseudonym_key is not None:
+        index = schema.get_field_index("user_id")
+        pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
+        table = table.set_column(index, schema.field(index), pseudonyms)
     quarantine = pa.Table.from_pylist(sorted(bad, key=lambda b: b["locator"]), schema=QUARANTINE)
     return Batch(table=table, quarantine=quarantine, duplicates=duplicates, reasons=reasons, counts=counts)
 

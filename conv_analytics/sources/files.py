@@ -168,12 +168,13 @@ class FilesSource:
             yield from self._csv_records(path, text)
             return
         # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
+        undecodable = _SURROGATES.search(text) is not None  # one scan of the file, not one a line
         for number, line in enumerate(text.split("\n"), start=1):
             line = line.removesuffix("\r")
             if not line.strip():
                 continue
             locator = f"{path.name}:{number}"
-            if _SURROGATES.search(line):
+            if undecodable and _SURROGATES.search(line):
                 yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line))
                 continue
             try:
