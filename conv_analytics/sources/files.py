@@ -163,12 +163,15 @@ class FilesSource:
 
     def _records(self, path: Path) -> Iterator[RawRecord]:
         # utf-8-sig: Excel and some exporters start the file with a byte order mark.
-        text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+        data = path.read_bytes()
+        try:
+            text, undecodable = data.decode("utf-8-sig"), False
+        except UnicodeDecodeError:  # the bad bytes become lone surrogates, each line's are found below
+            text, undecodable = data.decode("utf-8-sig", "surrogateescape"), True
         if path.suffix.lower() == ".csv":
             yield from self._csv_records(path, text)
             return
         # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
-        undecodable = _SURROGATES.search(text) is not None  # one scan of the file, not one a line
         for number, line in enumerate(text.split("\n"), start=1):
             line = line.removesuffix("\r")
             if not line.strip():
