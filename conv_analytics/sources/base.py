@@ -265,50 +265,69 @@ def rename_columns(fields: Mapping[str, Any], mapping: Mapping[str, str]) -> dic
     return out
 
 
-# The form almost every message record has; the fast path takes these and leaves the rest, each
-# with its own reason or normalisation, to `_validate_message`. Ids without surrounding space
-# (str.strip would change nothing), a role as written after normalisation, and an ISO 8601 UTC time
-# that every supported Python's datetime.fromisoformat reads (3 or 6 fractional digits).
+# The form almost every record has. The fast path takes such records and leaves the rest, each with
+# its own normalisation or reason, to the per-record validation: ids without surrounding space
+# (str.strip would change nothing), a role or status as written after normalisation, a lowercase
+# channel, and an ISO 8601 UTC time that every supported Python's datetime.fromisoformat reads.
 _PLAIN_ID = r"(?s)^[!-~](?:.*[!-~])?$"
+_PLAIN_CHANNEL = r"^[a-z0-9_-]+$"
 _PLAIN_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3}|\.\d{6})?(?:Z|\+00:00)$"
-_PLAIN_ROLES = {role: ROLE_ALIASES.get(role, role) for role in (*MESSAGE_ROLES, *ROLE_ALIASES)}
+_PLAIN_NAMES = {
+    "role": {role: ROLE_ALIASES.get(role, role) for role in (*MESSAGE_ROLES, *ROLE_ALIASES)},
+    "status": {status: status for status in CONVERSATION_STATUSES},
+}
+_FIELD_KINDS: dict[Entity, dict[str, str]] = {
+    "conversations": {
+        "conversation_id": "id",
+        "user_id": "id",
+        "channel": "channel",
+        "started_at": "time",
+        "ended_at": "optional time",
+        "status": "status",
+    },
+    "messages": {"message_id": "id", "conversation_id": "id", "role": "role", "text": "text", "sent_at": "time"},
+}
 
 
-def _plain_messages(records: list[Mapping[str, Any]], now: datetime) -> tuple[np.ndarray, pa.Table] | None:
-    """Validate message records as whole Arrow columns: which records are plain (see _PLAIN_ID) and
-    valid, and their rows in that order; None when a field holds values of other types (numbers as
-    ids, say), and then every record takes the per-record path."""
+def _plain_records(
+    entity: Entity, records: list[Mapping[str, Any]], now: datetime
+) -> tuple[np.ndarray, pa.Table] | None:
+    """Validate records as whole Arrow columns: which records are plain (see _PLAIN_ID) and valid,
+    and their rows in that order; None when a field holds values of other types (numbers as ids,
+    say) or an impossible date, and then every record takes the per-record path."""
+    plain = pa.array(np.ones(len(records), dtype=bool))
+    columns = {}
     try:
-        ids, conversations, roles, times = (
-            pa.array([r.get(name) for r in records], pa.string())
-            for name in ("message_id", "conversation_id", "role", "sent_at")
-        )
-        texts = pa.array([r.get("text") for r in records], pa.large_string())
+        for name, kind in _FIELD_KINDS[entity].items():
+            values = pa.array([r.get(name) for r in records], pa.large_string() if kind == "text" else pa.string())
+            ok, columns[name] = _plain_column(kind, values, now)
+            plain = pc.and_(plain, pc.fill_null(ok, False))
     except (pa.ArrowException, UnicodeEncodeError):
         return None
-    known = pa.array(list(_PLAIN_ROLES))
-    plain = pc.and_(pc.match_substring_regex(ids, _PLAIN_ID), pc.match_substring_regex(conversations, _PLAIN_ID))
-    plain = pc.and_(plain, pc.is_in(roles, value_set=known))
-    plain = pc.fill_null(pc.and_(plain, pc.match_substring_regex(times, _PLAIN_TIME)), False)
-    try:
-        moments = pc.if_else(plain, times, pa.scalar(None, pa.string())).cast(TS)
-    except pa.ArrowInvalid:  # an impossible date (2026-02-30): the per-record path gives the reason
-        return None
+    return plain.to_numpy(zero_copy_only=False), pa.table(columns).filter(plain)
+
+
+def _plain_column(kind: str, values: pa.Array, now: datetime) -> tuple[pa.Array, pa.Array]:
+    """Which values of one field are plain and valid, and the field's values as stored."""
+    if kind == "id":
+        return pc.match_substring_regex(values, _PLAIN_ID), values
+    if kind == "channel":
+        return pc.match_substring_regex(values, _PLAIN_CHANNEL), values
+    if kind == "text":
+        return pa.array(np.ones(len(values), dtype=bool)), pc.fill_null(values, "")
+    if kind in _PLAIN_NAMES:
+        names = _PLAIN_NAMES[kind]
+        known = pa.array(list(names), pa.string())
+        return pc.is_in(values, value_set=known), pa.array(list(names.values()), pa.string()).take(
+            pc.index_in(values, value_set=known)
+        )
+    shaped = pc.fill_null(pc.match_substring_regex(values, _PLAIN_TIME), False)
+    moments = pc.if_else(shaped, values, pa.scalar(None, pa.string())).cast(TS)
     in_bounds = pc.and_(
         pc.greater_equal(moments, pa.scalar(EARLIEST_TIME, TS)), pc.less_equal(moments, pa.scalar(now + MAX_AHEAD, TS))
     )
-    plain = pc.fill_null(pc.and_(plain, in_bounds), False)
-    role = pa.array(list(_PLAIN_ROLES.values()), pa.string()).take(pc.index_in(roles, value_set=known))
-    table = pa.table(
-        {
-            "message_id": ids,
-            "conversation_id": conversations,
-            "role": role,
-            "text": pc.fill_null(texts, ""),
-            "sent_at": moments,
-        }
-    ).filter(plain)
-    return plain.to_numpy(zero_copy_only=False), table
+    ok = pc.and_(shaped, pc.fill_null(in_bounds, False))
+    return (pc.or_(ok, pc.is_null(values)) if kind == "optional time" else ok), moments
 
 
 def _count_origins(counts: dict[str, RecordCounts], sources: list[str], rows: pa.Table, name: str) -> None:
@@ -372,7 +391,7 @@ def normalize(
         pending.append((raw, fields, origins.setdefault(source, len(origins))))
 
     schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
-    plain = _plain_messages([f for _, f, _ in pending], now) if entity == "messages" and pending else None
+    plain = _plain_records(entity, [f for _, f, _ in pending], now) if pending else None
     checked = np.zeros(len(pending), dtype=bool) if plain is None else plain[0]
     rows: list[dict[str, Any]] = []
     for seq in np.flatnonzero(~checked).tolist():
