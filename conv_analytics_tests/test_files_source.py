@@ -409,6 +409,7 @@ MIXED_CONVERSATIONS = [
     [
         ("messages", MIXED_MESSAGES, True),
         ("messages", [*MIXED_MESSAGES, message(12, "2026-11-02T10:00:00Z")], False),  # a number as id
+        ("messages", [*MIXED_MESSAGES, message("m12", "2026-11-02T10:00:00Z", text=b"hi")], False),
         ("messages", [*MIXED_MESSAGES, message("m12", "2026-02-30T10:00:00Z")], False),  # no such day
         ("conversations", MIXED_CONVERSATIONS, True),
     ],

@@ -299,7 +299,10 @@ def _plain_records(
     columns = {}
     try:
         for name, kind in _FIELD_KINDS[entity].items():
-            values = pa.array([r.get(name) for r in records], pa.large_string() if kind == "text" else pa.string())
+            values = pa.array([r.get(name) for r in records])  # str and None only: bytes would pass as text
+            if not (pa.types.is_string(values.type) or pa.types.is_null(values.type)):
+                return None
+            values = values.cast(pa.large_string() if kind == "text" else pa.string())
             ok, columns[name] = _plain_column(kind, values, now)
             plain = pc.and_(plain, pc.fill_null(ok, False))
     except (pa.ArrowException, UnicodeEncodeError):
