@@ -158,6 +158,7 @@ def placement_time(value: Any, now: datetime | None = None) -> datetime | None:
 
 
 _ROW_SUFFIX = re.compile(r"[:/]\d+$")
+_DIGITS = "0123456789"
 
 
 def origin(locator: str) -> str:
@@ -384,14 +385,32 @@ def normalize(
 
     pending: list[tuple[RawRecord, Mapping[str, Any], int]] = []  # parsed records and their origin's index
     origins: dict[str, int] = {}
+    read: list[int] = []  # records read, by origin index
+    # Where `origin` cuts a locator depends only on the locator without its trailing digits, so
+    # the regex runs once per file or table rather than once per record.
+    cuts: dict[tuple[str, bool], tuple[int, int] | None] = {}  # where the cut starts, what follows it
     for raw in records:
-        source = origin(raw.locator)
-        counts.setdefault(source, RecordCounts()).read += 1
+        locator = raw.locator
+        stem = locator.rstrip(_DIGITS)
+        key = (stem, len(stem) < len(locator))
+        if key not in cuts:
+            found = _ROW_SUFFIX.search(locator)
+            cuts[key] = None if found is None else (found.start(), len(locator) - found.end())
+        cut = cuts[key]
+        source = locator if cut is None else locator[: cut[0]] + locator[len(locator) - cut[1] :]
+        index = origins.get(source)
+        if index is None:
+            index = origins[source] = len(origins)
+            counts[source] = RecordCounts()
+            read.append(0)
+        read[index] += 1
         if raw.fields is None:
-            set_aside(raw.locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
+            set_aside(locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
             continue
         fields = rename_columns(raw.fields, columns) if columns else raw.fields
-        pending.append((raw, fields, origins.setdefault(source, len(origins))))
+        pending.append((raw, fields, index))
+    for source, index in origins.items():
+        counts[source].read = read[index]
 
     schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
     plain = _plain_records(entity, [f for _, f, _ in pending], now) if pending else None
