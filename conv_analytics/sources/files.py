@@ -172,11 +172,12 @@ class FilesSource:
             yield from self._csv_records(path, text)
             return
         # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
+        name = path.name
         for number, line in enumerate(text.split("\n"), start=1):
             line = line.removesuffix("\r")
-            if not line.strip():
+            if not line or line.isspace():
                 continue
-            locator = f"{path.name}:{number}"
+            locator = f"{name}:{number}"
             if undecodable and _SURROGATES.search(line):
                 yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line))
                 continue
