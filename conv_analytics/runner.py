@@ -11,14 +11,17 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics.alerts.message import error_line
 from conv_analytics.config import Config
 from conv_analytics.dates import complete_periods, period_start
 from conv_analytics.definitions import Platform
+from conv_analytics.errors import PlatformError
+from conv_analytics.failures import SETTING_PROBLEM
 from conv_analytics.partitions import range_tags
 
 RUN_JOB = "conv_analytics_run"
@@ -54,30 +57,33 @@ class Progress:
     def stage_finished(self, stage: Stage, seconds: float) -> None: ...
 
 
-def instance_for(config: Config) -> dg.DagsterInstance:
-    """The persistent instance of the configuration (DAGSTER_HOME, else <home>/dagster): the UI's too."""
-    return dg.DagsterInstance.from_config(str(prepare_instance_dir(config)))
+class RunFailed(PlatformError):
+    """A run of the plan failed: the message is the failed step's one line.
+
+    `setting_problem`: the step failed on an invalid setting; `details`: the step's error with its stack
+    (what `--debug` shows).
+    """
+
+    def __init__(self, message: str, setting_problem: bool = False, details: str = "") -> None:
+        super().__init__(message)
+        self.setting_problem = setting_problem
+        self.details = details
 
 
-def prepare_instance_dir(config: Config) -> Path:
-    """The instance folder, made with a dagster.yaml on first use (telemetry off: nothing leaves the machine)."""
-    folder = config.instance_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = folder / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return folder
-
-
-def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    """The error a failed step raised (a Failure's description, say), not Dagster's generic step message."""
+def failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, bool, str]:
+    """The error a failed step or resource raised (a Failure's description, say), not Dagster's generic
+    message: its first line, whether it is about a setting, and the whole error with its stack. A run that
+    another run's claim stops fails as its IO manager starts."""
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            error = event.step_failure_data.error
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            return error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
-    return "run failed"
+        error, user = None, None
+        if event.is_step_failure:
+            error, user = event.step_failure_data.error, event.step_failure_data.user_failure_data
+        elif event.is_resource_init_failure:
+            error = event.engine_event_data.error
+        if error is not None:
+            setting = bool(user and user.metadata.get(SETTING_PROBLEM, dg.MetadataValue.bool(False)).value)
+            return error_line(error), setting, error.to_string()
+    return "run failed", False, ""
 
 
 class _StepEvents(logging.Handler):
@@ -108,12 +114,18 @@ def _progress_logger(stage: Stage, progress: Progress) -> dg.LoggerDefinition:
     return step_events
 
 
-def stage_job(platform: Platform, stage: Stage, progress: Progress | None = None) -> dg.JobDefinition:
-    """The job of one stage, with a logger that reports its steps to `progress`."""
-    loggers = {"console": dg.colored_console_logger, "progress": _progress_logger(stage, progress or Progress())}
+def stage_job(
+    platform: Platform, stage: Stage, progress: Progress | None = None, console: bool = True
+) -> dg.JobDefinition:
+    """The job of one stage, with a logger that reports its steps to `progress`, and Dagster's console
+    logger unless `console` is false (the event log in the instance keeps every event either way)."""
+    loggers: dict[str, dg.LoggerDefinition] = {"progress": _progress_logger(stage, progress or Progress())}
+    if console:
+        loggers["console"] = dg.colored_console_logger
     definitions = dg.Definitions(
         jobs=[dg.define_asset_job(RUN_JOB, selection=stage.selection)],
         assets=platform.graph.assets,
+        asset_checks=platform.mongo_checks,
         resources=platform.resources,
         loggers=loggers,
     )
@@ -121,19 +133,24 @@ def stage_job(platform: Platform, stage: Stage, progress: Progress | None = None
 
 
 def run_stage(
-    job: dg.JobDefinition, stage: Stage, instance: dg.DagsterInstance | None = None, log_level: str = "DEBUG"
+    job: dg.JobDefinition, stage: Stage, instance: dg.DagsterInstance | None = None, log_level: str | None = "DEBUG"
 ) -> dg.ExecuteInProcessResult:
-    """One in-process run of a stage; a failure raises with the error the step raised."""
+    """One in-process run of a stage (`log_level` None: a job without the console logger); a failure
+    raises RunFailed with the line of the step that failed."""
     tags = range_tags(stage.keys[0], stage.keys[-1]) if stage.keys else None
+    loggers: dict[str, object] = {"progress": {}}
+    if log_level is not None:
+        loggers["console"] = {"config": {"log_level": log_level}}
     result = job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}, "progress": {}}},
+        run_config={"loggers": loggers},
         instance=instance,
         tags=tags,
         raise_on_error=False,
     )
     if not result.success:
         what = f"{stage.name} for {stage.keys[0]}..{stage.keys[-1]}" if stage.keys else stage.name
-        raise RuntimeError(f"materialising {what} failed: {failure_reason(result)}")
+        line, setting_problem, details = failure_reason(result)
+        raise RunFailed(f"materialising {what} failed: {line}", setting_problem, details)
     return result
 
 
@@ -142,11 +159,12 @@ def materialize_range(
     selection: Sequence[dg.AssetKey],
     keys: list[str],
     instance: dg.DagsterInstance | None = None,
-    log_level: str = "DEBUG",
+    log_level: str | None = "DEBUG",
 ) -> dg.ExecuteInProcessResult:
     """One run over `keys` (consecutive partitions of one partitions definition) for the selected assets."""
     stage = Stage(", ".join(k.to_user_string() for k in selection), list(selection), keys)
-    return run_stage(stage_job(Platform.build(config), stage), stage, instance, log_level)
+    job = stage_job(Platform.build(config), stage, console=log_level is not None)
+    return run_stage(job, stage, instance, log_level)
 
 
 def plan(platform: Platform, first: date, last: date) -> list[Stage]:
@@ -176,26 +194,86 @@ def plan(platform: Platform, first: date, last: date) -> list[Stage]:
     return stages
 
 
+def rewritten_days(result: dg.ExecuteInProcessResult, stage: Stage) -> list[date]:
+    """Days outside the stage that its run rewrote: older partitions an id left for a newer version."""
+    keys = set(stage.keys)
+    days = {
+        event.partition
+        for event in result.get_asset_materialization_events()
+        if event.partition is not None and event.partition not in keys
+    }
+    return sorted(date.fromisoformat(day) for day in days)
+
+
+def stale_plan(platform: Platform, days: Sequence[date]) -> list[Stage]:
+    """What was built from raw days that a run rewrote (ids moved out of them) and is now stale: their
+    enriched messages; their categories and daily rollups, and the day before's (a conversation reads
+    the next day's messages); the weeks and months holding those days. Only partitions built before are
+    stale (the others are simply not built yet). The weekly topic and intent models are not refitted:
+    they are fits over a window, not counts."""
+    graph = platform.graph
+    lake = platform.resources["lake"].lake()  # type: ignore[attr-defined]
+
+    def built(key: dg.AssetKey) -> set[date]:
+        return {date.fromisoformat(k) for k in lake.keys(key.path[-1])}
+
+    enriched = sorted(set(days) & built(graph.enriched.key))
+    categories = sorted({d for day in days for d in (day - timedelta(days=1), day)} & built(graph.categories.key))
+    daily = [graph.categories.key, graph.rollups["day"].key]
+    stages = [Stage("enriched messages (rewritten days)", [graph.enriched.key], k) for k in _consecutive(enriched)]
+    stages += [Stage("categories and daily rollups (rewritten days)", daily, k) for k in _consecutive(categories)]
+    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
+        periods = {period_start(period, d) for d in categories} & built(graph.rollups[period].key)
+        stages += [
+            Stage(f"{name} (rewritten days)", [graph.rollups[period].key], [p.isoformat()]) for p in sorted(periods)
+        ]
+    return stages
+
+
+def _consecutive(days: list[date]) -> list[list[str]]:
+    """Sorted days as runs of consecutive days (partition keys): each run is one single-run backfill."""
+    groups: list[list[date]] = []
+    for day in days:
+        if groups and day - groups[-1][-1] == timedelta(days=1):
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    return [[d.isoformat() for d in group] for group in groups]
+
+
 def materialize_days(
     config: Config,
     first: date,
     last: date,
     instance: dg.DagsterInstance | None = None,
     progress: Progress | None = None,
-    log_level: str = "DEBUG",
+    log_level: str | None = "DEBUG",
 ) -> RunSummary:
-    """Run the plan for [first, last]; each stage is one run."""
+    """Run the plan for [first, last]; each stage is one run (`log_level` None: no console logging)."""
     platform = Platform.build(config)
     progress = progress or Progress()
     stages = plan(platform, first, last)
-    jobs = [stage_job(platform, stage, progress) for stage in stages]
+    jobs = [stage_job(platform, stage, progress, console=log_level is not None) for stage in stages]
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
     summary = RunSummary()
+    rewritten: list[date] = []
     for stage, job in zip(stages, jobs, strict=True):
         started = time.perf_counter()
-        run_stage(job, stage, instance, log_level)
+        result = run_stage(job, stage, instance, log_level)
         summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
         progress.stage_finished(stage, summary.steps[-1].seconds)
+        if stage is stages[0]:
+            rewritten = [day for day in rewritten_days(result, stage) if not first <= day <= last]
+    # days before the range that lost ids to it: their derived assets are rebuilt too (the report,
+    # run last above, already read the rollups of the range; it is run again after them)
+    extra = stale_plan(platform, rewritten)
+    if extra:
+        extra.append(stages[-1])
+        for stage in extra:
+            started = time.perf_counter()
+            run_stage(stage_job(platform, stage, progress), stage, instance, log_level)
+            summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+            progress.stage_finished(stage, summary.steps[-1].seconds)
     return summary
 
 

@@ -9,6 +9,8 @@ the same scripts on other ports, so a fault test can stop and restart them witho
 from __future__ import annotations
 
 import os
+import shlex
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -71,6 +73,13 @@ def s3_prefix() -> Iterator[tuple[S3Target, str]]:
     target.settings.filesystem().delete_dir_contents(f"{target.bucket}/{prefix}", missing_dir_ok=True)
 
 
+def free_port() -> int:
+    """A port nothing listens on now, for a private server (never a fixed one: other runs use this machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def rows_by_day(table: pa.Table, column: str) -> dict[str, int]:
     """Rows per UTC day of `column`, in the form MongoStore.counts_by_day returns."""
     values = table.column(column)
@@ -120,5 +129,5 @@ class PrivateServer:
 
     def exports(self) -> dict[str, str]:
         """The variables `env` prints, as a dict."""
-        pairs = (line.removeprefix("export ").split("=", 1) for line in self._run("env").splitlines())
-        return {name: value.strip("'") for name, value in pairs}
+        words = (shlex.split(line.removeprefix("export "))[0] for line in self._run("env").splitlines())
+        return dict(word.split("=", 1) for word in words)

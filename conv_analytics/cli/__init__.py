@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 import dagster as dg
 
-from conv_analytics.config import Config, SettingError, settings_table_markdown
+from conv_analytics.config import Config, Setting, SettingError, settings_table_markdown
+from conv_analytics.errors import PlatformError, one_line
+from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource, lake_resource
 
@@ -34,42 +39,56 @@ def _lake(config: Config) -> LakeResource:
     return lake_resource(config)
 
 
+def _settings() -> Config:
+    """The settings in force, every one of them valid (else one line naming each invalid one, exit code 2)."""
+    return Config.from_env().validated()
+
+
+def _debug() -> bool:
+    """Whether `--debug` was given: Dagster's console log and tracebacks are shown."""
+    return bool(click.get_current_context().find_root().params.get("debug"))
+
+
 class _Commands(click.Group):
-    """Errors users can fix (settings, stores, sources) end the command with one line, not a traceback."""
+    """Errors users can fix (settings, stores, sources, translators) end the command with one line naming
+    the setting to fix: exit code 2 for an invalid setting, 1 for a failure. `--debug` adds the traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from conv_analytics.io.errors import StoreError
-        from conv_analytics.sources.base import SourceError
-        from conv_analytics.translate.engines import TranslatorError
-
         try:
             return super().invoke(ctx)
-        except SettingError as exc:
-            raise SettingProblem(str(exc)) from None
-        except (StoreError, SourceError, TranslatorError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except (SettingError, PlatformError, ValueError) as exc:
+            details = getattr(exc, "details", "")  # a failed run's step error (runner.RunFailed)
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+                if details:
+                    click.echo(f"the failed step's error:\n{details}", err=True)
+            setting = isinstance(exc, SettingError) or getattr(exc, "setting_problem", False)
+            raise (SettingProblem if setting else click.ClickException)(one_line(exc)) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show Dagster's console log and the traceback of a failure.")
+def main(debug: bool) -> None:
     """Conversation analytics on Dagster: NocoDB in; topics, intents, sentiment and rollups out."""
 
 
 def _run(config: Config, first: date, last: date) -> None:
     """Materialise the graph for [first, last] with progress, then print what the lake holds."""
     from conv_analytics.cli.progress import ConsoleProgress
-    from conv_analytics.runner import instance_for, materialize_days, report_files
+    from conv_analytics.instance import instance_for
+    from conv_analytics.runner import materialize_days, report_files
 
     if first < config.start_date:
         raise click.ClickException(
             f"{first} is before the first partition: {Config.start_date.env}={config.start_date}"
         )
+    _reach_services(config)
     started = time.perf_counter()
     progress = ConsoleProgress()
+    # Dagster's console log only with --debug: a failure's one line is printed by the command group
+    log_level = "WARNING" if _debug() else None
     try:
-        summary = materialize_days(config, first, last, instance_for(config), progress=progress, log_level="WARNING")
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+        summary = materialize_days(config, first, last, instance_for(config), progress=progress, log_level=log_level)
     finally:
         progress.close()
     click.echo(f"lake: {config.lake_root}")
@@ -77,6 +96,44 @@ def _run(config: Config, first: date, last: date) -> None:
     for path in report_files(config):
         click.echo(f"report: {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f}s ({len(summary.steps)} runs)")
+
+
+def _writable(folder: Path, setting: Setting[object]) -> None:
+    """`folder` exists (made if need be) and takes a file; else one line naming the setting to fix."""
+    from conv_analytics.io.errors import StoreError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(f"{folder} cannot be written ({exc.strerror or exc}): fix {setting.env}") from None
+
+
+def _reach_services(config: Config) -> None:
+    """Reach the home, the lake, MongoDB and a required translator before the run: a stopped server is
+    one line at once, not a failed step after minutes of work (each raises its one-line error)."""
+    from conv_analytics.cli.enrich import configured_translator
+    from conv_analytics.io.mongo import MongoResource
+    from conv_analytics.resources import configured
+
+    _writable(config.home, Config.home)
+    _writable(config.instance_dir, Config.dagster_home if config.dagster_home else Config.home)
+    lake = _lake(config).lake()
+    if lake.is_local:
+        _writable(Path(lake.root), Config.lake_url if config.lake_url else Config.home)
+    lake.assets()
+    mongo = configured(MongoResource, config, env_var_secrets=False)
+    if mongo.enabled:
+        store = mongo.store()
+        try:
+            store.ping()
+        finally:
+            store.close()
+    translator = configured_translator(config)
+    if translator.required and translator.engine is not None:
+        _ = translator.engine.pairs  # lists the pairs: the server answers, or the command is installed
 
 
 DAY = click.DateTime(["%Y-%m-%d"])
@@ -99,7 +156,7 @@ def run(start_date: datetime, end_date: datetime | None) -> None:
     last = end_date.date() if end_date else _yesterday()
     if last < start_date.date():
         raise click.BadParameter("must not be before --start-date", param_hint="--end-date")
-    _run(Config.from_env(), start_date.date(), last)
+    _run(_settings(), start_date.date(), last)
 
 
 @main.command()
@@ -124,7 +181,7 @@ def demo(days: int, end_date: datetime | None, per_day: int, seed: int) -> None:
     report's path."""
     from conv_analytics.sources.demo import write_demo
 
-    config = Config.from_env()
+    config = _settings()
     last = end_date.date() if end_date else _yesterday()
     first = last - timedelta(days=days - 1)
     if first < config.start_date:
@@ -162,7 +219,7 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
     """Run SQL with DuckDB over the lake; each asset is a view (raw_messages, daily_rollups, ...)."""
     import duckdb
 
-    con = _lake(Config.from_env()).duckdb()
+    con = _lake(_settings()).duckdb()
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
@@ -180,11 +237,20 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
 
 @main.command()
 def status() -> None:
-    """Which partitions of each asset are in the lake, and the ones missing between its first and last."""
+    """Which partitions of each asset are in the lake, and the ones missing between its first and last;
+    then what the Dagster instance is doing: each asset's last run, failed and queued runs, backfills."""
+    from conv_analytics.cli.deploy import operations
     from conv_analytics.definitions import Platform
+    from conv_analytics.instance import instance_for
 
-    config = Config.from_env()
+    config = _settings()
     assets = Platform.build(config).graph.assets
+    _print_lake_status(config, assets)
+    with instance_for(config) as instance:
+        click.echo("\n".join(["", *operations(instance, [key for asset in assets for key in asset.keys])]))
+
+
+def _print_lake_status(config: Config, assets: list[dg.AssetsDefinition]) -> None:
     lake = _lake(config).lake()
     present = set(lake.assets())
     if not present:
@@ -192,6 +258,7 @@ def status() -> None:
         return
     click.echo(f"lake: {lake.url}")
     click.echo(f"{'asset':<28} {'partitions':>10}  {'first':<10}  {'last':<10}  missing")
+    lags: list[str] = []
     for asset in assets:
         for key in asset.keys:
             name = key.path[-1]
@@ -205,6 +272,54 @@ def status() -> None:
             gaps = sorted(set(expected) - set(keys))
             gap_text = ", ".join(gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"
             click.echo(f"{name:<28} {len(keys):>10}  {keys[0]:<10}  {keys[-1]:<10}  {gap_text}")
+            if config.mongodb_uri and (line := _mongo_lag(config, lake, asset, key, keys)):
+                lags.append(line)
+    if config.mongodb_uri:
+        click.echo("MongoDB against the lake: " + ("every mirrored partition agrees" if not lags else ""))
+        for line in lags:
+            click.echo(f"  {line}")
+
+
+def _mongo_lag(config: Config, lake: ParquetLake, asset: dg.AssetsDefinition, key: dg.AssetKey, keys: list[str]) -> str:
+    """Where MongoDB differs from the lake for one mirrored asset: partitions it lacks or has fewer rows of."""
+    from conv_analytics.io.mongo import MongoStore, compare_partitions
+    from conv_analytics.io.tables import MONGO_KEY, StoredTable
+
+    metadata = asset.metadata_by_key.get(key, {})
+    if MONGO_KEY not in metadata:
+        return ""
+    partitions = asset.partitions_def
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    start = partitions.time_window_for_partition_key(keys[0]).start
+    end = partitions.time_window_for_partition_key(keys[-1]).end
+    store = MongoStore(config.mongodb_uri, config.mongodb_database)
+    try:
+        differ = compare_partitions(lake, store, key.path[-1], StoredTable.of(metadata), keys, start, end)
+    finally:
+        store.close()
+    if not differ:
+        return ""
+    behind = [d for d in differ if d.mongo < d.lake]
+    missing = [d.key for d in differ if d.mongo == 0]
+    ahead = [d.key for d in differ if d.mongo > d.lake]
+    parts = [
+        f"{key.path[-1]}: MongoDB behind the lake in {len(behind)} partition(s), "
+        f"{sum(d.lake - d.mongo for d in behind)} row(s)"
+    ]
+    if missing:
+        parts.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if ahead:
+        parts.append(f"more documents than the lake in {', '.join(ahead[:5])}" + (" ..." if len(ahead) > 5 else ""))
+    return "; ".join(parts) + " (materialise those partitions again)"
+
+
+@main.command("init")
+def init() -> None:
+    """Create the Dagster instance of the home (once, under a lock). Run it before Dagster's own CLI
+    (`dagster asset materialize`) uses a new DAGSTER_HOME: Dagster creates a fresh instance unlocked."""
+    from conv_analytics.instance import prepare_instance_dir
+
+    click.echo(f"Dagster instance ready: {prepare_instance_dir(Config.from_env())}")
 
 
 @main.command("config")
@@ -229,9 +344,7 @@ def show_config(markdown: bool) -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """The Dagster UI and daemon (`dagster dev`) over the same instance and lake as the CLI."""
-    import os
-
-    from conv_analytics.runner import prepare_instance_dir
+    from conv_analytics.instance import prepare_instance_dir
 
     instance = prepare_instance_dir(Config.from_env())
     environment = {**os.environ, Config.dagster_home.env: str(instance)}
@@ -241,11 +354,12 @@ def ui(port: int) -> None:
 
 # The domain commands live in their own modules and join the group here.
 from conv_analytics.cli.categorize import categorize, train  # noqa: E402
+from conv_analytics.cli.deploy import celery_worker  # noqa: E402
 from conv_analytics.cli.enrich import enrich  # noqa: E402
 from conv_analytics.cli.files import files  # noqa: E402
 from conv_analytics.cli.nocodb import nocodb  # noqa: E402
 from conv_analytics.cli.report import report  # noqa: E402
 from conv_analytics.cli.topics import topics  # noqa: E402
 
-for _command in (report, nocodb, files, train, categorize, enrich, topics):
+for _command in (report, nocodb, files, train, categorize, enrich, topics, celery_worker):
     main.add_command(_command)

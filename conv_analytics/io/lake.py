@@ -3,7 +3,8 @@
 Layout: `<root>/<asset>/date=YYYY-MM-DD/part-0.parquet` (unpartitioned assets: `<root>/<asset>/part-0.parquet`).
 A partition is replaced as a whole: locally by writing a temporary file and renaming it over the old
 one, on S3 by uploading the finished file as one object (an upload that fails leaves the old object);
-either way no reader ever sees half a day.
+either way no reader ever sees half a day. A writer keeps its temporary file locked; the next write to
+the asset deletes those a killed writer left (nobody holds their lock).
 
 S3 credentials come the usual AWS way (environment, shared files, profile, instance role) through a
 boto3 session; any S3 failure becomes one StoreError that names the setting to fix.
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +30,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from conv_analytics.config import Config
+from conv_analytics.errors import PlatformError
 from conv_analytics.io.errors import StoreError
 
 if TYPE_CHECKING:
@@ -35,9 +39,13 @@ if TYPE_CHECKING:
 PART_FILE = "part-0.parquet"
 ROW_GROUP_ROWS = 256 * 1024  # large enough for scans, small enough to stream
 S3_THREADS = 8  # partitions fetched at once from S3 (latency-bound, not CPU-bound)
+TEMPORARY_SUFFIX = ".tmp"
+# a temporary file younger than this is left alone even when unlocked: its writer may be between creating
+# and locking it (microseconds)
+TEMPORARY_GRACE_SECONDS = 2
 
 
-class MissingPartitionError(LookupError):
+class MissingPartitionError(PlatformError):
     """An upstream partition that was never materialised."""
 
 
@@ -57,6 +65,8 @@ class S3Settings:
     access_key: str = dataclasses.field(default="", repr=False)
     secret_key: str = dataclasses.field(default="", repr=False)
     session_token: str = dataclasses.field(default="", repr=False)
+    sse: str = ""  # server-side encryption asked for on every write: "", AES256 or aws:kms
+    sse_kms_key_id: str = ""
 
     @classmethod
     def resolve(cls, endpoint_url: str, region: str, profile: str = "") -> S3Settings:
@@ -86,6 +96,33 @@ class S3Settings:
             options["endpoint_override"] = endpoint.netloc or endpoint.path
             options["scheme"] = endpoint.scheme or "https"
         return pafs.S3FileSystem(**options)
+
+    def put(self, path: str, data: pa.Buffer) -> None:
+        """Upload one object with the server-side encryption asked for (pyarrow's S3 writes cannot ask)."""
+        import boto3
+        import botocore.exceptions
+
+        bucket, key = path.split("/", 1)
+        encryption = {"ServerSideEncryption": self.sse}
+        if self.sse == "aws:kms" and self.sse_kms_key_id:
+            encryption["SSEKMSKeyId"] = self.sse_kms_key_id
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url or None,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            aws_session_token=self.session_token or None,
+        )
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data.to_pybytes(), **encryption)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if self.sse == "aws:kms" and code not in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"):
+                raise OSError(f"KMS: {exc}") from exc  # a store without the key (or without KMS) fails this way
+            raise OSError(str(exc)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise OSError(str(exc)) from exc
 
     def fsspec(self) -> fsspec.AbstractFileSystem:
         """The same store as an fsspec file system (what DuckDB reads S3 through here)."""
@@ -129,6 +166,13 @@ def explain_s3_error(exc: OSError, bucket: str, endpoint_url: str) -> str:
     where = endpoint_url or "AWS"
     if any(s in text for s in ("NETWORK_CONNECTION", "curlCode", "Could not connect", "timed out")):
         return f"the S3 store at {where} is unreachable: start it or fix {Config.s3_endpoint_url.env}"
+    if "KMS" in text:
+        return (
+            f"the S3 store at {where} could not encrypt with KMS: fix {Config.s3_sse_kms_key_id.env} "
+            f"or {Config.s3_sse.env}"
+        )
+    if "ServerSideEncryption" in text or "NotImplemented" in text:
+        return f"the S3 store at {where} refused the server-side encryption asked for: fix {Config.s3_sse.env}"
     if any(s in text for s in ("ACCESS_DENIED", "SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden")):
         return (
             f"the S3 store at {where} refused the credentials: fix AWS_ACCESS_KEY_ID / "
@@ -137,6 +181,41 @@ def explain_s3_error(exc: OSError, bucket: str, endpoint_url: str) -> str:
     if "NoSuchBucket" in text or (f"Bucket '{bucket}'" in text and "not found" in text):
         return f"bucket {bucket!r} does not exist at {where}: create it or fix {Config.s3_bucket.env}"
     return f"the S3 store at {where} failed"
+
+
+def _temporaries(folder: str) -> list[str]:
+    """The writers' temporary files in a local asset folder and its partition folders."""
+    found = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                found += _temporaries(entry.path)
+            elif entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX):
+                found.append(entry.path)
+    return found
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Delete the temporary files killed writers left in a local asset folder: those no live writer holds
+    locked (and older than a moment); the paths removed."""
+    removed = []
+    for path in _temporaries(folder):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if time.time() - os.fstat(fd).st_mtime >= TEMPORARY_GRACE_SECONDS:
+                os.unlink(path)
+                removed.append(path)
+        except BlockingIOError:
+            pass  # a live writer's file
+        except FileNotFoundError:
+            pass  # removed by another sweep meanwhile
+        finally:
+            os.close(fd)
+    return removed
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -175,10 +254,7 @@ class ParquetLake:
 
     @contextlib.contextmanager
     def _store(self, doing: str) -> Iterator[None]:
-        """Turn an S3 failure into one StoreError naming the setting to fix; check the bucket once."""
-        if self.is_local:
-            yield
-            return
+        """Turn a store's failure into one StoreError naming the setting to fix; on S3 check the bucket once."""
         try:
             if not self._checked:
                 if self.fs.get_file_info(self.bucket).type == pafs.FileType.NotFound:
@@ -188,6 +264,9 @@ class ParquetLake:
         except (FileNotFoundError, StoreError):
             raise
         except OSError as exc:
+            if self.is_local:  # a folder that cannot be read or written (permissions, a file in its place)
+                fix = f"{Config.home.env} or {Config.lake_url.env}"
+                raise StoreError(f"local lake {self.url}: {doing} failed ({exc.strerror or exc}): fix {fix}") from exc
             endpoint = self.s3.endpoint_url if self.s3 else ""
             reason = explain_s3_error(exc, self.bucket, endpoint)
             raise StoreError(f"S3 lake {self.url}: {doing} failed: {reason} ({exc})") from exc
@@ -198,14 +277,23 @@ class ParquetLake:
     def partition_path(self, asset: str, key: str | None) -> str:
         return f"{self.partition_dir(asset, key)}/{PART_FILE}"
 
-    def url_of(self, asset: str, key: str | None = None) -> str:
-        """The address a person or DuckDB uses for a partition (or, without key, the asset's glob)."""
-        if key is None:
-            return f"{self.url}/{asset}/*/{PART_FILE}"
+    def url_of(self, asset: str, key: str) -> str:
+        """The address a person or DuckDB uses for a partition."""
         return f"{self.url}/{asset}/date={key}/{PART_FILE}"
 
     def write(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:
         """Replace one partition with `table` (an empty table still marks the partition as done)."""
+        self._sweep(asset)
+        return self._write_one(asset, key, table, schema)
+
+    def _sweep(self, asset: str) -> None:
+        """Remove what killed writers left behind in the asset's folder: locally, temporary files (an S3
+        upload is one object that appears only when complete; an incomplete multipart upload is
+        invisible and expires by the bucket's lifecycle rule)."""
+        if self.is_local:
+            remove_stale_temporaries(f"{self.root}/{asset}")
+
+    def _write_one(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:
         table = conform(table, schema)
         final = self.partition_path(asset, key)
         if not self.is_local:
@@ -213,8 +301,13 @@ class ParquetLake:
                 return self._upload(table, final)
         directory = self.partition_dir(asset, key)
         self.fs.create_dir(directory, recursive=True)
-        target = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        remove_stale_temporaries(directory)
+        target = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}"
+        # the writer holds a lock on its temporary file until it is renamed: a lock nobody holds marks a
+        # file left behind by a killed writer (the kernel drops the locks of a process that ends)
+        held = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
+            fcntl.flock(held, fcntl.LOCK_EX)
             pq.write_table(
                 table,
                 target,
@@ -228,6 +321,8 @@ class ParquetLake:
             with contextlib.suppress(OSError):
                 self.fs.delete_file(target)
             raise
+        finally:
+            os.close(held)
         size = self.fs.get_file_info(final).size or 0
         return WriteStats(rows=table.num_rows, bytes=size, path=final)
 
@@ -238,21 +333,25 @@ class ParquetLake:
         one per core (encoding is the bottleneck; on S3 one file's upload overlaps the next one's
         encoding). Each file is still replaced atomically.
         """
+        self._sweep(asset)
         keys = sorted(slices)
         threads = min(len(keys), os.cpu_count() or 1)
         if threads <= 1:
-            return [self.write(asset, key, slices[key], schema) for key in keys]
+            return [self._write_one(asset, key, slices[key], schema) for key in keys]
         with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(lambda key: self.write(asset, key, slices[key], schema), keys))
+            return list(pool.map(lambda key: self._write_one(asset, key, slices[key], schema), keys))
 
     def _upload(self, table: pa.Table, path: str) -> WriteStats:
         """Encode the whole file first, then send it: the object appears only once it is complete."""
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
         data = sink.getvalue()
-        stream = self.fs.open_output_stream(path)
-        stream.write(data)
-        stream.close()
+        if self.s3 is not None and self.s3.sse:
+            self.s3.put(path, data)
+        else:
+            stream = self.fs.open_output_stream(path)
+            stream.write(data)
+            stream.close()
         return WriteStats(rows=table.num_rows, bytes=data.size, path=path)
 
     def exists(self, asset: str, key: str | None) -> bool:
@@ -293,6 +392,21 @@ class ParquetLake:
             return schema.empty_table()
         return pa.concat_tables(tables)
 
+    def row_counts(self, asset: str, keys: list[str]) -> dict[str, int]:
+        """Rows per partition from the Parquet footers (0 for a partition that is absent)."""
+
+        def count(key: str) -> int:
+            try:
+                return pq.read_metadata(self.partition_path(asset, key), filesystem=self.fs).num_rows
+            except FileNotFoundError:
+                return 0
+
+        with self._store(f"counting {asset}"):
+            if self.is_local:
+                return {key: count(key) for key in keys}
+            with ThreadPoolExecutor(S3_THREADS) as pool:
+                return dict(zip(keys, pool.map(count, keys), strict=True))
+
     def keys(self, asset: str) -> list[str]:
         """The partition keys of an asset that are present in the lake."""
         # one recursive listing (a single paginated LIST on S3) instead of a lookup per day
@@ -310,7 +424,10 @@ class ParquetLake:
         selector = pafs.FileSelector(self.root, allow_not_found=True)
         with self._store("listing the lake"):
             infos = self.fs.get_file_info(selector)
-        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+        # folders starting with "_" hold the lake's own bookkeeping (the id index), not assets
+        return sorted(
+            i.base_name for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("_")
+        )
 
 
 def json_size(table: pa.Table) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics.errors import PlatformError
 from conv_analytics.schemas import (
     CONVERSATION_STATUSES,
     MESSAGE_ROLES,
@@ -58,8 +59,33 @@ ROLE_ALIASES = {
 }
 
 
-class SourceError(RuntimeError):
+class SourceError(PlatformError):
     """A source that cannot be read at all (bad credentials, missing table): one clear message."""
+
+
+NEVER = datetime.min.replace(tzinfo=timezone.utc)
+# Change-time fields a record may carry (NocoDB's own, or an export's): the newer version of an id wins.
+CHANGE_FIELDS = ("UpdatedAt", "updated_at", "CreatedAt", "created_at")
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """Which of two records with the same id is the newer: the later change time (UpdatedAt, else
+    CreatedAt; NEVER when the source has none), then the later place in the source (NocoDB's row Id,
+    an export's date, file and line). Both are properties of the record, not of when a run read it,
+    so the same records give the same winner whichever days are run, in whatever order."""
+
+    changed: datetime = NEVER
+    place: str = ""
+
+
+def change_time(fields: Mapping[str, Any] | None) -> datetime:
+    """A record's last change time, from the first of CHANGE_FIELDS that parses; NEVER without one."""
+    for name in CHANGE_FIELDS:
+        moment = parse_timestamp((fields or {}).get(name))
+        if moment is not None:
+            return moment
+    return NEVER
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,7 @@ class RawRecord:
     fields: Mapping[str, Any] | None
     error: str | None = None
     raw: str = ""  # the undecodable text, when fields is None
+    version: Version = Version()  # orders the records of one id: the newest is kept
 
 
 class Source(Protocol):
@@ -110,6 +137,8 @@ class Batch:
     duplicates: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     counts: dict[str, RecordCounts] = field(default_factory=dict)  # by origin, see `origin`
+    versions: list[Version] = field(default_factory=list)  # of the table's rows, in its order
+    origins: list[str] = field(default_factory=list)  # of the table's rows, in its order
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -353,7 +382,8 @@ def normalize(
     now: datetime | None = None,
     pseudonym_key: str | bytes | None = None,
 ) -> Batch:
-    """Validate, deduplicate by id (the last version wins) and sort; set bad records aside with a reason.
+    """Validate, deduplicate by id (the newest `Version` wins, the later read on a tie) and sort; set
+    bad records aside with a reason.
 
     Quarantined records keep all their fields, each redacted. With `pseudonym_key`, conversations'
     user ids are replaced by their keyed hash (`pseudonymize`), in the quarantine too. Valid records
@@ -446,15 +476,26 @@ def normalize(
     inside = pc.and_(pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS)))
     _count_origins(counts, sources, valid.filter(pc.invert(inside)), "other_days")
     valid = valid.filter(inside)
-    # Duplicate ids: the last version read wins; each one replaced counts against its own origin.
-    last = valid.group_by(id_field, use_threads=False).aggregate([("_seq", "max")]).column("_seq_max")
-    latest = pc.is_in(valid.column("_seq"), value_set=last)
-    replaced = valid.filter(pc.invert(latest))
+    # Duplicate ids: the newest version wins, the later read on a tie; each other one counts against
+    # its own origin.
+    versions = [raw.version for raw, _, _ in pending]
+    seq = valid.column("_seq")
+    valid = valid.append_column("_changed", pa.array([v.changed for v in versions], TS).take(seq))
+    valid = valid.append_column("_place", pa.array([v.place for v in versions], pa.string()).take(seq))
+    valid = valid.sort_by(
+        [(id_field, "ascending"), ("_changed", "ascending"), ("_place", "ascending"), ("_seq", "ascending")]
+    )
+    newest = np.ones(valid.num_rows, dtype=bool)
+    if valid.num_rows > 1:
+        ids = valid.column(id_field).combine_chunks()
+        newest[:-1] = pc.not_equal(ids[:-1], ids[1:]).to_numpy(zero_copy_only=False)
+    replaced = valid.filter(pa.array(~newest))
     duplicates = replaced.num_rows
     _count_origins(counts, sources, replaced, "duplicates")
-    valid = valid.filter(latest)
+    valid = valid.filter(pa.array(newest))
     _count_origins(counts, sources, valid, "raw")
     valid = valid.sort_by([(time_field, "ascending"), (id_field, "ascending")]).combine_chunks()
+    kept = valid.column("_seq").to_pylist()
     if entity == "messages":
         redacted, redactions = redact_texts(valid.column("text"), redaction)
         valid = valid.set_column(valid.schema.get_field_index("text"), schema.field("text"), redacted)
@@ -465,7 +506,15 @@ def normalize(
         pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
         table = table.set_column(index, schema.field(index), pseudonyms)
     quarantine = pa.Table.from_pylist(sorted(bad, key=lambda b: b["locator"]), schema=QUARANTINE)
-    return Batch(table=table, quarantine=quarantine, duplicates=duplicates, reasons=reasons, counts=counts)
+    return Batch(
+        table=table,
+        quarantine=quarantine,
+        duplicates=duplicates,
+        reasons=reasons,
+        counts=counts,
+        versions=[versions[i] for i in kept],
+        origins=[sources[pending[i][2]] for i in kept],
+    )
 
 
 def arrival_day(value: Any) -> date | None:
