@@ -22,6 +22,7 @@ from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.mongo import MongoLogin, MongoStore
+from conv_analytics.runner import materialize_range
 from conv_analytics_tests.storage_support import PrivateServer
 from conv_analytics_tests.test_mongo_store import replace_day, rollup_rows
 from conv_analytics_tests.webhook_support import Receiver
@@ -92,7 +93,11 @@ def test_the_script_starts_the_server_with_a_user_and_tls(secured: dict[str, str
 
 
 def test_the_platform_uses_the_credentials_and_shows_them_nowhere(
-    secured: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    secured: dict[str, str],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     home = tmp_path / "home"
     database = f"creds_{uuid.uuid4().hex[:8]}"
@@ -126,13 +131,19 @@ def test_the_platform_uses_the_credentials_and_shows_them_nowhere(
         sensor = build_failure_alert_sensor(Config(bad))
         with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
             cursor = sensor.evaluate_tick(dg.build_sensor_context(instance=instance)).cursor
+            # the CLI checks MongoDB before it runs: one line, and no run
             failed = cli.invoke(main, ["run", "--start-date", "2026-11-02", "--end-date", "2026-11-02"], env=bad)
             assert failed.exit_code != 0
             assert "MONGODB_USER / MONGODB_PASSWORD" in failed.output
+            # a run that meets the refusal itself (as one launched from the UI does) fails, and is alerted
+            for name, value in bad.items():
+                monkeypatch.setenv(name, value)
+            with pytest.raises(Exception, match="MONGODB_USER / MONGODB_PASSWORD") as raised:
+                materialize_range(Config(bad), [dg.AssetKey("enriched_messages")], ["2026-11-02"], instance=instance)
             sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
         assert len(receiver.accepted) == 1
         assert "refused the credentials in MONGODB_USER / MONGODB_PASSWORD" in receiver.accepted[0]["text"]
-        outputs += [failed.output, receiver.bodies[0]]
+        outputs += [failed.output, str(raised.value), receiver.bodies[0]]
     client.drop_database(database)
 
     captured = capfd.readouterr()

@@ -282,8 +282,9 @@ def _print_lake_status(config: Config, assets: list[dg.AssetsDefinition]) -> Non
 
 def _mongo_lag(config: Config, lake: ParquetLake, asset: dg.AssetsDefinition, key: dg.AssetKey, keys: list[str]) -> str:
     """Where MongoDB differs from the lake for one mirrored asset: partitions it lacks or has fewer rows of."""
-    from conv_analytics.io.mongo import MongoStore, compare_partitions
+    from conv_analytics.io.mongo import MongoResource, compare_partitions
     from conv_analytics.io.tables import MONGO_KEY, StoredTable
+    from conv_analytics.resources import configured
 
     metadata = asset.metadata_by_key.get(key, {})
     if MONGO_KEY not in metadata:
@@ -292,7 +293,7 @@ def _mongo_lag(config: Config, lake: ParquetLake, asset: dg.AssetsDefinition, ke
     assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
     start = partitions.time_window_for_partition_key(keys[0]).start
     end = partitions.time_window_for_partition_key(keys[-1]).end
-    store = MongoStore(config.mongodb_uri, config.mongodb_database)
+    store = configured(MongoResource, config, env_var_secrets=False).store()  # the user, password and TLS too
     try:
         differ = compare_partitions(lake, store, key.path[-1], StoredTable.of(metadata), keys, start, end)
     finally:
