@@ -293,6 +293,23 @@ class ParquetLake:
             return schema.empty_table()
         return pa.concat_tables(tables)
 
+    def row_counts(self, asset: str, keys: list[str]) -> dict[str, int]:
+        """Rows of each present partition of `keys`, from the Parquet footers (no data is read)."""
+
+        def count(key: str) -> int | None:
+            try:
+                return pq.read_metadata(self.partition_path(asset, key), filesystem=self.fs).num_rows
+            except FileNotFoundError:
+                return None
+
+        with self._store(f"reading the row counts of {asset}"):
+            if self.is_local:
+                found = [count(key) for key in keys]
+            else:
+                with ThreadPoolExecutor(S3_THREADS) as pool:
+                    found = list(pool.map(count, keys))
+        return {key: rows for key, rows in zip(keys, found, strict=True) if rows is not None}
+
     def keys(self, asset: str) -> list[str]:
         """The partition keys of an asset that are present in the lake."""
         # one recursive listing (a single paginated LIST on S3) instead of a lookup per day
