@@ -25,6 +25,16 @@ from conv_analytics.io.resources import lake_resource
 from conv_analytics.partitions import range_tags
 
 RUN_JOB = "conv_analytics_run"
+# Telemetry off (nothing leaves the machine); the event log records a run's planned partitions as one range
+INSTANCE_SETTINGS = """\
+telemetry:
+  enabled: false
+event_log_storage:
+  module: conv_analytics.event_log
+  class: RangeEventLogStorage
+  config:
+    base_dir: {runs}
+"""
 FIRST_BATCH_DAYS = 7  # days of the first run of a stage while no day's size is known yet
 
 
@@ -74,7 +84,7 @@ def prepare_instance_dir(config: Config) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     settings = folder / "dagster.yaml"
     if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        settings.write_text(INSTANCE_SETTINGS.format(runs=folder / "history" / "runs"), encoding="utf-8")
     return folder
 
 
