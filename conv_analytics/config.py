@@ -366,6 +366,13 @@ class Config:
                 found[setting.env] = str(exc)
         return found
 
+    def validated(self) -> Config:
+        """This configuration, once every setting parses; else one SettingError naming each invalid one."""
+        problems = self.problems()
+        if problems:
+            raise SettingError("; ".join(problems.values()))
+        return self
+
     @property
     def source_folder(self) -> Path:
         return self.source_dir or self.home / "source"
@@ -383,6 +390,11 @@ class Config:
     def files_index(self) -> Path:
         """Which days each export file holds, learnt once and kept for runs in other processes."""
         return self.home / "state" / "files-index.json"
+
+    @property
+    def claims_dir(self) -> Path:
+        """Which run is writing which partitions right now (conv_analytics.io.claims)."""
+        return self.home / "state" / "claims"
 
     @property
     def translations_dir(self) -> Path:

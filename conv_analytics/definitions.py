@@ -36,7 +36,7 @@ def build_resources(config: Config) -> dict[str, object]:
     return {
         "lake": lake,
         "nocodb": nocodb,
-        "io_manager": LakeIOManager(lake=lake, mongo=mongo),
+        "io_manager": LakeIOManager(lake=lake, mongo=mongo, claims_dir=str(config.claims_dir)),
         "source": configured(
             SourceResource,
             config,
@@ -85,4 +85,4 @@ class Platform:
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return Platform.build(Config.from_env()).definitions()
+    return Platform.build(Config.from_env().validated()).definitions()

@@ -21,20 +21,12 @@ import dagster as dg
 from conv_analytics.config import Config
 from conv_analytics.dates import complete_periods, days_in, period_end, period_start
 from conv_analytics.definitions import Platform
+from conv_analytics.errors import PlatformError
+from conv_analytics.failures import SETTING_PROBLEM
 from conv_analytics.io.resources import lake_resource
 from conv_analytics.partitions import range_tags
 
 RUN_JOB = "conv_analytics_run"
-# Telemetry off (nothing leaves the machine); the event log records a run's planned partitions as one range
-INSTANCE_SETTINGS = """\
-telemetry:
-  enabled: false
-event_log_storage:
-  module: conv_analytics.event_log
-  class: RangeEventLogStorage
-  config:
-    base_dir: {runs}
-"""
 FIRST_BATCH_DAYS = 7  # days of the first run of a stage while no day's size is known yet
 
 
@@ -73,30 +65,37 @@ class Progress:
     def stage_finished(self, stage: Stage, seconds: float) -> None: ...
 
 
-def instance_for(config: Config) -> dg.DagsterInstance:
-    """The persistent instance of the configuration (DAGSTER_HOME, else <home>/dagster): the UI's too."""
-    return dg.DagsterInstance.from_config(str(prepare_instance_dir(config)))
+class RunFailed(PlatformError):
+    """A run of the plan failed: the message is the failed step's one line.
+
+    `setting_problem`: the step failed on an invalid setting; `details`: the step's error with its stack
+    (what `--debug` shows).
+    """
+
+    def __init__(self, message: str, setting_problem: bool = False, details: str = "") -> None:
+        super().__init__(message)
+        self.setting_problem = setting_problem
+        self.details = details
 
 
-def prepare_instance_dir(config: Config) -> Path:
-    """The instance folder, made with a dagster.yaml on first use (telemetry off: nothing leaves the machine)."""
-    folder = config.instance_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = folder / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text(INSTANCE_SETTINGS.format(runs=folder / "history" / "runs"), encoding="utf-8")
-    return folder
-
-
-def failure_reason(result: dg.ExecuteInProcessResult) -> str:
-    """The error a failed step raised (a Failure's description, say), not Dagster's generic step message."""
+def failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, bool, str]:
+    """The error a failed step or resource raised (a Failure's description, say), not Dagster's generic
+    message: its first line, whether it is about a setting, and the whole error with its stack. A run that
+    another run's claim stops fails as its IO manager starts."""
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            error = event.step_failure_data.error
+        error, user = None, None
+        if event.is_step_failure:
+            error, user = event.step_failure_data.error, event.step_failure_data.user_failure_data
+        elif event.is_resource_init_failure:
+            error = event.engine_event_data.error
+        if error is not None:
+            details = error.to_string()
             while error.cause is not None and error.cls_name.startswith("Dagster"):
                 error = error.cause
-            return error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
-    return "run failed"
+            line = error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
+            setting = bool(user and user.metadata.get(SETTING_PROBLEM, dg.MetadataValue.bool(False)).value)
+            return line, setting, details
+    return "run failed", False, ""
 
 
 class _StepEvents(logging.Handler):
@@ -127,9 +126,14 @@ def _progress_logger(stage: Stage, progress: Progress) -> dg.LoggerDefinition:
     return step_events
 
 
-def stage_job(platform: Platform, stage: Stage, progress: Progress | None = None) -> dg.JobDefinition:
-    """The job of one stage, with a logger that reports its steps to `progress`."""
-    loggers = {"console": dg.colored_console_logger, "progress": _progress_logger(stage, progress or Progress())}
+def stage_job(
+    platform: Platform, stage: Stage, progress: Progress | None = None, console: bool = True
+) -> dg.JobDefinition:
+    """The job of one stage, with a logger that reports its steps to `progress`, and Dagster's console
+    logger unless `console` is false (the event log in the instance keeps every event either way)."""
+    loggers: dict[str, dg.LoggerDefinition] = {"progress": _progress_logger(stage, progress or Progress())}
+    if console:
+        loggers["console"] = dg.colored_console_logger
     definitions = dg.Definitions(
         jobs=[dg.define_asset_job(RUN_JOB, selection=stage.selection)],
         assets=platform.graph.assets,
@@ -140,19 +144,24 @@ def stage_job(platform: Platform, stage: Stage, progress: Progress | None = None
 
 
 def run_stage(
-    job: dg.JobDefinition, stage: Stage, instance: dg.DagsterInstance | None = None, log_level: str = "DEBUG"
+    job: dg.JobDefinition, stage: Stage, instance: dg.DagsterInstance | None = None, log_level: str | None = "DEBUG"
 ) -> dg.ExecuteInProcessResult:
-    """One in-process run of a stage; a failure raises with the error the step raised."""
+    """One in-process run of a stage (`log_level` None: a job without the console logger); a failure
+    raises RunFailed with the line of the step that failed."""
     tags = range_tags(stage.keys[0], stage.keys[-1]) if stage.keys else None
+    loggers: dict[str, object] = {"progress": {}}
+    if log_level is not None:
+        loggers["console"] = {"config": {"log_level": log_level}}
     result = job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}, "progress": {}}},
+        run_config={"loggers": loggers},
         instance=instance,
         tags=tags,
         raise_on_error=False,
     )
     if not result.success:
         what = f"{stage.name} for {stage.keys[0]}..{stage.keys[-1]}" if stage.keys else stage.name
-        raise RuntimeError(f"materialising {what} failed: {failure_reason(result)}")
+        line, setting_problem, details = failure_reason(result)
+        raise RunFailed(f"materialising {what} failed: {line}", setting_problem, details)
     return result
 
 
@@ -161,11 +170,12 @@ def materialize_range(
     selection: Sequence[dg.AssetKey],
     keys: list[str],
     instance: dg.DagsterInstance | None = None,
-    log_level: str = "DEBUG",
+    log_level: str | None = "DEBUG",
 ) -> dg.ExecuteInProcessResult:
     """One run over `keys` (consecutive partitions of one partitions definition) for the selected assets."""
     stage = Stage(", ".join(k.to_user_string() for k in selection), list(selection), keys)
-    return run_stage(stage_job(Platform.build(config), stage), stage, instance, log_level)
+    job = stage_job(Platform.build(config), stage, console=log_level is not None)
+    return run_stage(job, stage, instance, log_level)
 
 
 def plan(platform: Platform, first: date, last: date) -> list[Stage]:
@@ -233,13 +243,14 @@ def materialize_days(
     last: date,
     instance: dg.DagsterInstance | None = None,
     progress: Progress | None = None,
-    log_level: str = "DEBUG",
+    log_level: str | None = "DEBUG",
 ) -> RunSummary:
-    """Run the plan for [first, last]: each stage in as few runs as hold `run_batch_messages` each."""
+    """Run the plan for [first, last]: each stage in as few runs as hold `run_batch_messages` each
+    (`log_level` None: no console logging)."""
     platform = Platform.build(config)
     progress = progress or Progress()
     stages = plan(platform, first, last)
-    jobs = [stage_job(platform, stage, progress) for stage in stages]
+    jobs = [stage_job(platform, stage, progress, console=log_level is not None) for stage in stages]
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
     raw_messages = platform.graph.entities["messages"].raw
     lake = lake_resource(config).lake()

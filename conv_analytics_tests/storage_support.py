@@ -9,6 +9,7 @@ the same scripts on other ports, so a fault test can stop and restart them witho
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -69,6 +70,13 @@ def s3_prefix() -> Iterator[tuple[S3Target, str]]:
     prefix = f"tests/{uuid.uuid4().hex[:10]}"
     yield target, prefix
     target.settings.filesystem().delete_dir_contents(f"{target.bucket}/{prefix}", missing_dir_ok=True)
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a private server (never a fixed one: other runs use this machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def rows_by_day(table: pa.Table, column: str) -> dict[str, int]:

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform, defs
+from conv_analytics.instance import prepare_instance_dir
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.runner import materialize_range, plan
 from conv_analytics.sources.base import normalize
@@ -369,8 +370,7 @@ def test_cli_query_and_status(three_day_lake: Config, monkeypatch: pytest.Monkey
 
 def _dagster(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CONV_ANALYTICS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
-    (home / "dagster").mkdir(parents=True, exist_ok=True)
-    (home / "dagster" / "dagster.yaml").touch()
+    prepare_instance_dir(Config(home=home))  # what `conv-analytics init` does: Dagster's CLI creates none safely
     return subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), *args],
         cwd=REPO,

@@ -10,14 +10,8 @@ import dagster as dg
 import pytest
 
 from conv_analytics.config import Config
-from conv_analytics.runner import (
-    FIRST_BATCH_DAYS,
-    DaySizes,
-    instance_for,
-    materialize_days,
-    materialize_range,
-    next_batch,
-)
+from conv_analytics.instance import instance_for
+from conv_analytics.runner import FIRST_BATCH_DAYS, DaySizes, materialize_days, materialize_range, next_batch
 from conv_analytics.sources.demo import write_demo
 
 DAYS = [(date(2026, 11, 2) + timedelta(days=i)).isoformat() for i in range(10)]

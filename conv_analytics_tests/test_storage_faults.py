@@ -24,14 +24,12 @@ from conv_analytics.io.mongo import MongoResource, MongoStore
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
 from conv_analytics_tests.platform_support import asset_graph, stored_table
-from conv_analytics_tests.storage_support import PRIVATE_ACCESS_KEY, PRIVATE_SECRET_KEY, PrivateServer
+from conv_analytics_tests.storage_support import PRIVATE_ACCESS_KEY, PRIVATE_SECRET_KEY, PrivateServer, free_port
 
 pytestmark = pytest.mark.integration
 
 DAYS = ["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04"]
 PER_DAY = 150
-S3_PORT = 28433
-MONGO_PORT = 28018
 CATEGORIES = stored_table("conversation_categories")  # where the real asset is stored: lake and MongoDB
 
 
@@ -79,8 +77,8 @@ def stand_in(context: dg.AssetExecutionContext) -> pa.Table:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivateServer, PrivateServer]]:
     folder: Path = tmp_path_factory.mktemp("private_servers")
-    s3 = PrivateServer("s3", S3_PORT, folder)
-    mongo = PrivateServer("mongodb", MONGO_PORT, folder)
+    s3 = PrivateServer("s3", free_port(), folder)
+    mongo = PrivateServer("mongodb", free_port(), folder)
     s3.start()
     try:
         mongo.start()
@@ -103,19 +101,28 @@ def io_manager(s3: PrivateServer, mongo: PrivateServer, run: str) -> LakeIOManag
     )
 
 
-def materialise(manager: LakeIOManager) -> tuple[bool, str]:
+@dg.asset(
+    partitions_def=asset_graph().partitions.daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    ins={"categories": dg.AssetIn(key=stand_in.key)},
+    io_manager_key="memory",
+)
+def reader(categories: pa.Table) -> int:
+    return categories.num_rows
+
+
+def materialise(manager: LakeIOManager, selection: dg.AssetsDefinition = stand_in) -> tuple[bool, str]:
+    """Materialise `selection` over DAYS; the failure's description (every failure must be a dg.Failure)."""
     result = dg.materialize(
-        [stand_in],
-        resources={"io_manager": manager},
+        [stand_in, reader],
+        selection=[selection.key],
+        resources={"io_manager": manager, "memory": dg.InMemoryIOManager()},
         tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
         raise_on_error=False,
     )
-    messages = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            messages.append(data.user_failure_data.description if data.user_failure_data else data.error.message)
-    return result.success, " ".join(m or "" for m in messages)
+    failures = [event.step_failure_data for event in result.all_events if event.is_step_failure]
+    assert all(data.user_failure_data is not None for data in failures), [data.error.message for data in failures]
+    return result.success, " ".join(data.user_failure_data.description or "" for data in failures)
 
 
 def state(manager: LakeIOManager) -> tuple[dict[str, int], dict[str, int]]:
@@ -195,3 +202,20 @@ def test_mongo_going_away_mid_run_fails_clearly_and_a_rerun_completes(servers, m
     ok, message = materialise(manager)  # and once more: replaced, not appended
     assert ok, message
     assert_complete(manager)
+
+
+def test_s3_going_away_before_a_read_fails_the_reading_step_with_one_line(servers) -> None:
+    s3, mongo = servers
+    manager = io_manager(s3, mongo, f"s3read{uuid.uuid4().hex[:8]}")
+    ok, message = materialise(manager)
+    assert ok, message
+    s3.stop()
+    try:
+        ok, message = materialise(manager, reader)
+    finally:
+        s3.start()
+    assert not ok
+    assert "reading conversation_categories" in message and "S3_ENDPOINT_URL" in message, message
+    assert "\n" not in message and PRIVATE_SECRET_KEY not in message
+    ok, message = materialise(manager, reader)
+    assert ok, message

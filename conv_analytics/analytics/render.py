@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 from html import escape
 
+from conv_analytics import markdown
 from conv_analytics.analytics import charts
 
 FORMATS = ("html", "md", "json")
@@ -337,20 +337,6 @@ def render_html(report: dict) -> str:
 
 
 # what starts emphasis, code, links or strikethrough, or ends a table cell, inside a table row
-MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-
-
-def md_escape(text: str) -> str:
-    """Data as literal Markdown text: no HTML, emphasis, links or table breaks from a label or an example."""
-    return MARKDOWN_SPECIAL.sub(r"\\\1", escape(" ".join(text.split()), quote=False))
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(md_escape(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def summary_markdown(report: dict, names: tuple[str, ...] = SUMMARY_KPIS) -> str:
     """The headline figures with their change (the Dagster UI shows this as metadata)."""
     rows = [
@@ -359,9 +345,9 @@ def summary_markdown(report: dict, names: tuple[str, ...] = SUMMARY_KPIS) -> str
         if k["name"] in names
     ]
     noun = report["period"]
-    table = _md_table(["Metric", f"This {noun}", f"Previous {noun}", "Change"], rows)
-    top = ", ".join(f"{t['label']} ({t['conversations']:,})" for t in report["top_topics"][:3])
-    return f"**{report['title']}**\n\n{table}\n\nTop topics: {top or 'none'}"
+    table = markdown.table(["Metric", f"This {noun}", f"Previous {noun}", "Change"], rows)
+    top = ", ".join(f"{markdown.escape(t['label'])} ({t['conversations']:,})" for t in report["top_topics"][:3])
+    return f"**{markdown.escape(report['title'])}**\n\n{table}\n\nTop topics: {top or 'none'}"
 
 
 def volume_chart_markdown(report: dict) -> str:
@@ -383,11 +369,11 @@ def volume_chart_markdown(report: dict) -> str:
 def render_markdown(report: dict) -> str:
     period = noun = report["period"]
     parts = [
-        f"# Conversations: {report['title']}",
-        f"Generated {report['generated_at']} from {report['source'] or 'the rollups'}; changes compare "
-        f"with the previous {noun} (from {report['previous_period_start']}).",
+        f"# Conversations: {markdown.escape(report['title'])}",
+        f"Generated {report['generated_at']} from {markdown.escape(report['source'] or 'the rollups')}; "
+        f"changes compare with the previous {noun} (from {report['previous_period_start']}).",
         "## Summary",
-        _md_table(
+        markdown.table(
             ["Metric", f"This {noun}", f"Previous {noun}", "Change"],
             [
                 [
@@ -402,7 +388,7 @@ def render_markdown(report: dict) -> str:
         "## Conversations by day" if period != "day" else "## Conversations, last days",
         volume_chart_markdown(report),
         f"## Trend by {noun}",
-        _md_table(
+        markdown.table(
             [noun.capitalize(), "Conversations", "Active users", "New users", "Avg sentiment", "Negative", "Positive"],
             [
                 [
@@ -421,7 +407,7 @@ def render_markdown(report: dict) -> str:
     for key, name in (("top_topics", "Topic"), ("top_intents", "Primary intent")):
         parts += [
             f"## Top {'topics' if key == 'top_topics' else 'intents'}",
-            _md_table(
+            markdown.table(
                 [name, "Conversations", "Share", "Change", "Resolved", "Escalated", "Sentiment"],
                 [
                     [
@@ -440,7 +426,7 @@ def render_markdown(report: dict) -> str:
     times = report["response_times"]
     parts += [
         "## Response times",
-        _md_table(
+        markdown.table(
             ["Measure", "Value"],
             [
                 ["Median first response", fmt_value("seconds", times["median_first_response_seconds"])],
@@ -458,7 +444,7 @@ def render_markdown(report: dict) -> str:
         )
     parts += [
         "## Channel mix",
-        _md_table(
+        markdown.table(
             ["Channel", "Conversations", "Share"],
             [
                 [c["label"], fmt_value("count", c["conversations"]), fmt_value("share", c["share"])]
@@ -466,10 +452,10 @@ def render_markdown(report: dict) -> str:
             ],
         ),
         "## Language mix",
-        _md_table(list(LANGUAGE_COLUMNS), [_language_cells(r) for r in report["languages"]]),
+        markdown.table(list(LANGUAGE_COLUMNS), [_language_cells(r) for r in report["languages"]]),
         "## What people talk about",
-        md_escape(_discovered_summary(report)),
-        _md_table(list(DISCOVERED_COLUMNS), _discovered_rows(report)),
+        markdown.escape(_discovered_summary(report)),
+        markdown.table(list(DISCOVERED_COLUMNS), _discovered_rows(report)),
     ]
     parts.append(f"_{DEFINITIONS}_")
     return "\n\n".join(parts) + "\n"

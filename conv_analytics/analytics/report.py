@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from conv_analytics.dates import period_end, period_start
+from conv_analytics.errors import PlatformError
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUPS, TOPIC_MODELS
 
@@ -88,7 +89,7 @@ RESPONSE_BUCKETS = (
 )
 
 
-class ReportError(LookupError):
+class ReportError(PlatformError):
     """The rollups a report needs are not in the lake (the message says what to materialise)."""
 
 

@@ -32,6 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from conv_analytics.dates import period_end, period_start
+from conv_analytics.io.query import quote_identifier
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUP_DIMENSIONS, ROLLUPS
 
 TOP_N = 10
@@ -95,7 +96,7 @@ def users_seen_before(
     try:
         return con.sql(
             f"""
-            SELECT DISTINCT h.user_id FROM "{view}" h
+            SELECT DISTINCT h.user_id FROM {quote_identifier(view)} h
             WHERE h.date < ?::DATE AND h.started_at < ?
               AND h.user_id IN (SELECT user_id FROM window_users_)
             """,

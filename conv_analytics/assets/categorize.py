@@ -18,8 +18,9 @@ from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryRes
 from conv_analytics.categorize.discovered import effective_labels
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.manager import ALLOW_MISSING_LAST
-from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
 from conv_analytics.partitions import eager_with_next_day
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
 
@@ -167,6 +168,7 @@ def build_categories_asset(
     @dg.asset(
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=lake_pool("conversation_categories"),
         group_name="transform",
         kinds={"duckdb", "numba", "parquet"},
         # a week without a topic model yet does not hold its days back (its discovered columns stay empty)
@@ -184,6 +186,7 @@ def build_categories_asset(
             "topic_models": dg.AssetIn(key=topic_model, metadata=MODEL_INPUT_METADATA),
         },
     )
+    @fails_clearly
     def conversation_categories(
         context: dg.AssetExecutionContext,
         categorizer: CategorizerResource,

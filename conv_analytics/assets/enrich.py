@@ -16,11 +16,12 @@ from conv_analytics.categorize.discovered import effective_labels
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel
 from conv_analytics.config import Config
-from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.failures import fails_clearly
+from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import ENRICHED_MESSAGES
 from conv_analytics.text.enrich import enrich_texts
-from conv_analytics.translate import MessageTranslator, TranslatorError, make_translator
+from conv_analytics.translate import MessageTranslator, make_translator
 
 ENRICHED = StoredTable(
     ENRICHED_MESSAGES,
@@ -81,10 +82,12 @@ def build_enrich_asset(
         },
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=lake_pool("enriched_messages"),
         group_name="transform",
         kinds={"spacy", "numba", "parquet"},
         metadata=ENRICHED.metadata(),
     )
+    @fails_clearly
     def enriched_messages(
         context: dg.AssetExecutionContext,
         enrichment: EnrichmentResource,
@@ -116,10 +119,7 @@ def enrich(
     texts = raw_messages.column("text").combine_chunks()
     roles = raw_messages.column("role").combine_chunks()
     text_features = enrich_texts(texts)
-    try:
-        translations = enrichment.message_translator()(texts.to_pylist(), text_features.column("language").to_pylist())
-    except TranslatorError as exc:
-        raise dg.Failure(description=str(exc)) from None
+    translations = enrichment.message_translator()(texts.to_pylist(), text_features.column("language").to_pylist())
     text_en = pa.array(translations.text_en, pa.large_string())
     english = pc.coalesce(text_en, texts.cast(pa.large_string()))
     model = categorizer.load()

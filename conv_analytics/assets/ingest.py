@@ -8,10 +8,11 @@ import dagster as dg
 import pyarrow as pa
 
 from conv_analytics.dates import day_window, days_between
-from conv_analytics.io.tables import EntityTables, StoredTable
+from conv_analytics.failures import fails_clearly
+from conv_analytics.io.tables import EntityTables, StoredTable, lake_pool
 from conv_analytics.schemas import QUARANTINE, RAW_CONVERSATIONS, RAW_MESSAGES
 from conv_analytics.sources import normalize
-from conv_analytics.sources.base import ENTITIES, TIME_FIELD, Entity, RecordCounts, SourceError
+from conv_analytics.sources.base import ENTITIES, TIME_FIELD, Entity, RecordCounts
 from conv_analytics.sources.resource import SourceResource
 
 ACCOUNTED = "records_accounted"
@@ -52,6 +53,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
 
     @dg.multi_asset(
         name=f"ingest_{entity}",
+        pool=lake_pool(f"ingest_{entity}"),
         outs={
             raw: dg.AssetOut(
                 description=f"The {entity} of each UTC day as the source has them, validated, "
@@ -80,6 +82,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
             )
         ],
     )
+    @fails_clearly
     def ingest(context: dg.AssetExecutionContext, source: SourceResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
         reader = source.open()
@@ -92,11 +95,8 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
         started = time.perf_counter()
         for day in days_between(window.start, window.end):
             start, end = day_window(day)
-            try:
-                records = reader.fetch(entity, start, end)
-                batch = normalize(entity, records, start, end, columns, redaction, pseudonym_key=pseudonyms)
-            except SourceError as exc:
-                raise dg.Failure(description=f"{reader.name} source: {exc}") from None
+            records = reader.fetch(entity, start, end)
+            batch = normalize(entity, records, start, end, columns, redaction, pseudonym_key=pseudonyms)
             tables.append(batch.table)
             quarantines.append(batch.quarantine)
             duplicates += batch.duplicates

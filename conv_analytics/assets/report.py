@@ -14,6 +14,7 @@ from conv_analytics.analytics.report import (
     load_inputs,
     report_path,
 )
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.resources import LakeResource
 
 
@@ -46,6 +47,7 @@ def build_report_asset(tables: ReportTables, rollups: Sequence[dg.AssetsDefiniti
         group_name="analytics",
         kinds={"html", "markdown"},
     )
+    @fails_clearly
     def analytics_report(
         context: dg.AssetExecutionContext, lake: LakeResource, reports: ReportsResource
     ) -> dg.MaterializeResult:

@@ -13,10 +13,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics import markdown
 from conv_analytics.analytics import checks
 from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.io.tables import MongoCollection, StoredTable
+from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
 from conv_analytics.partitions import Partitions, eager_with_next_day
 from conv_analytics.schemas import ROLLUPS
 
@@ -45,14 +47,12 @@ def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
+SUMMARY_COLUMNS = ("period_start", "conversations", "messages", "active_users", "new_users")
+
+
 def _summary(rollups: pa.Table) -> str:
     rows = [r for r in rollups.to_pylist() if r["dimension"] == "all"][-7:]
-    lines = ["| period_start | conversations | messages | active_users | new_users |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {r['period_start']} | {r['conversations']} | {r['messages']} | {r['active_users']} | {r['new_users']} |"
-        for r in rows
-    ]
-    return "\n".join(lines)
+    return markdown.table(SUMMARY_COLUMNS, ([r[c] for c in SUMMARY_COLUMNS] for r in rows))
 
 
 def build_rollups(
@@ -95,7 +95,7 @@ def build_rollups(
             passed=not problems,
             metadata={
                 "problems": dg.MetadataValue.int(len(problems)),
-                "examples": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[: checks.MAX_PROBLEMS]) or "none"),
+                "examples": dg.MetadataValue.md(markdown.bullets(problems[: checks.MAX_PROBLEMS])),
             },
         )
 
@@ -143,12 +143,14 @@ def build_rollup_asset(
         partitions_def=partitions.of(period),
         ins=ins,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=lake_pool(name),
         check_specs=check_specs(name),
         automation_condition=eager_with_next_day if period == "day" else dg.AutomationCondition.eager(),
         group_name="analytics",
         kinds={"duckdb", "parquet"},
         metadata=_stored(name).metadata(),
     )
+    @fails_clearly
     def rollups(
         context: dg.AssetExecutionContext, conversations: pa.Table, lake: LakeResource, **daily_rollups: pa.Table
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:

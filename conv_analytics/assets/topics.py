@@ -17,14 +17,16 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from conv_analytics import markdown
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel, fit
 from conv_analytics.config import Config
 from conv_analytics.dates import days_in, period_end
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.manager import MISSING_READS_EMPTY
 from conv_analytics.io.resources import LakeResource
-from conv_analytics.io.tables import StoredTable
+from conv_analytics.io.tables import StoredTable, lake_pool
 from conv_analytics.partitions import Partitions
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import TOPIC_MODELS
@@ -166,12 +168,14 @@ def build_model_asset(
         partitions_def=partitions.model_weeks,
         deps=[upstream],
         backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=lake_pool(name),
         # refit every Monday for the new week; any week whose days change is refit too
         automation_condition=dg.AutomationCondition.on_cron("0 3 * * 1") | dg.AutomationCondition.eager(),
         group_name="topics",
         kinds={"numba", "parquet"},
         metadata=MODELS.metadata(),
     )
+    @fails_clearly
     def model(
         context: dg.AssetExecutionContext,
         lake: LakeResource,
@@ -187,9 +191,7 @@ def build_model_asset(
                 "window": dg.MetadataValue.text(f"{rows[-1]['window_start']}..{rows[-1]['window_end']}"),
                 "texts": dg.MetadataValue.int(rows[-1]["n_texts"]),
                 "topics": dg.MetadataValue.int(len(topics)),
-                "largest_topics": dg.MetadataValue.md(
-                    "\n".join(f"- {t.label} ({t.size})" for t in topics[:10]) or "_none_"
-                ),
+                "largest_topics": dg.MetadataValue.md(markdown.bullets(f"{t.label} ({t.size})" for t in topics[:10])),
                 # kept, new, split and merged topics of the latest refit
                 "changes": dg.MetadataValue.json((latest.info.get("history") or [{}])[-1]),
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -13,10 +14,12 @@ import click
 import dagster as dg
 
 from conv_analytics.config import Config, SettingError, settings_table_markdown
+from conv_analytics.errors import PlatformError, one_line
 from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource, lake_resource
 
 DEFAULT_DEMO_DAYS = 62  # any 62 consecutive days hold a whole calendar month and several ISO weeks
+RECENT_RUNS = 20  # failed runs `status` looks through for those whose process died
 
 
 # beta/preview notices are for developers, not CLI users
@@ -34,42 +37,56 @@ def _lake(config: Config) -> LakeResource:
     return lake_resource(config)
 
 
+def _settings() -> Config:
+    """The settings in force, every one of them valid (else one line naming each invalid one, exit code 2)."""
+    return Config.from_env().validated()
+
+
+def _debug() -> bool:
+    """Whether `--debug` was given: Dagster's console log and tracebacks are shown."""
+    return bool(click.get_current_context().find_root().params.get("debug"))
+
+
 class _Commands(click.Group):
-    """Errors users can fix (settings, stores, sources) end the command with one line, not a traceback."""
+    """Errors users can fix (settings, stores, sources, translators) end the command with one line naming
+    the setting to fix: exit code 2 for an invalid setting, 1 for a failure. `--debug` adds the traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from conv_analytics.io.errors import StoreError
-        from conv_analytics.sources.base import SourceError
-        from conv_analytics.translate.engines import TranslatorError
-
         try:
             return super().invoke(ctx)
-        except SettingError as exc:
-            raise SettingProblem(str(exc)) from None
-        except (StoreError, SourceError, TranslatorError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except (SettingError, PlatformError, ValueError) as exc:
+            details = getattr(exc, "details", "")  # a failed run's step error (runner.RunFailed)
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+                if details:
+                    click.echo(f"the failed step's error:\n{details}", err=True)
+            setting = isinstance(exc, SettingError) or getattr(exc, "setting_problem", False)
+            raise (SettingProblem if setting else click.ClickException)(one_line(exc)) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show Dagster's console log and the traceback of a failure.")
+def main(debug: bool) -> None:
     """Conversation analytics on Dagster: NocoDB in; topics, intents, sentiment and rollups out."""
 
 
 def _run(config: Config, first: date, last: date) -> None:
     """Materialise the graph for [first, last] with progress, then print what the lake holds."""
     from conv_analytics.cli.progress import ConsoleProgress
-    from conv_analytics.runner import instance_for, materialize_days, report_files
+    from conv_analytics.instance import instance_for
+    from conv_analytics.runner import materialize_days, report_files
 
     if first < config.start_date:
         raise click.ClickException(
             f"{first} is before the first partition: {Config.start_date.env}={config.start_date}"
         )
+    _reach_services(config)
     started = time.perf_counter()
     progress = ConsoleProgress()
+    # Dagster's console log only with --debug: a failure's one line is printed by the command group
+    log_level = "WARNING" if _debug() else None
     try:
-        summary = materialize_days(config, first, last, instance_for(config), progress=progress, log_level="WARNING")
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
+        summary = materialize_days(config, first, last, instance_for(config), progress=progress, log_level=log_level)
     finally:
         progress.close()
     click.echo(f"lake: {config.lake_root}")
@@ -77,6 +94,26 @@ def _run(config: Config, first: date, last: date) -> None:
     for path in report_files(config):
         click.echo(f"report: {path}")
     click.echo(f"done in {time.perf_counter() - started:.1f}s ({sum(step.runs for step in summary.steps)} runs)")
+
+
+def _reach_services(config: Config) -> None:
+    """Reach the lake, MongoDB and a required translator before the run: a stopped server is one line
+    at once, not a failed step after minutes of work (each raises its one-line error)."""
+    from conv_analytics.cli.enrich import configured_translator
+    from conv_analytics.io.mongo import MongoResource
+    from conv_analytics.resources import configured
+
+    _lake(config).lake().assets()
+    mongo = configured(MongoResource, config, env_var_secrets=False)
+    if mongo.enabled:
+        store = mongo.store()
+        try:
+            store.ping()
+        finally:
+            store.close()
+    translator = configured_translator(config)
+    if translator.required and translator.engine is not None:
+        _ = translator.engine.pairs  # lists the pairs: the server answers, or the command is installed
 
 
 DAY = click.DateTime(["%Y-%m-%d"])
@@ -99,7 +136,7 @@ def run(start_date: datetime, end_date: datetime | None) -> None:
     last = end_date.date() if end_date else _yesterday()
     if last < start_date.date():
         raise click.BadParameter("must not be before --start-date", param_hint="--end-date")
-    _run(Config.from_env(), start_date.date(), last)
+    _run(_settings(), start_date.date(), last)
 
 
 @main.command()
@@ -124,7 +161,7 @@ def demo(days: int, end_date: datetime | None, per_day: int, seed: int) -> None:
     report's path."""
     from conv_analytics.sources.demo import write_demo
 
-    config = Config.from_env()
+    config = _settings()
     last = end_date.date() if end_date else _yesterday()
     first = last - timedelta(days=days - 1)
     if first < config.start_date:
@@ -162,7 +199,7 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
     """Run SQL with DuckDB over the lake; each asset is a view (raw_messages, daily_rollups, ...)."""
     import duckdb
 
-    con = _lake(Config.from_env()).duckdb()
+    con = _lake(_settings()).duckdb()
     try:
         relation = con.sql(sql)
     except duckdb.Error as exc:
@@ -183,10 +220,11 @@ def status() -> None:
     """Which partitions of each asset are in the lake, and the ones missing between its first and last."""
     from conv_analytics.definitions import Platform
 
-    config = Config.from_env()
+    config = _settings()
     assets = Platform.build(config).graph.assets
     lake = _lake(config).lake()
     present = set(lake.assets())
+    _print_runs(config)
     if not present:
         click.echo(f"the lake at {lake.url} is empty: run `conv-analytics demo` or materialise assets")
         return
@@ -205,6 +243,29 @@ def status() -> None:
             gaps = sorted(set(expected) - set(keys))
             gap_text = ", ".join(gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"
             click.echo(f"{name:<28} {len(keys):>10}  {keys[0]:<10}  {keys[-1]:<10}  {gap_text}")
+
+
+def _print_runs(config: Config) -> None:
+    """Runs in progress, and recent runs marked failed because their process died (marked just now, too)."""
+    from conv_analytics.instance import DEAD_TAG, instance_for, run_partitions
+
+    instance = instance_for(config)
+    running = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=RECENT_RUNS)
+    for run in running:
+        click.echo(f"run {run.run_id} in progress: {run_partitions(run)}")
+    for run in failed:
+        if DEAD_TAG in run.tags:
+            click.echo(f"run {run.run_id} failed, its process (pid {run.tags[DEAD_TAG]}) died: {run_partitions(run)}")
+
+
+@main.command("init")
+def init() -> None:
+    """Create the Dagster instance of the home (once, under a lock). Run it before Dagster's own CLI
+    (`dagster asset materialize`) uses a new DAGSTER_HOME: Dagster creates a fresh instance unlocked."""
+    from conv_analytics.instance import prepare_instance_dir
+
+    click.echo(f"Dagster instance ready: {prepare_instance_dir(Config.from_env())}")
 
 
 @main.command("config")
@@ -231,7 +292,7 @@ def ui(port: int) -> None:
     """The Dagster UI and daemon (`dagster dev`) over the same instance and lake as the CLI."""
     import os
 
-    from conv_analytics.runner import prepare_instance_dir
+    from conv_analytics.instance import prepare_instance_dir
 
     instance = prepare_instance_dir(Config.from_env())
     environment = {**os.environ, Config.dagster_home.env: str(instance)}

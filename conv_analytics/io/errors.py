@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from conv_analytics.errors import PlatformError
 
-class StoreError(RuntimeError):
+
+class StoreError(PlatformError):
     """A store (S3, MongoDB) could not be used; the message says which setting to fix."""

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from conv_analytics.config import Config
+from conv_analytics.errors import PlatformError
 from conv_analytics.io.errors import StoreError
 
 if TYPE_CHECKING:
@@ -35,9 +38,13 @@ if TYPE_CHECKING:
 PART_FILE = "part-0.parquet"
 ROW_GROUP_ROWS = 256 * 1024  # large enough for scans, small enough to stream
 S3_THREADS = 8  # partitions fetched at once from S3 (latency-bound, not CPU-bound)
+TEMPORARY_SUFFIX = ".tmp"
+# a temporary file younger than this is left alone even when unlocked: its writer may be between creating
+# and locking it (microseconds)
+TEMPORARY_GRACE_SECONDS = 2
 
 
-class MissingPartitionError(LookupError):
+class MissingPartitionError(PlatformError):
     """An upstream partition that was never materialised."""
 
 
@@ -139,6 +146,41 @@ def explain_s3_error(exc: OSError, bucket: str, endpoint_url: str) -> str:
     return f"the S3 store at {where} failed"
 
 
+def _temporaries(folder: str) -> list[str]:
+    """The writers' temporary files in a local asset folder and its partition folders."""
+    found = []
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir():
+                found += _temporaries(entry.path)
+            elif entry.name.startswith(".") and entry.name.endswith(TEMPORARY_SUFFIX):
+                found.append(entry.path)
+    return found
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Delete the temporary files killed writers left in a local asset folder: those no live writer holds
+    locked (and older than a moment); the paths removed."""
+    removed = []
+    for path in _temporaries(folder):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if time.time() - os.fstat(fd).st_mtime >= TEMPORARY_GRACE_SECONDS:
+                os.unlink(path)
+                removed.append(path)
+        except BlockingIOError:
+            pass  # a live writer's file
+        except FileNotFoundError:
+            pass  # removed by another sweep meanwhile
+        finally:
+            os.close(fd)
+    return removed
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Bring a table to `schema`: missing columns become nulls (older files), extra ones are dropped."""
     columns = []
@@ -198,14 +240,23 @@ class ParquetLake:
     def partition_path(self, asset: str, key: str | None) -> str:
         return f"{self.partition_dir(asset, key)}/{PART_FILE}"
 
-    def url_of(self, asset: str, key: str | None = None) -> str:
-        """The address a person or DuckDB uses for a partition (or, without key, the asset's glob)."""
-        if key is None:
-            return f"{self.url}/{asset}/*/{PART_FILE}"
+    def url_of(self, asset: str, key: str) -> str:
+        """The address a person or DuckDB uses for a partition."""
         return f"{self.url}/{asset}/date={key}/{PART_FILE}"
 
     def write(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:
         """Replace one partition with `table` (an empty table still marks the partition as done)."""
+        self._sweep(asset)
+        return self._write_one(asset, key, table, schema)
+
+    def _sweep(self, asset: str) -> None:
+        """Remove what killed writers left behind in the asset's folder: locally, temporary files (an S3
+        upload is one object that appears only when complete; an incomplete multipart upload is
+        invisible and expires by the bucket's lifecycle rule)."""
+        if self.is_local:
+            remove_stale_temporaries(f"{self.root}/{asset}")
+
+    def _write_one(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:
         table = conform(table, schema)
         final = self.partition_path(asset, key)
         if not self.is_local:
@@ -213,8 +264,13 @@ class ParquetLake:
                 return self._upload(table, final)
         directory = self.partition_dir(asset, key)
         self.fs.create_dir(directory, recursive=True)
-        target = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}.tmp"
+        remove_stale_temporaries(directory)
+        target = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}"
+        # the writer holds a lock on its temporary file until it is renamed: a lock nobody holds marks a
+        # file left behind by a killed writer (the kernel drops the locks of a process that ends)
+        held = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
+            fcntl.flock(held, fcntl.LOCK_EX)
             pq.write_table(
                 table,
                 target,
@@ -228,6 +284,8 @@ class ParquetLake:
             with contextlib.suppress(OSError):
                 self.fs.delete_file(target)
             raise
+        finally:
+            os.close(held)
         size = self.fs.get_file_info(final).size or 0
         return WriteStats(rows=table.num_rows, bytes=size, path=final)
 
@@ -238,12 +296,13 @@ class ParquetLake:
         one per core (encoding is the bottleneck; on S3 one file's upload overlaps the next one's
         encoding). Each file is still replaced atomically.
         """
+        self._sweep(asset)
         keys = sorted(slices)
         threads = min(len(keys), os.cpu_count() or 1)
         if threads <= 1:
-            return [self.write(asset, key, slices[key], schema) for key in keys]
+            return [self._write_one(asset, key, slices[key], schema) for key in keys]
         with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(lambda key: self.write(asset, key, slices[key], schema), keys))
+            return list(pool.map(lambda key: self._write_one(asset, key, slices[key], schema), keys))
 
     def _upload(self, table: pa.Table, path: str) -> WriteStats:
         """Encode the whole file first, then send it: the object appears only once it is complete."""

@@ -7,15 +7,21 @@ the asset's time column and each slice replaces its partition, so a single run m
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import PrivateAttr
 
-from conv_analytics.io.errors import StoreError
-from conv_analytics.io.lake import MissingPartitionError, WriteStats, json_size
+from conv_analytics import markdown
+from conv_analytics.failures import fails_clearly
+from conv_analytics.io.claims import BusyError, Claims
+from conv_analytics.io.lake import WriteStats, json_size
 from conv_analytics.io.mongo import MongoResource
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import StoredTable
@@ -25,6 +31,12 @@ ALLOW_MISSING_LAST = "allow_missing_last_partition"
 # Input metadata: partitions never materialised read as no rows (a model version that does not exist yet).
 MISSING_READS_EMPTY = "missing_partitions_read_as_empty"
 JSON_SIZE_MAX_ROWS = 5_000  # beyond this the JSON size is estimated from an even sample
+# Run tag: the machine a run's process works on (its pid is in Dagster's own engine events); see
+# conv_analytics.instance.fail_dead_runs.
+HOST_TAG = "conv_analytics/host"
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _bound(column_type: pa.DataType, moment: datetime) -> pa.Scalar:
@@ -66,15 +78,11 @@ def split_by_partition(table: pa.Table, time_column: str, windows: dict[str, dg.
 
 
 def _preview(table: pa.Table, rows: int = 5) -> str:
+    """The first rows as a Markdown table, each value escaped (a channel or label may hold markup)."""
     head = table.slice(0, rows).to_pylist()
     if not head:
         return "_no rows_"
-    names = list(head[0])
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in head:
-        cells = (str(row[n])[:60].replace("|", "\\|").replace("\n", " ") for n in names)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown.table(table.column_names, ([str(row[n])[:60] for n in table.column_names] for row in head))
 
 
 def _json_bytes(table: pa.Table) -> int:
@@ -113,6 +121,29 @@ def _wants_pandas(context: dg.InputContext) -> bool:
     return typing_type is not None and getattr(typing_type, "__name__", "") == "DataFrame"
 
 
+def partition_range(tags: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The first and last partition key a run's tags name (None: unpartitioned)."""
+    first = tags.get(RANGE_START_TAG, tags.get(PARTITION_TAG))
+    return first, tags.get(RANGE_END_TAG, tags.get(PARTITION_TAG))
+
+
+def written_by(run: dg.DagsterRun, instance: dg.DagsterInstance) -> tuple[list[str], str | None, str | None]:
+    """The assets a run materialises (from its execution plan) and its first and last partition key
+    (None: unpartitioned)."""
+    assets: set[str] = set()
+    if run.execution_plan_snapshot_id:
+        snapshot = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+        steps = set(run.step_keys_to_execute) if run.step_keys_to_execute else None
+        for step in snapshot.steps:
+            if steps is None or step.key in steps:
+                assets.update(
+                    output.properties.asset_key.path[-1]
+                    for output in step.outputs
+                    if output.properties is not None and output.properties.asset_key is not None
+                )
+    return sorted(assets), *partition_range(run.tags)
+
+
 class LakeIOManager(dg.ConfigurableIOManager):
     """Stores each asset's table as its `StoredTable` metadata says: one Parquet file per partition in
     the lake and, for assets that name a collection while MongoDB is on, the same partitions there.
@@ -123,7 +154,31 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     lake: LakeResource
     mongo: MongoResource | None = None
+    # Where runs claim the partitions they write (empty: no claims); see conv_analytics.io.claims.
+    claims_dir: str = ""
+    _claims: Claims | None = PrivateAttr(default=None)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """At the start of a run: claim the partitions it writes, so that a second run writing any of
+        them stops at once, naming this one; tag the run with the machine its process works on."""
+        run = context.run
+        if not self.claims_dir or run is None:
+            return
+        assets, first, last = written_by(run, context.instance)
+        claims = Claims(Path(self.claims_dir))
+        try:
+            claims.claim(run.run_id, assets, first, last)
+        except BusyError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        self._claims = claims
+        if run.tags.get(HOST_TAG) != socket.gethostname():
+            context.instance.add_run_tags(run.run_id, {HOST_TAG: socket.gethostname()})
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._claims is not None:
+            self._claims.release()
+
+    @fails_clearly  # a store that fails (or a missing partition) is a Failure with one line
     def handle_output(self, context: dg.OutputContext, obj: pa.Table | None) -> None:
         if obj is None:
             return
@@ -132,14 +187,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
         lake = self.lake.lake()
         started = time.perf_counter()
         windows = _windows(context) if context.has_asset_partitions else {}
-        try:
-            if windows:
-                slices = split_by_partition(obj, stored.time_column, windows)
-                stats = lake.write_partitions(name, slices, stored.schema)
-            else:
-                slices, stats = {}, [lake.write(name, None, obj, stored.schema)]
-        except StoreError as exc:
-            raise dg.Failure(description=str(exc)) from None
+        if windows:
+            slices = split_by_partition(obj, stored.time_column, windows)
+            stats = lake.write_partitions(name, slices, stored.schema)
+        else:
+            slices, stats = {}, [lake.write(name, None, obj, stored.schema)]
         context.log.info(f"{name}: wrote {obj.num_rows} rows in {len(stats)} partition(s) to {lake.url}")
         metadata = storage_metadata(obj, stats, time.perf_counter() - started)
         if stored.mongo is not None and self.mongo is not None and self.mongo.enabled and windows:
@@ -159,8 +211,6 @@ class LakeIOManager(dg.ConfigurableIOManager):
         store = self.mongo.store()
         try:
             documents = sum(store.replace(stored, windows[k].start, windows[k].end, slices[k]) for k in sorted(slices))
-        except StoreError as exc:
-            raise dg.Failure(description=str(exc)) from None
         finally:
             store.close()
         seconds = time.perf_counter() - started
@@ -171,20 +221,18 @@ class LakeIOManager(dg.ConfigurableIOManager):
             "mongo_seconds": dg.MetadataValue.float(round(seconds, 3)),
         }
 
+    @fails_clearly
     def load_input(self, context: dg.InputContext) -> object:
         name = context.asset_key.path[-1]
         stored = StoredTable.of(context.upstream_output.definition_metadata if context.upstream_output else None)
         lake = self.lake.lake()
         keys = sorted(context.asset_partition_keys) if context.has_asset_partitions else None
         options = context.definition_metadata or {}
-        try:
-            if keys and options.get(MISSING_READS_EMPTY):
-                present = set(lake.keys(name))
-                keys = [key for key in keys if key in present]
-            elif keys and options.get(ALLOW_MISSING_LAST) and not lake.exists(name, keys[-1]):
-                context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
-                keys = keys[:-1]
-            table = lake.read(name, keys, stored.schema)
-        except (MissingPartitionError, StoreError) as exc:
-            raise dg.Failure(description=str(exc)) from None
+        if keys and options.get(MISSING_READS_EMPTY):
+            present = set(lake.keys(name))
+            keys = [key for key in keys if key in present]
+        elif keys and options.get(ALLOW_MISSING_LAST) and not lake.exists(name, keys[-1]):
+            context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
+            keys = keys[:-1]
+        table = lake.read(name, keys, stored.schema)
         return table.to_pandas(coerce_temporal_nanoseconds=True) if _wants_pandas(context) else table

@@ -104,7 +104,7 @@ class MongoStore:
         except pymongo.errors.ConnectionFailure as exc:
             raise StoreError(
                 f"MongoDB at {self.where} is unreachable while {doing}: "
-                f"start it or fix {Config.mongodb_uri.env} ({exc})"
+                f"start it or fix {Config.mongodb_uri.env} ({str(exc).split(', Timeout:')[0]})"
             ) from None
         except pymongo.errors.OperationFailure as exc:
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed

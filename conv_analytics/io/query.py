@@ -17,21 +17,19 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def quote_literal(text: str) -> str:
-    """A path or URL as a DuckDB string literal (a view's definition cannot take a bound parameter)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def connect(lake: ParquetLake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per asset present in the lake (hive `date=` column included)."""
+    """A DuckDB connection with a view per asset present in the lake (hive `date=` column included).
+
+    Each view reads the list of its partition files, handed to DuckDB as values: no path is written
+    into SQL text, and no glob reads a quote, bracket or backslash in a folder's name as a pattern.
+    """
     con = duckdb.connect(database)
     if lake.s3 is not None:
         con.register_filesystem(lake.s3.fsspec())
     for asset in lake.assets():
-        if not lake.keys(asset):
+        keys = lake.keys(asset)
+        if not keys:
             continue
-        con.execute(
-            f"CREATE OR REPLACE VIEW {quote_identifier(asset)} AS SELECT * FROM read_parquet("
-            f"{quote_literal(lake.url_of(asset))}, hive_partitioning = true, union_by_name = true)"
-        )
+        files = [lake.url_of(asset, key) for key in keys]
+        con.read_parquet(files, hive_partitioning=True, union_by_name=True).create_view(asset)
     return con

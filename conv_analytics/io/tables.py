@@ -22,6 +22,12 @@ PARTITION_KEY = "partition_expr"  # dagster-duckdb's name for the column that de
 MONGO_KEY = "mongo_collection"
 
 
+def lake_pool(op: str) -> str:
+    """The Dagster concurrency pool of an asset op that writes tables to the lake. With a limit of 1 per
+    pool in the instance (`concurrency: pools: default_limit: 1`), no two runs write a table at once."""
+    return f"lake_{op}"
+
+
 @dataclass(frozen=True)
 class MongoCollection:
     """Where a mirrored asset lives in MongoDB: collection, natural key (the `_id`) and query indexes."""

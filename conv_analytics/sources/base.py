@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 
+from conv_analytics.errors import PlatformError
 from conv_analytics.schemas import (
     CONVERSATION_STATUSES,
     MESSAGE_ROLES,
@@ -54,7 +55,7 @@ ROLE_ALIASES = {
 }
 
 
-class SourceError(RuntimeError):
+class SourceError(PlatformError):
     """A source that cannot be read at all (bad credentials, missing table): one clear message."""
 
 

@@ -16,6 +16,7 @@ from functools import cached_property
 import requests
 
 from conv_analytics.config import Config
+from conv_analytics.errors import PlatformError
 
 ENGLISH = "en"
 # Apertium and apy name languages by ISO 639-3; detection gives ISO 639-1. Serbian, Croatian,
@@ -47,7 +48,7 @@ URL_SETTING = Config.translator_url.env
 API_KEY_SETTING = Config.translator_api_key.env
 
 
-class TranslatorError(RuntimeError):
+class TranslatorError(PlatformError):
     """The translator is missing, down, slow or refused the request; the message names the setting."""
 
 
