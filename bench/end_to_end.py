@@ -168,7 +168,9 @@ def run_cli(cli: Path, source: Path, first: date, last: date, log: Path) -> RunF
                     figures = steps.setdefault(match["step"], StepFigures())
                     figures.seconds += float(match["seconds"])
                     figures.runs += 1
-                    figures.peak_rss = max(figures.peak_rss, sampler.take())
+                    peak = sampler.take()
+                    figures.peak_rss = max(figures.peak_rss, peak)
+                    print(f"  {line.strip()} (peak RSS {mib(peak)})", flush=True)  # long runs show their progress
             # wait4 gives this child's own high-water mark (RUSAGE_CHILDREN would be the max of all so far)
             _, status, usage = os.wait4(child.pid, 0)
             child.returncode = code = os.waitstatus_to_exitcode(status)
