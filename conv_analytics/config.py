@@ -88,6 +88,29 @@ def _boolean(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def _hour(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 23:
+        raise ValueError(raw)
+    return value
+
+
+def _http_url(raw: str) -> str:
+    if raw and not raw.startswith(("http://", "https://")):
+        raise ValueError(raw)
+    return raw
+
+
+def _sse(raw: str) -> str:
+    """AES256 or aws:kms, as S3 spells them; empty: none asked for."""
+    if not raw:
+        return ""
+    for choice in ("AES256", "aws:kms"):
+        if raw.lower() == choice.lower():
+            return choice
+    raise ValueError(raw)
+
+
 def _translator(raw: str) -> str:
     """none | apertium | libretranslate; empty: apertium where its pairs are installed, else none."""
     if not raw:
@@ -296,6 +319,20 @@ class Config:
         _whole_number(0),
         "a whole number of at least 0",
     )
+    nocodb_poll_seconds = Setting(
+        "NOCODB_POLL_SECONDS",
+        "60",
+        "Seconds between two ticks of the nocodb_changes sensor (the daemon asks NocoDB for changed rows).",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
+    automation_seconds = Setting(
+        "CONV_ANALYTICS_AUTOMATION_SECONDS",
+        "30",
+        "Seconds between two evaluations of the automation conditions (the `automation` sensor).",
+        _whole_number(1),
+        "a whole number of at least 1",
+    )
     s3_bucket = Setting("S3_BUCKET", "", "Bucket of the Parquet lake. When set, the lake lives on S3.")
     s3_prefix = Setting(
         "S3_PREFIX", "conv-analytics", "Key prefix of the lake inside the bucket.", lambda raw: raw.strip("/")
@@ -306,6 +343,17 @@ class Config:
     aws_region = Setting(
         "AWS_REGION", "us-east-1", "Region for S3 (credentials come the usual AWS way: AWS_ACCESS_KEY_ID, ...)."
     )
+    s3_sse = Setting(
+        "S3_SSE",
+        "",
+        "Server-side encryption asked for on every lake object: AES256 (SSE-S3) or aws:kms (SSE-KMS); "
+        "empty: the bucket's default.",
+        _sse,
+        "AES256 or aws:kms",
+    )
+    s3_sse_kms_key_id = Setting(
+        "S3_SSE_KMS_KEY_ID", "", "KMS key id or ARN for S3_SSE=aws:kms (empty: the account's aws/s3 key)."
+    )
     mongodb_uri = Setting(
         "MONGODB_URI",
         "",
@@ -313,6 +361,89 @@ class Config:
         secret=True,
     )
     mongodb_database = Setting("MONGODB_DATABASE", "conv_analytics", "MongoDB database name.")
+    mongodb_user = Setting(
+        "MONGODB_USER",
+        "",
+        "MongoDB user (SCRAM; never logged); overrides a user in MONGODB_URI. Empty: the URI's, if any.",
+        secret=True,
+    )
+    mongodb_password = Setting(
+        "MONGODB_PASSWORD", "", "Password of MONGODB_USER (never logged; any characters, no URI escaping).", secret=True
+    )
+    mongodb_auth_source = Setting(
+        "MONGODB_AUTH_SOURCE", "", "Database that holds MONGODB_USER (empty: the URI's, else admin)."
+    )
+    mongodb_tls = Setting(
+        "MONGODB_TLS",
+        "false",
+        "Connect to MongoDB over TLS (also on when the URI says tls=true).",
+        _boolean,
+        "true or false",
+    )
+    mongodb_tls_ca_file = Setting(
+        "MONGODB_TLS_CA_FILE",
+        "",
+        "PEM file of the CA that signed the MongoDB server's certificate (turns TLS on).",
+        _optional_path,
+        "a file path",
+    )
+    mongodb_tls_allow_invalid = Setting(
+        "MONGODB_TLS_ALLOW_INVALID",
+        "false",
+        "Accept any MongoDB server certificate and host name (testing only: it gives up TLS's protection).",
+        _boolean,
+        "true or false",
+    )
+    alert_webhook_url = Setting(
+        "CONV_ANALYTICS_ALERT_WEBHOOK_URL",
+        "",
+        "Slack-compatible incoming webhook that gets one message per failed run (never logged). Empty: no alerts.",
+        _http_url,
+        "an http(s) URL",
+        secret=True,
+    )
+    ui_url = Setting(
+        "CONV_ANALYTICS_UI_URL",
+        "http://127.0.0.1:3000",
+        "Address of the Dagster UI, for the run links in alerts.",
+        lambda raw: _http_url(raw).rstrip("/"),
+        "an http(s) URL",
+    )
+    fresh_by_hour = Setting(
+        "CONV_ANALYTICS_FRESH_BY_HOUR",
+        "6",
+        "Hour (UTC, 0-23) by which yesterday's daily partitions should exist; later, their freshness checks warn.",
+        _hour,
+        "a whole number from 0 to 23",
+    )
+    executor = Setting(
+        "CONV_ANALYTICS_EXECUTOR",
+        "multiprocess",
+        "How Dagster runs the steps of a run: multiprocess (one process per step), in_process, celery (steps "
+        "spread over Celery workers on any host) or k8s (one Kubernetes job per step). The CLI always runs in process.",
+        _choice("multiprocess", "in_process", "celery", "k8s"),
+        "multiprocess, in_process, celery or k8s",
+    )
+    celery_broker_url = Setting(
+        "CONV_ANALYTICS_CELERY_BROKER_URL",
+        "redis://127.0.0.1:6379/0",
+        "Celery broker of the celery executor and its workers (Redis).",
+        secret=True,
+    )
+    celery_backend_url = Setting(
+        "CONV_ANALYTICS_CELERY_BACKEND_URL",
+        "",
+        "Celery result backend (default: the broker).",
+        secret=True,
+    )
+    celery_visibility_timeout = Setting(
+        "CONV_ANALYTICS_CELERY_VISIBILITY_TIMEOUT",
+        "3600",
+        "Seconds after which a step taken by a worker that died is handed to another worker; keep it above "
+        "the longest step.",
+        _whole_number(1),
+        "a whole number of seconds, at least 1",
+    )
     dagster_home = Setting(
         "DAGSTER_HOME",
         "",

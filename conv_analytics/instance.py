@@ -24,13 +24,25 @@ from conv_analytics.io.manager import HOST_TAG, partition_range
 
 INIT_LOCK = ".conv-analytics-init.lock"
 INIT_TIMEOUT_SECONDS = 120
-# Telemetry off (nothing leaves the machine). Run monitoring: the daemon (`conv-analytics ui`) fails runs
-# stuck starting or cancelling; runs of a dead process are failed by `fail_dead_runs` on this machine and
-# by the run launcher's health checks where it has them (Docker, Kubernetes). The event log records a
-# run's planned partitions as one range per asset (conv_analytics.event_log), in Dagster's usual folder.
+# Telemetry off (nothing leaves the machine). Pools: the daemon's queue (`conv-analytics ui`) starts no run
+# while another run holding one of its pools (one per table written, `lake_pool`) is in progress, so the
+# runs it launches wait for each other instead of being refused by a claim; runs of the CLI do not pass
+# through the queue (claims protect them). Run monitoring: the daemon fails runs stuck starting or
+# cancelling; runs of a dead process are failed by `fail_dead_runs` on this machine and by the run
+# launcher's health checks where it has them (Docker, Kubernetes). Automation conditions are evaluated by
+# sensors (the project's `automation` sensor, running by default), also Dagster's default: said here so an
+# operator reading the file sees it. The event log records a run's planned partitions as one range per
+# asset (conv_analytics.event_log), in Dagster's usual folder.
 INSTANCE_SETTINGS = """\
 telemetry:
   enabled: false
+auto_materialize:
+  enabled: true
+  use_sensors: true
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: run
 run_monitoring:
   enabled: true
   start_timeout_seconds: 180

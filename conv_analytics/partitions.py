@@ -7,7 +7,7 @@ start date is a setting. The period arithmetic itself is Dagster-free, in `dates
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
@@ -36,11 +36,28 @@ class Partitions:
         return {"day": self.daily, "week": self.weekly, "month": self.monthly}[period]
 
 
-# Eager, but over the last two days: a day's conversation categories (and daily rollups) are requested
-# again when the next day's messages arrive, since conversations that ran past midnight changed.
-eager_with_next_day = dg.AutomationCondition.eager().replace(
-    "in_latest_time_window", dg.AutomationCondition.in_latest_time_window(timedelta(days=2))
-)
+def follows_the_data() -> dg.AutomationCondition:
+    """Dagster's `eager()` at any age: a partition is requested when one of the partitions it reads is
+    materialised or changes (or when it first becomes a partition), once none of them is missing or in
+    progress. `eager()` itself looks only at the latest time window, so an old month loaded late never
+    got its weeks and month. Weeks and months are partitions only once complete, so the current ones are
+    never requested; a day's categories are requested again when the next day's messages arrive.
+
+    Updates made by a run that also targeted the asset itself do not count (Dagster's `any_deps_updated`),
+    and a request or materialisation resets the trigger, so a partition is requested once per change."""
+    condition = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+    return condition.with_label("follows_the_data")
+
+
+def whenever_a_dependency_updates() -> dg.AutomationCondition:
+    """For an unpartitioned asset over partitioned ones (the report): requested after any of their
+    partitions is materialised, once none is in progress. Not `eager()`, which would wait until every
+    partition since the start date exists."""
+    return (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("whenever_a_dependency_updates")
 
 
 def range_tags(first_key: str, last_key: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics.alerts.message import error_line
 from conv_analytics.config import Config
 from conv_analytics.dates import complete_periods, days_in, period_end, period_start
 from conv_analytics.definitions import Platform
@@ -89,12 +90,8 @@ def failure_reason(result: dg.ExecuteInProcessResult) -> tuple[str, bool, str]:
         elif event.is_resource_init_failure:
             error = event.engine_event_data.error
         if error is not None:
-            details = error.to_string()
-            while error.cause is not None and error.cls_name.startswith("Dagster"):
-                error = error.cause
-            line = error.message.strip().splitlines()[0].removeprefix("dagster._core.definitions.events.Failure: ")
             setting = bool(user and user.metadata.get(SETTING_PROBLEM, dg.MetadataValue.bool(False)).value)
-            return line, setting, details
+            return error_line(error), setting, error.to_string()
     return "run failed", False, ""
 
 
@@ -137,6 +134,7 @@ def stage_job(
     definitions = dg.Definitions(
         jobs=[dg.define_asset_job(RUN_JOB, selection=stage.selection)],
         assets=platform.graph.assets,
+        asset_checks=platform.mongo_checks,
         resources=platform.resources,
         loggers=loggers,
     )
@@ -237,6 +235,53 @@ def next_batch(keys: list[str], period: str, sizes: DaySizes, budget: int) -> li
     return batch
 
 
+def rewritten_days(result: dg.ExecuteInProcessResult, stage: Stage) -> list[date]:
+    """Days outside the stage that its run rewrote: older partitions an id left for a newer version."""
+    keys = set(stage.keys)
+    days = {
+        event.partition
+        for event in result.get_asset_materialization_events()
+        if event.partition is not None and event.partition not in keys
+    }
+    return sorted(date.fromisoformat(day) for day in days)
+
+
+def stale_plan(platform: Platform, days: Sequence[date]) -> list[Stage]:
+    """What was built from raw days that a run rewrote (ids moved out of them) and is now stale: their
+    enriched messages; their categories and daily rollups, and the day before's (a conversation reads
+    the next day's messages); the weeks and months holding those days. Only partitions built before are
+    stale (the others are simply not built yet). The weekly topic and intent models are not refitted:
+    they are fits over a window, not counts."""
+    graph = platform.graph
+    lake = platform.resources["lake"].lake()  # type: ignore[attr-defined]
+
+    def built(key: dg.AssetKey) -> set[date]:
+        return {date.fromisoformat(k) for k in lake.keys(key.path[-1])}
+
+    enriched = sorted(set(days) & built(graph.enriched.key))
+    categories = sorted({d for day in days for d in (day - timedelta(days=1), day)} & built(graph.categories.key))
+    daily = [graph.categories.key, graph.rollups["day"].key]
+    stages = [Stage("enriched messages (rewritten days)", [graph.enriched.key], k) for k in _consecutive(enriched)]
+    stages += [Stage("categories and daily rollups (rewritten days)", daily, k) for k in _consecutive(categories)]
+    for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
+        periods = {period_start(period, d) for d in categories} & built(graph.rollups[period].key)
+        stages += [
+            Stage(f"{name} (rewritten days)", [graph.rollups[period].key], [p.isoformat()]) for p in sorted(periods)
+        ]
+    return stages
+
+
+def _consecutive(days: list[date]) -> list[list[str]]:
+    """Sorted days as runs of consecutive days (partition keys): each run is one single-run backfill."""
+    groups: list[list[date]] = []
+    for day in days:
+        if groups and day - groups[-1][-1] == timedelta(days=1):
+            groups[-1].append(day)
+        else:
+            groups.append([day])
+    return [[d.isoformat() for d in group] for group in groups]
+
+
 def materialize_days(
     config: Config,
     first: date,
@@ -254,8 +299,10 @@ def materialize_days(
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
     raw_messages = platform.graph.entities["messages"].raw
     lake = lake_resource(config).lake()
-    sizes = DaySizes(lake.row_counts(raw_messages, stages[0].keys))  # from an earlier run: a first estimate
+    present = set(lake.keys(raw_messages))  # days of an earlier run: a first estimate of their sizes
+    sizes = DaySizes(lake.row_counts(raw_messages, [key for key in stages[0].keys if key in present]))
     summary = RunSummary()
+    rewritten: list[date] = []
     for stage, job in zip(stages, jobs, strict=True):
         started = time.perf_counter()
         remaining, runs = list(stage.keys), 0
@@ -263,15 +310,27 @@ def materialize_days(
             if runs:
                 progress.more_steps(stage, len(job.nodes_in_topological_order))
             keys = next_batch(remaining, stage.period, sizes, config.run_batch_messages) if stage.period else remaining
-            run_stage(job, replace(stage, keys=keys), instance, log_level)
+            batch = replace(stage, keys=keys)
+            result = run_stage(job, batch, instance, log_level)
             runs += 1
-            if any(key.path[-1] == raw_messages for key in stage.selection):
+            if stage is stages[0]:
                 sizes.counts.update(lake.row_counts(raw_messages, keys))
+                rewritten += [day for day in rewritten_days(result, batch) if not first <= day <= last]
             remaining = remaining[len(keys) :]
             if not remaining:
                 break
         summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started, runs))
         progress.stage_finished(stage, summary.steps[-1].seconds)
+    # days before the range that lost ids to it: their derived assets are rebuilt too (the report,
+    # run last above, already read the rollups of the range; it is run again after them)
+    extra = stale_plan(platform, sorted(set(rewritten)))
+    if extra:
+        extra.append(stages[-1])
+        for stage in extra:
+            started = time.perf_counter()
+            run_stage(stage_job(platform, stage, progress), stage, instance, log_level)
+            summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+            progress.stage_finished(stage, summary.steps[-1].seconds)
     return summary
 
 

@@ -53,3 +53,16 @@ def history_tables(graph: AssetGraph | None = None) -> tuple[str, ...]:
     """The tables that say who was seen when, most complete first: what the graph's rollups read."""
     graph = graph or asset_graph()
     return (graph.entities["conversations"].raw, graph.categories.key.path[-1])
+
+
+def check_statuses(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, partitions: dg.PartitionsDefinition
+) -> dict[str, set[str]]:
+    """The partitions of a partitioned check by status (SUCCEEDED, FAILED, SKIPPED, ...), as the UI's
+    partition view reads them (the same cached state its GraphQL resolver loads)."""
+    state = instance.event_log_storage.get_asset_check_state([(key, partitions)])[key]
+    return {
+        status.value: set(subset.value.get_partition_keys())
+        for status, subset in state.subsets.items()
+        if not isinstance(subset.value, bool) and not subset.value.is_empty
+    }

@@ -9,6 +9,7 @@ the same scripts on other ports, so a fault test can stop and restart them witho
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import uuid
@@ -128,5 +129,5 @@ class PrivateServer:
 
     def exports(self) -> dict[str, str]:
         """The variables `env` prints, as a dict."""
-        pairs = (line.removeprefix("export ").split("=", 1) for line in self._run("env").splitlines())
-        return {name: value.strip("'") for name, value in pairs}
+        words = (shlex.split(line.removeprefix("export "))[0] for line in self._run("env").splitlines())
+        return dict(word.split("=", 1) for word in words)

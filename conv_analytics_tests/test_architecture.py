@@ -219,8 +219,10 @@ def test_any_single_asset_can_be_materialised_from_dagster_cli(tmp_path: Path) -
             cwd=REPO,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(p.name for p in (home / "lake").iterdir()) == ["quarantined_conversations", "raw_messages"]
+    # the lake holds those two assets, and the id index of the raw table beside them (`_ids`)
+    assert sorted(p.name for p in (home / "lake").iterdir()) == ["_ids", "quarantined_conversations", "raw_messages"]
     assert (home / "lake" / "raw_messages" / "date=2026-10-01" / "part-0.parquet").is_file()
+    assert (home / "lake" / "_ids" / "raw_messages" / "date=2026-10-01" / "part-0.parquet").is_file()
 
 
 def downstream_of(graph_asset: dg.AssetsDefinition, frame: dg.DagsterType) -> dg.AssetsDefinition:

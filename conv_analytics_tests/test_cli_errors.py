@@ -47,7 +47,7 @@ COMMANDS = {
 
 def cli(home: Path, *args: str, wrapper: str = "", **settings: str) -> subprocess.CompletedProcess[str]:
     """`conv-analytics ARGS` in a fresh environment with `settings`; `wrapper` runs first in the process."""
-    environment = clean_environment(home, CONV_ANALYTICS_HOME=str(home), **settings)
+    environment = clean_environment(home, **{Config.home.env: str(home), **settings})
     code = f"{wrapper}\nimport sys\nfrom conv_analytics.cli import main\nmain(sys.argv[1:], prog_name='conv-analytics')"
     return subprocess.run(
         [sys.executable, "-c", code, *args], env=environment, capture_output=True, text=True, timeout=600, cwd=home
@@ -243,3 +243,18 @@ def test_required_translator_stopped_ends_the_run_with_one_line(demo_home: Path)
     }
     result = run_day(demo_home, **settings)
     assert_one_line(result, 1, Config.translator_url.env)
+
+
+def test_a_home_or_lake_that_cannot_be_written_ends_the_run_with_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    home = run_day(tmp_path, **{Config.home.env: str(blocker / "home")})
+    assert_one_line(home, 1, Config.home.env, "cannot be written")
+    lake = run_day(tmp_path, **{Config.home.env: str(tmp_path / "home"), Config.lake_url.env: str(blocker / "lake")})
+    assert_one_line(lake, 1, Config.lake_url.env, "cannot be written")
+
+
+def test_a_setting_found_invalid_inside_a_step_ends_the_run_with_exit_code_2(demo_home: Path) -> None:
+    """Pseudonyms without their key are found invalid where the ingest step needs the key: still exit 2."""
+    result = run_day(demo_home, **{Config.pseudonymize_users.env: "true"})
+    assert_one_line(result, 2, Config.pseudonym_key.env, "raw records")

@@ -26,9 +26,10 @@ from conv_analytics.definitions import Platform
 from conv_analytics.instance import DEAD_TAG, instance_for, prepare_instance_dir
 from conv_analytics.io.claims import BusyError, Claims
 from conv_analytics.io.lake import TEMPORARY_GRACE_SECONDS, ParquetLake, remove_stale_temporaries
+from conv_analytics.io.tables import lake_pool
 from conv_analytics.runner import materialize_range
 from conv_analytics.sources.demo import write_demo
-from conv_analytics_tests.platform_support import schema_of
+from conv_analytics_tests.platform_support import asset_graph, schema_of, stored_names
 
 FIRST_DAY = date(2026, 11, 2)
 DAYS = [FIRST_DAY.isoformat(), (FIRST_DAY + timedelta(days=1)).isoformat()]
@@ -254,8 +255,23 @@ def test_kill_9_mid_write_then_the_next_write(tmp_path: Path) -> None:
     killed = instance.get_run_by_id(live.run_id)
     assert killed.status == dg.DagsterRunStatus.FAILURE and killed.tags[DEAD_TAG] == str(child.pid)
     status = CliRunner().invoke(main, ["status"], env=_environment(config))
-    assert f"run {live.run_id} failed, its process (pid {child.pid}) died" in status.output
+    died = f"its process (pid {child.pid}) died"
+    assert any(line.startswith(f"  {live.run_id[:8]}  ") and line.endswith(died) for line in status.output.splitlines())
 
     materialize_range(config, _raw_keys(config), DAYS, instance, log_level="ERROR")
     assert not list(Path(config.lake_root).rglob("*.tmp"))
     _assert_once_each(config)
+
+
+# --- pools for the production shape ----------------------------------------------------------------------------
+
+
+def test_every_asset_that_writes_the_lake_has_its_own_pool_named_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    pools = []
+    for asset in asset_graph().assets:
+        if stored_names(list(asset.keys)):
+            assert asset.op.pool == lake_pool(asset.op.name), asset.op.name
+            assert f"`{asset.op.pool}`" in readme, f"the README does not list the pool {asset.op.pool}"
+            pools.append(asset.op.pool)
+    assert len(pools) == len(set(pools)) >= 9

@@ -21,7 +21,7 @@ from conv_analytics.nocodb.setup import load_jsonl
 from conv_analytics.sources.base import SourceError
 from conv_analytics.sources.public import synthesize
 from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server, shared_data
-from conv_analytics_tests.platform_support import asset_graph, schema_of
+from conv_analytics_tests.platform_support import asset_graph, check_statuses, schema_of
 
 pytestmark = pytest.mark.integration
 
@@ -80,22 +80,30 @@ def test_range_in_lake_is_exactly_nocodb(loaded_base, tmp_path: Path) -> None:
     assert sum(len(v) for v in expected_messages.values()) == n_messages
 
     nocodb = resource(title, page_size=250, threads=3)
-    result = dg.materialize(
-        [*RAW, *reconciliation_checks],
-        resources=lake_resources(tmp_path / "lake", nocodb),
-        tags=RANGE_TAGS,
-        raise_on_error=False,
-    )
-    assert result.success
-    checks = result.get_asset_check_evaluations()
-    # per raw table: NocoDB's counts reconciled, and every record read accounted for
-    assert sorted(c.check_name for c in checks) == ["matches_nocodb"] * 2 + ["records_accounted"] * 2
-    assert all(c.passed for c in checks)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*RAW, *reconciliation_checks],
+            resources=lake_resources(tmp_path / "lake", nocodb),
+            tags=RANGE_TAGS,
+            raise_on_error=False,
+            instance=instance,
+        )
+        assert result.success
+        checks = result.get_asset_check_evaluations()
+        # per raw table: NocoDB's counts reconciled, and every record read accounted for
+        summaries = [c for c in checks if c.partition is None]
+        assert sorted(c.check_name for c in summaries) == ["matches_nocodb"] * 2 + ["records_accounted"] * 2
+        assert all(c.passed for c in checks)
+        days = [(START + timedelta(days=i)).isoformat() for i in range(DAYS + 1)]
+        # ... and each day of the range has its own result, which the UI shows per partition
+        for check in reconciliation_checks:
+            key = next(iter(check.check_keys))
+            assert sorted(c.partition for c in checks if c.asset_check_key == key and c.partition) == days
+            assert check_statuses(instance, key, GRAPH.partitions.daily) == {"SUCCEEDED": set(days)}
 
     lake = ParquetLake.open(str(tmp_path / "lake"))
     conversations = _lake_ids(lake, "raw_conversations", "conversation_id")
     messages = _lake_ids(lake, "raw_messages", "message_id")
-    days = [(START + timedelta(days=i)).isoformat() for i in range(DAYS + 1)]
     assert sorted(messages) == days
     for day in days:
         assert Counter(conversations[day]) == Counter(expected_conversations.get(day, set())), day

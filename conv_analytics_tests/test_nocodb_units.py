@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conv_analytics.nocodb.client import NocoDBClient, RateLimiter, _retry_after, nocodb_time
+from conv_analytics.nocodb.client import NocoDBClient, RateLimiter, nocodb_time, retry_after_seconds
 from conv_analytics.nocodb.sensor import Cursor, day_ranges, plan_changes, run_requests
 from conv_analytics.partitions import range_tags
 from conv_analytics.sources.base import SourceError
@@ -35,11 +35,11 @@ def test_rate_limiter_off() -> None:
 
 
 def test_retry_after_seconds_and_date() -> None:
-    assert _retry_after("3") == 3.0
-    assert _retry_after(None) is None
-    assert _retry_after("soon") is None
+    assert retry_after_seconds("3") == 3.0
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
     later = datetime.now(timezone.utc) + timedelta(seconds=10)
-    assert 8 <= (_retry_after(format_datetime(later, usegmt=True)) or 0) <= 10
+    assert 8 <= (retry_after_seconds(format_datetime(later, usegmt=True)) or 0) <= 10
 
 
 def test_nocodb_time_is_utc() -> None:

@@ -21,7 +21,7 @@ from conv_analytics.categorize.topics import TopicModel
 from conv_analytics.failures import fails_clearly
 from conv_analytics.io.manager import ALLOW_MISSING_LAST
 from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
-from conv_analytics.partitions import eager_with_next_day
+from conv_analytics.partitions import follows_the_data
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
 
 CATEGORIES = StoredTable(
@@ -172,7 +172,7 @@ def build_categories_asset(
         group_name="transform",
         kinds={"duckdb", "numba", "parquet"},
         # a week without a topic model yet does not hold its days back (its discovered columns stay empty)
-        automation_condition=eager_with_next_day.ignore(dg.AssetSelection.assets(topic_model)),
+        automation_condition=follows_the_data().ignore(dg.AssetSelection.assets(topic_model)),
         metadata=CATEGORIES.metadata(),
         ins={
             "conversations": dg.AssetIn(key=conversations),

@@ -9,10 +9,12 @@ import pyarrow as pa
 
 from conv_analytics.dates import day_window, days_between
 from conv_analytics.failures import fails_clearly
+from conv_analytics.io.ids import IdIndex, Resolution, index_table, resolve
+from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import EntityTables, StoredTable, lake_pool
 from conv_analytics.schemas import QUARANTINE, RAW_CONVERSATIONS, RAW_MESSAGES
 from conv_analytics.sources import normalize
-from conv_analytics.sources.base import ENTITIES, TIME_FIELD, Entity, RecordCounts
+from conv_analytics.sources.base import ENTITIES, ID_FIELD, TIME_FIELD, Batch, Entity, RecordCounts
 from conv_analytics.sources.resource import SourceResource
 
 ACCOUNTED = "records_accounted"
@@ -43,6 +45,32 @@ def accounted(raw: str, counts: dict[str, RecordCounts]) -> dg.AssetCheckResult:
             "unbalanced": dg.MetadataValue.json(off),
         },
     )
+
+
+def id_index(lake: LakeResource, entity: Entity) -> IdIndex:
+    """The id index of an entity's raw table."""
+    return IdIndex(lake.lake(), f"raw_{entity}", RAW_SCHEMAS[entity], ID_FIELD[entity], TIME_FIELD[entity])
+
+
+def one_row_per_id(index: IdIndex, batches: dict[str, Batch], counts: dict[str, RecordCounts]) -> Resolution:
+    """Drop from the days read the rows whose id has a newer version elsewhere (counted as duplicates of
+    their origin), and say which ids leave older partitions; the batches are cut in place."""
+    entity_id, time = index.id_column, index.time_column
+    read = {day: index_table(b.table.column(entity_id), b.table.column(time), b.versions) for day, b in batches.items()}
+    ids = pa.chunked_array([c for t in read.values() for c in t.column("id").chunks], pa.string())
+    stored, stored_days = index.lookup(ids.combine_chunks(), skip=set(batches))
+    resolution = resolve(read, stored, stored_days)
+    for day, positions in resolution.dropped.items():
+        batch = batches[day]
+        for position in positions:
+            counts[batch.origins[position]].raw -= 1
+            counts[batch.origins[position]].duplicates += 1
+        keep = resolution.keep[day]
+        batch.table = batch.table.take(pa.array(keep, pa.int64()))
+        batch.versions = [batch.versions[i] for i in keep]
+        batch.origins = [batch.origins[i] for i in keep]
+        batch.duplicates += len(positions)
+    return resolution
 
 
 def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefinition) -> dg.AssetsDefinition:
@@ -83,49 +111,77 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
         ],
     )
     @fails_clearly
-    def ingest(context: dg.AssetExecutionContext, source: SourceResource) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    def ingest(
+        context: dg.AssetExecutionContext, source: SourceResource, lake: LakeResource
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
         reader = source.open()
         columns = source.columns.get(entity, {})
         redaction, pseudonyms = source.redaction(), source.pseudonyms()
-        tables, quarantines = [], []
+        batches: dict[str, Batch] = {}
         reasons: dict[str, int] = {}
         counts: dict[str, RecordCounts] = {}
-        duplicates = 0
         started = time.perf_counter()
         for day in days_between(window.start, window.end):
             start, end = day_window(day)
             records = reader.fetch(entity, start, end)
             batch = normalize(entity, records, start, end, columns, redaction, pseudonym_key=pseudonyms)
-            tables.append(batch.table)
-            quarantines.append(batch.quarantine)
-            duplicates += batch.duplicates
+            batches[day.isoformat()] = batch
             for reason, count in batch.reasons.items():
                 reasons[reason] = reasons.get(reason, 0) + count
             for name, count in batch.counts.items():
                 counts.setdefault(name, RecordCounts()).add(count)
-        table = pa.concat_tables(tables)
-        quarantine = pa.concat_tables(quarantines)
+        selected = {key.path[-1] for key in context.selected_asset_keys}
+        index = id_index(lake, entity)
+        resolution = Resolution()
+        if raw in selected:
+            resolution = one_row_per_id(index, batches, counts)
+        table = pa.concat_tables([b.table for b in batches.values()])
+        quarantine = pa.concat_tables([b.quarantine for b in batches.values()])
+        duplicates = sum(b.duplicates for b in batches.values())
         seconds = time.perf_counter() - started
         if quarantine.num_rows:
             context.log.warning(
                 f"{raw}: set aside {quarantine.num_rows} malformed record(s) in {quarantined}: {reasons}"
             )
         context.log.info(f"{raw}: {table.num_rows} rows from the {reader.name} source in {seconds:.2f}s")
-        selected = {key.path[-1] for key in context.selected_asset_keys}
         if raw in selected:
-            yield dg.Output(
-                table,
-                output_name=raw,
-                metadata={
-                    "source": reader.name,
-                    "quarantined": dg.MetadataValue.int(quarantine.num_rows),
-                    "duplicates_dropped": dg.MetadataValue.int(duplicates),
-                    "records_by_origin": dg.MetadataValue.json({k: asdict(v) for k, v in sorted(counts.items())}),
-                    "read_seconds": dg.MetadataValue.float(round(seconds, 3)),
-                    "rows_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
-                },
-            )
+            metadata = {
+                "source": reader.name,
+                "quarantined": dg.MetadataValue.int(quarantine.num_rows),
+                "duplicates_dropped": dg.MetadataValue.int(duplicates),
+                "records_by_origin": dg.MetadataValue.json({k: asdict(v) for k, v in sorted(counts.items())}),
+                "read_seconds": dg.MetadataValue.float(round(seconds, 3)),
+                "rows_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
+            }
+            if resolution.superseded_by or resolution.moved_out:
+                metadata["superseded_here"] = dg.MetadataValue.int(len(resolution.superseded_by))
+                metadata["moved_from"] = dg.MetadataValue.json(
+                    {day: len(ids) for day, ids in sorted(resolution.moved_out.items())}
+                )
+            yield dg.Output(table, output_name=raw, metadata=metadata)
+            # the rows are stored (the IO manager ran): now their index, then the older days they left
+            for day, batch in batches.items():
+                index.write(
+                    day,
+                    index_table(
+                        batch.table.column(index.id_column), batch.table.column(index.time_column), batch.versions
+                    ),
+                )
+            for day, ids in sorted(resolution.moved_out.items()):
+                left = index.remove(day, ids)
+                context.log.warning(f"{raw} {day}: {len(ids)} id(s) moved to a newer version on another day")
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=raw,
+                        partition=day,
+                        description=f"rewritten without {len(ids)} id(s) whose newer version is on another day",
+                        metadata={
+                            "rows": dg.MetadataValue.int(left),
+                            "ids_moved_out": dg.MetadataValue.int(len(ids)),
+                        },
+                    )
+                )
         if quarantined in selected:
             yield dg.Output(quarantine, output_name=quarantined, metadata={"reasons": dg.MetadataValue.json(reasons)})
         if context.selected_asset_check_keys:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from conv_analytics import markdown
 from conv_analytics.analytics.render import FORMATS, render, summary_markdown, volume_chart_markdown
 from conv_analytics.analytics.report import (
     ReportTables,
@@ -16,6 +17,7 @@ from conv_analytics.analytics.report import (
 )
 from conv_analytics.failures import fails_clearly
 from conv_analytics.io.resources import LakeResource
+from conv_analytics.partitions import whenever_a_dependency_updates
 
 
 class ReportsResource(dg.ConfigurableResource):
@@ -43,7 +45,7 @@ def report_tables(
 def build_report_asset(tables: ReportTables, rollups: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
     @dg.asset(
         deps=list(rollups),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=whenever_a_dependency_updates(),
         group_name="analytics",
         kinds={"html", "markdown"},
     )
@@ -86,6 +88,6 @@ def write_reports(
         )
     metadata["summary"] = dg.MetadataValue.md(summary_markdown(shown))
     metadata["chart"] = dg.MetadataValue.md(
-        f"Conversations per day, {shown['title']}\n\n{volume_chart_markdown(shown)}"
+        f"Conversations per day, {markdown.escape(shown['title'])}\n\n{volume_chart_markdown(shown)}"
     )
     return dg.MaterializeResult(metadata=metadata)

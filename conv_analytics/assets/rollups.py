@@ -19,7 +19,7 @@ from conv_analytics.analytics.rollups import compute_rollups, users_seen_before
 from conv_analytics.failures import fails_clearly
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
-from conv_analytics.partitions import Partitions, eager_with_next_day
+from conv_analytics.partitions import Partitions, follows_the_data
 from conv_analytics.schemas import ROLLUPS
 
 CHECKS: dict[str, tuple[str, Callable[..., list[str]]]] = {
@@ -145,7 +145,7 @@ def build_rollup_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=lake_pool(name),
         check_specs=check_specs(name),
-        automation_condition=eager_with_next_day if period == "day" else dg.AutomationCondition.eager(),
+        automation_condition=follows_the_data(),
         group_name="analytics",
         kinds={"duckdb", "parquet"},
         metadata=_stored(name).metadata(),

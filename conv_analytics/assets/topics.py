@@ -27,7 +27,7 @@ from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.manager import MISSING_READS_EMPTY
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import StoredTable, lake_pool
-from conv_analytics.partitions import Partitions
+from conv_analytics.partitions import Partitions, follows_the_data
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import TOPIC_MODELS
 
@@ -169,8 +169,9 @@ def build_model_asset(
         deps=[upstream],
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=lake_pool(name),
-        # refit every Monday for the new week; any week whose days change is refit too
-        automation_condition=dg.AutomationCondition.on_cron("0 3 * * 1") | dg.AutomationCondition.eager(),
+        # fit every Monday for the new week; a week is refit whenever its days change, at any age (the
+        # week in progress as its days arrive, an old week once all its days are loaded)
+        automation_condition=dg.AutomationCondition.on_cron("0 3 * * 1") | follows_the_data(),
         group_name="topics",
         kinds={"numba", "parquet"},
         metadata=MODELS.metadata(),

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import click
 import dagster as dg
 
-from conv_analytics.config import Config, SettingError, settings_table_markdown
+from conv_analytics.config import Config, Setting, SettingError, settings_table_markdown
 from conv_analytics.errors import PlatformError, one_line
+from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource, lake_resource
 
 DEFAULT_DEMO_DAYS = 62  # any 62 consecutive days hold a whole calendar month and several ISO weeks
-RECENT_RUNS = 20  # failed runs `status` looks through for those whose process died
 
 
 # beta/preview notices are for developers, not CLI users
@@ -96,14 +98,32 @@ def _run(config: Config, first: date, last: date) -> None:
     click.echo(f"done in {time.perf_counter() - started:.1f}s ({sum(step.runs for step in summary.steps)} runs)")
 
 
+def _writable(folder: Path, setting: Setting[object]) -> None:
+    """`folder` exists (made if need be) and takes a file; else one line naming the setting to fix."""
+    from conv_analytics.io.errors import StoreError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StoreError(f"{folder} cannot be written ({exc.strerror or exc}): fix {setting.env}") from None
+
+
 def _reach_services(config: Config) -> None:
-    """Reach the lake, MongoDB and a required translator before the run: a stopped server is one line
-    at once, not a failed step after minutes of work (each raises its one-line error)."""
+    """Reach the home, the lake, MongoDB and a required translator before the run: a stopped server is
+    one line at once, not a failed step after minutes of work (each raises its one-line error)."""
     from conv_analytics.cli.enrich import configured_translator
     from conv_analytics.io.mongo import MongoResource
     from conv_analytics.resources import configured
 
-    _lake(config).lake().assets()
+    _writable(config.home, Config.home)
+    _writable(config.instance_dir, Config.dagster_home if config.dagster_home else Config.home)
+    lake = _lake(config).lake()
+    if lake.is_local:
+        _writable(Path(lake.root), Config.lake_url if config.lake_url else Config.home)
+    lake.assets()
     mongo = configured(MongoResource, config, env_var_secrets=False)
     if mongo.enabled:
         store = mongo.store()
@@ -217,19 +237,28 @@ def query(sql: str, fmt: str, max_rows: int) -> None:
 
 @main.command()
 def status() -> None:
-    """Which partitions of each asset are in the lake, and the ones missing between its first and last."""
+    """Which partitions of each asset are in the lake, and the ones missing between its first and last;
+    then what the Dagster instance is doing: each asset's last run, failed and queued runs, backfills."""
+    from conv_analytics.cli.deploy import operations
     from conv_analytics.definitions import Platform
+    from conv_analytics.instance import instance_for
 
     config = _settings()
     assets = Platform.build(config).graph.assets
+    _print_lake_status(config, assets)
+    with instance_for(config) as instance:
+        click.echo("\n".join(["", *operations(instance, [key for asset in assets for key in asset.keys])]))
+
+
+def _print_lake_status(config: Config, assets: list[dg.AssetsDefinition]) -> None:
     lake = _lake(config).lake()
     present = set(lake.assets())
-    _print_runs(config)
     if not present:
         click.echo(f"the lake at {lake.url} is empty: run `conv-analytics demo` or materialise assets")
         return
     click.echo(f"lake: {lake.url}")
     click.echo(f"{'asset':<28} {'partitions':>10}  {'first':<10}  {'last':<10}  missing")
+    lags: list[str] = []
     for asset in assets:
         for key in asset.keys:
             name = key.path[-1]
@@ -243,20 +272,45 @@ def status() -> None:
             gaps = sorted(set(expected) - set(keys))
             gap_text = ", ".join(gaps[:5]) + (" ..." if len(gaps) > 5 else "") or "-"
             click.echo(f"{name:<28} {len(keys):>10}  {keys[0]:<10}  {keys[-1]:<10}  {gap_text}")
+            if config.mongodb_uri and (line := _mongo_lag(config, lake, asset, key, keys)):
+                lags.append(line)
+    if config.mongodb_uri:
+        click.echo("MongoDB against the lake: " + ("every mirrored partition agrees" if not lags else ""))
+        for line in lags:
+            click.echo(f"  {line}")
 
 
-def _print_runs(config: Config) -> None:
-    """Runs in progress, and recent runs marked failed because their process died (marked just now, too)."""
-    from conv_analytics.instance import DEAD_TAG, instance_for, run_partitions
+def _mongo_lag(config: Config, lake: ParquetLake, asset: dg.AssetsDefinition, key: dg.AssetKey, keys: list[str]) -> str:
+    """Where MongoDB differs from the lake for one mirrored asset: partitions it lacks or has fewer rows of."""
+    from conv_analytics.io.mongo import MongoStore, compare_partitions
+    from conv_analytics.io.tables import MONGO_KEY, StoredTable
 
-    instance = instance_for(config)
-    running = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-    failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]), limit=RECENT_RUNS)
-    for run in running:
-        click.echo(f"run {run.run_id} in progress: {run_partitions(run)}")
-    for run in failed:
-        if DEAD_TAG in run.tags:
-            click.echo(f"run {run.run_id} failed, its process (pid {run.tags[DEAD_TAG]}) died: {run_partitions(run)}")
+    metadata = asset.metadata_by_key.get(key, {})
+    if MONGO_KEY not in metadata:
+        return ""
+    partitions = asset.partitions_def
+    assert isinstance(partitions, dg.TimeWindowPartitionsDefinition)
+    start = partitions.time_window_for_partition_key(keys[0]).start
+    end = partitions.time_window_for_partition_key(keys[-1]).end
+    store = MongoStore(config.mongodb_uri, config.mongodb_database)
+    try:
+        differ = compare_partitions(lake, store, key.path[-1], StoredTable.of(metadata), keys, start, end)
+    finally:
+        store.close()
+    if not differ:
+        return ""
+    behind = [d for d in differ if d.mongo < d.lake]
+    missing = [d.key for d in differ if d.mongo == 0]
+    ahead = [d.key for d in differ if d.mongo > d.lake]
+    parts = [
+        f"{key.path[-1]}: MongoDB behind the lake in {len(behind)} partition(s), "
+        f"{sum(d.lake - d.mongo for d in behind)} row(s)"
+    ]
+    if missing:
+        parts.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if ahead:
+        parts.append(f"more documents than the lake in {', '.join(ahead[:5])}" + (" ..." if len(ahead) > 5 else ""))
+    return "; ".join(parts) + " (materialise those partitions again)"
 
 
 @main.command("init")
@@ -290,8 +344,6 @@ def show_config(markdown: bool) -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """The Dagster UI and daemon (`dagster dev`) over the same instance and lake as the CLI."""
-    import os
-
     from conv_analytics.instance import prepare_instance_dir
 
     instance = prepare_instance_dir(Config.from_env())
@@ -302,11 +354,12 @@ def ui(port: int) -> None:
 
 # The domain commands live in their own modules and join the group here.
 from conv_analytics.cli.categorize import categorize, train  # noqa: E402
+from conv_analytics.cli.deploy import celery_worker  # noqa: E402
 from conv_analytics.cli.enrich import enrich  # noqa: E402
 from conv_analytics.cli.files import files  # noqa: E402
 from conv_analytics.cli.nocodb import nocodb  # noqa: E402
 from conv_analytics.cli.report import report  # noqa: E402
 from conv_analytics.cli.topics import topics  # noqa: E402
 
-for _command in (report, nocodb, files, train, categorize, enrich, topics):
+for _command in (report, nocodb, files, train, categorize, enrich, topics, celery_worker):
     main.add_command(_command)

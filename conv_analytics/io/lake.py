@@ -3,7 +3,8 @@
 Layout: `<root>/<asset>/date=YYYY-MM-DD/part-0.parquet` (unpartitioned assets: `<root>/<asset>/part-0.parquet`).
 A partition is replaced as a whole: locally by writing a temporary file and renaming it over the old
 one, on S3 by uploading the finished file as one object (an upload that fails leaves the old object);
-either way no reader ever sees half a day.
+either way no reader ever sees half a day. A writer keeps its temporary file locked; the next write to
+the asset deletes those a killed writer left (nobody holds their lock).
 
 S3 credentials come the usual AWS way (environment, shared files, profile, instance role) through a
 boto3 session; any S3 failure becomes one StoreError that names the setting to fix.
@@ -64,6 +65,8 @@ class S3Settings:
     access_key: str = dataclasses.field(default="", repr=False)
     secret_key: str = dataclasses.field(default="", repr=False)
     session_token: str = dataclasses.field(default="", repr=False)
+    sse: str = ""  # server-side encryption asked for on every write: "", AES256 or aws:kms
+    sse_kms_key_id: str = ""
 
     @classmethod
     def resolve(cls, endpoint_url: str, region: str, profile: str = "") -> S3Settings:
@@ -93,6 +96,33 @@ class S3Settings:
             options["endpoint_override"] = endpoint.netloc or endpoint.path
             options["scheme"] = endpoint.scheme or "https"
         return pafs.S3FileSystem(**options)
+
+    def put(self, path: str, data: pa.Buffer) -> None:
+        """Upload one object with the server-side encryption asked for (pyarrow's S3 writes cannot ask)."""
+        import boto3
+        import botocore.exceptions
+
+        bucket, key = path.split("/", 1)
+        encryption = {"ServerSideEncryption": self.sse}
+        if self.sse == "aws:kms" and self.sse_kms_key_id:
+            encryption["SSEKMSKeyId"] = self.sse_kms_key_id
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url or None,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            aws_session_token=self.session_token or None,
+        )
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=data.to_pybytes(), **encryption)
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if self.sse == "aws:kms" and code not in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket"):
+                raise OSError(f"KMS: {exc}") from exc  # a store without the key (or without KMS) fails this way
+            raise OSError(str(exc)) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise OSError(str(exc)) from exc
 
     def fsspec(self) -> fsspec.AbstractFileSystem:
         """The same store as an fsspec file system (what DuckDB reads S3 through here)."""
@@ -136,6 +166,13 @@ def explain_s3_error(exc: OSError, bucket: str, endpoint_url: str) -> str:
     where = endpoint_url or "AWS"
     if any(s in text for s in ("NETWORK_CONNECTION", "curlCode", "Could not connect", "timed out")):
         return f"the S3 store at {where} is unreachable: start it or fix {Config.s3_endpoint_url.env}"
+    if "KMS" in text:
+        return (
+            f"the S3 store at {where} could not encrypt with KMS: fix {Config.s3_sse_kms_key_id.env} "
+            f"or {Config.s3_sse.env}"
+        )
+    if "ServerSideEncryption" in text or "NotImplemented" in text:
+        return f"the S3 store at {where} refused the server-side encryption asked for: fix {Config.s3_sse.env}"
     if any(s in text for s in ("ACCESS_DENIED", "SignatureDoesNotMatch", "InvalidAccessKeyId", "Forbidden")):
         return (
             f"the S3 store at {where} refused the credentials: fix AWS_ACCESS_KEY_ID / "
@@ -217,10 +254,7 @@ class ParquetLake:
 
     @contextlib.contextmanager
     def _store(self, doing: str) -> Iterator[None]:
-        """Turn an S3 failure into one StoreError naming the setting to fix; check the bucket once."""
-        if self.is_local:
-            yield
-            return
+        """Turn a store's failure into one StoreError naming the setting to fix; on S3 check the bucket once."""
         try:
             if not self._checked:
                 if self.fs.get_file_info(self.bucket).type == pafs.FileType.NotFound:
@@ -230,6 +264,9 @@ class ParquetLake:
         except (FileNotFoundError, StoreError):
             raise
         except OSError as exc:
+            if self.is_local:  # a folder that cannot be read or written (permissions, a file in its place)
+                fix = f"{Config.home.env} or {Config.lake_url.env}"
+                raise StoreError(f"local lake {self.url}: {doing} failed ({exc.strerror or exc}): fix {fix}") from exc
             endpoint = self.s3.endpoint_url if self.s3 else ""
             reason = explain_s3_error(exc, self.bucket, endpoint)
             raise StoreError(f"S3 lake {self.url}: {doing} failed: {reason} ({exc})") from exc
@@ -309,9 +346,12 @@ class ParquetLake:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
         data = sink.getvalue()
-        stream = self.fs.open_output_stream(path)
-        stream.write(data)
-        stream.close()
+        if self.s3 is not None and self.s3.sse:
+            self.s3.put(path, data)
+        else:
+            stream = self.fs.open_output_stream(path)
+            stream.write(data)
+            stream.close()
         return WriteStats(rows=table.num_rows, bytes=data.size, path=path)
 
     def exists(self, asset: str, key: str | None) -> bool:
@@ -353,21 +393,19 @@ class ParquetLake:
         return pa.concat_tables(tables)
 
     def row_counts(self, asset: str, keys: list[str]) -> dict[str, int]:
-        """Rows of each present partition of `keys`, from the Parquet footers (no data is read)."""
+        """Rows per partition from the Parquet footers (0 for a partition that is absent)."""
 
-        def count(key: str) -> int | None:
+        def count(key: str) -> int:
             try:
                 return pq.read_metadata(self.partition_path(asset, key), filesystem=self.fs).num_rows
             except FileNotFoundError:
-                return None
+                return 0
 
-        with self._store(f"reading the row counts of {asset}"):
+        with self._store(f"counting {asset}"):
             if self.is_local:
-                found = [count(key) for key in keys]
-            else:
-                with ThreadPoolExecutor(S3_THREADS) as pool:
-                    found = list(pool.map(count, keys))
-        return {key: rows for key, rows in zip(keys, found, strict=True) if rows is not None}
+                return {key: count(key) for key in keys}
+            with ThreadPoolExecutor(S3_THREADS) as pool:
+                return dict(zip(keys, pool.map(count, keys), strict=True))
 
     def keys(self, asset: str) -> list[str]:
         """The partition keys of an asset that are present in the lake."""
@@ -386,7 +424,10 @@ class ParquetLake:
         selector = pafs.FileSelector(self.root, allow_not_found=True)
         with self._store("listing the lake"):
             infos = self.fs.get_file_info(selector)
-        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+        # folders starting with "_" hold the lake's own bookkeeping (the id index), not assets
+        return sorted(
+            i.base_name for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("_")
+        )
 
 
 def json_size(table: pa.Table) -> int:

@@ -11,6 +11,7 @@ followed by deleting what the new slice no longer holds. Times are stored to the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -22,7 +23,7 @@ from pymongo.uri_parser import parse_uri
 
 from conv_analytics.config import Config
 from conv_analytics.io.errors import StoreError
-from conv_analytics.io.lake import conform
+from conv_analytics.io.lake import ParquetLake, conform
 from conv_analytics.io.tables import MongoCollection, StoredTable
 from conv_analytics.resources import setting_field
 
@@ -75,11 +76,49 @@ def describe_uri(uri: str) -> str:
     return ",".join(f"{host}:{port}" for host, port in hosts)
 
 
+@dataclass(frozen=True)
+class MongoLogin:
+    """Credentials and TLS options kept out of the URI (each overrides the URI's own when set)."""
+
+    user: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    auth_source: str = ""
+    tls: bool = False
+    tls_ca_file: str = ""
+    tls_allow_invalid: bool = False
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword options of MongoClient; TLS is only ever switched on here, never off."""
+        options: dict[str, Any] = {}
+        if self.user:
+            options["username"] = self.user
+        if self.password:
+            options["password"] = self.password
+        if self.auth_source:
+            options["authSource"] = self.auth_source
+        if self.tls or self.tls_ca_file or self.tls_allow_invalid:
+            options["tls"] = True
+        if self.tls_ca_file:
+            options["tlsCAFile"] = self.tls_ca_file
+        if self.tls_allow_invalid:
+            options["tlsAllowInvalidCertificates"] = True
+            options["tlsAllowInvalidHostnames"] = True
+        return options
+
+    @property
+    def credentials_named(self) -> str:
+        """The settings that hold the credentials in use, for messages."""
+        if self.user or self.password:
+            return f"{Config.mongodb_user.env} / {Config.mongodb_password.env}"
+        return Config.mongodb_uri.env
+
+
 class MongoStore:
     """A small client over one database: indexes, partition replacement and reads by time window."""
 
-    def __init__(self, uri: str, database: str, timeout_ms: int = 10_000) -> None:
+    def __init__(self, uri: str, database: str, timeout_ms: int = 10_000, login: MongoLogin | None = None) -> None:
         self.where = describe_uri(uri)
+        self.login = login or MongoLogin()
         try:
             self.client: pymongo.MongoClient = pymongo.MongoClient(
                 uri,
@@ -87,6 +126,7 @@ class MongoStore:
                 serverSelectionTimeoutMS=timeout_ms,
                 connectTimeoutMS=timeout_ms,
                 appname="conv-analytics",
+                **self.login.client_options(),
             )
         except (pymongo.errors.ConfigurationError, pymongo.errors.InvalidURI, ValueError) as exc:
             raise StoreError(f"{Config.mongodb_uri.env} is not a valid MongoDB connection string: {exc}") from None
@@ -102,15 +142,24 @@ class MongoStore:
         try:
             return action()
         except pymongo.errors.ConnectionFailure as exc:
+            if any(word in str(exc) for word in ("SSL", "certificate", "TLS")):
+                raise StoreError(
+                    f"MongoDB at {self.where}: the TLS handshake failed while {doing}: fix "
+                    f"{Config.mongodb_tls_ca_file.env} (the CA of the server's certificate) or "
+                    f"{Config.mongodb_tls.env} ({exc})"
+                ) from None
+            plain_refused = "reset by peer" in str(exc) and "tls" not in self.login.client_options()
+            hint = f" (a server that wants TLS resets plain connections: see {Config.mongodb_tls.env})"
+            hint = hint if plain_refused else ""
             raise StoreError(
                 f"MongoDB at {self.where} is unreachable while {doing}: "
-                f"start it or fix {Config.mongodb_uri.env} ({str(exc).split(', Timeout:')[0]})"
+                f"start it or fix {Config.mongodb_uri.env}{hint} ({str(exc).split(', Timeout:')[0]})"
             ) from None
         except pymongo.errors.OperationFailure as exc:
             if exc.code in (13, 18):  # Unauthorized, AuthenticationFailed
                 raise StoreError(
-                    f"MongoDB at {self.where} refused the credentials in {Config.mongodb_uri.env} while {doing}: "
-                    f"fix the user or password there ({exc})"
+                    f"MongoDB at {self.where} refused the credentials in {self.login.credentials_named} while "
+                    f"{doing}: fix the user or password there ({exc})"
                 ) from None
             raise StoreError(f"MongoDB at {self.where} failed while {doing}: {exc}") from None
         except pymongo.errors.PyMongoError as exc:
@@ -189,19 +238,51 @@ class MongoStore:
         cursor = self.db[spec.name].find(query).sort(stored.time_column, pymongo.ASCENDING)
         return from_documents(self._call(f"reading {spec.name}", lambda: list(cursor)), stored.schema)
 
-    def counts_by_day(self, stored: StoredTable) -> dict[str, int]:
-        """Documents per UTC day of the time column: what tests and operators compare with the lake."""
+    def counts_by_day(
+        self, stored: StoredTable, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, int]:
+        """Documents per UTC day of the time column (within [start, end) when given): what tests,
+        the `lake_matches_mongodb` check and `status` compare with the lake."""
         spec = _collection(stored)
+        window = {stored.time_column: {"$gte": start, "$lt": end}} if start and end else {}
         pipeline = [
+            {"$match": window},
             {
                 "$group": {
                     "_id": {"$dateToString": {"format": "%Y-%m-%d", "date": f"${stored.time_column}"}},
                     "n": {"$sum": 1},
                 }
-            }
+            },
         ]
         rows = self._call(f"counting {spec.name}", lambda: list(self.db[spec.name].aggregate(pipeline)))
         return {row["_id"]: row["n"] for row in sorted(rows, key=lambda r: r["_id"])}
+
+
+@dataclass(frozen=True)
+class PartitionCounts:
+    """One partition's rows in the lake and documents in MongoDB."""
+
+    key: str
+    lake: int
+    mongo: int
+
+
+def compare_partitions(
+    lake: ParquetLake,
+    store: MongoStore,
+    asset: str,
+    stored: StoredTable,
+    keys: list[str],
+    start: datetime,
+    end: datetime,
+) -> list[PartitionCounts]:
+    """The partitions among `keys` (all within [start, end)) whose lake rows and MongoDB documents differ.
+
+    A partition missing from the lake counts 0 rows there; keys are days, Mondays or first days of
+    months, which is the day of the time column of their documents."""
+    mongo = store.counts_by_day(stored, start, end)
+    rows = lake.row_counts(asset, keys)
+    return [PartitionCounts(k, rows[k], mongo.get(k, 0)) for k in keys if rows[k] != mongo.get(k, 0)]
 
 
 def _collection(stored: StoredTable) -> MongoCollection:
@@ -213,12 +294,18 @@ def _collection(stored: StoredTable) -> MongoCollection:
 class MongoResource(dg.ConfigurableResource):
     """MongoDB, the operational copy; `.store()` opens a MongoStore. Empty `uri`: MongoDB is off.
 
-    The URI may hold a password: taken from the environment it stays a `dg.EnvVar`, so the UI shows
-    the variable's name, never the value.
+    The URI may hold a password, or the user and password come as settings of their own: taken from
+    the environment they stay `dg.EnvVar`s, so the UI shows the variables' names, never the values.
     """
 
     uri: str = setting_field(Config.mongodb_uri)
     database: str = setting_field(Config.mongodb_database)
+    user: str = setting_field(Config.mongodb_user)
+    password: str = setting_field(Config.mongodb_password)
+    auth_source: str = setting_field(Config.mongodb_auth_source)
+    tls: bool = setting_field(Config.mongodb_tls)
+    tls_ca_file: str = setting_field(Config.mongodb_tls_ca_file)
+    tls_allow_invalid: bool = setting_field(Config.mongodb_tls_allow_invalid)
     timeout_ms: int = 10_000
 
     @property
@@ -226,4 +313,7 @@ class MongoResource(dg.ConfigurableResource):
         return bool(self.uri.strip())
 
     def store(self) -> MongoStore:
-        return MongoStore(self.uri, self.database, self.timeout_ms)
+        login = MongoLogin(
+            self.user, self.password, self.auth_source, self.tls, self.tls_ca_file, self.tls_allow_invalid
+        )
+        return MongoStore(self.uri, self.database, self.timeout_ms, login)

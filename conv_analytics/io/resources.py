@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dagster as dg
 import duckdb
 from dagster_aws.s3 import S3Resource
@@ -18,25 +20,31 @@ class LakeResource(dg.ConfigurableResource):
     root: str
     s3_endpoint_url: str = setting_field(Config.s3_endpoint_url)
     aws_region: str = setting_field(Config.aws_region)
+    s3_sse: str = setting_field(Config.s3_sse)
+    s3_sse_kms_key_id: str = setting_field(Config.s3_sse_kms_key_id)
     # Explicit S3 credentials/profile the dagster-aws way; without it, the usual AWS chain (boto3 session).
     s3: S3Resource | None = None
 
     def lake(self) -> ParquetLake:
-        if self.s3 is None or not self.root.startswith("s3://"):
-            return ParquetLake.open(self.root, endpoint_url=self.s3_endpoint_url, region=self.aws_region)
+        if not self.root.startswith("s3://"):
+            return ParquetLake.open(self.root)
+        settings = replace(self._s3_settings(), sse=self.s3_sse, sse_kms_key_id=self.s3_sse_kms_key_id)
+        return ParquetLake.open(self.root, s3=settings)
+
+    def _s3_settings(self) -> S3Settings:
+        if self.s3 is None:
+            return S3Settings.resolve(self.s3_endpoint_url, self.aws_region)
         endpoint = self.s3.endpoint_url or self.s3_endpoint_url
         region = self.s3.region_name or self.aws_region
         if self.s3.aws_access_key_id and self.s3.aws_secret_access_key:
-            settings = S3Settings(
+            return S3Settings(
                 endpoint,
                 region,
                 self.s3.aws_access_key_id,
                 self.s3.aws_secret_access_key,
                 self.s3.aws_session_token or "",
             )
-        else:
-            settings = S3Settings.resolve(endpoint, region, self.s3.profile_name or "")
-        return ParquetLake.open(self.root, s3=settings)
+        return S3Settings.resolve(endpoint, region, self.s3.profile_name or "")
 
     def duckdb(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with one view per asset of the lake."""

@@ -41,7 +41,7 @@ def nocodb_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
         return None
@@ -189,7 +189,7 @@ class NocoDBClient:
                         last_problem = "answer was not JSON"
                 elif response.status_code in RETRY_STATUSES and (idempotent or response.status_code == 429):
                     last_problem = f"HTTP {response.status_code}"
-                    wait_for = _retry_after(response.headers.get("Retry-After"))
+                    wait_for = retry_after_seconds(response.headers.get("Retry-After"))
                     if wait_for is not None:
                         wait_for = min(wait_for, MAX_RETRY_AFTER_SECONDS)
                 else:

@@ -31,6 +31,7 @@ from typing import Any
 import dagster as dg
 
 from conv_analytics.config import Config
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.query import quote_identifier
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import EntityTables
@@ -38,7 +39,7 @@ from conv_analytics.nocodb.client import CREATED_AT, ROW_ID, UPDATED_AT
 from conv_analytics.nocodb.resource import NocoDBResource
 from conv_analytics.nocodb.source import NocoDBSource, locator
 from conv_analytics.partitions import range_tags
-from conv_analytics.sources.base import ENTITIES, ID_FIELD, Entity, SourceError, parse_timestamp
+from conv_analytics.sources.base import ENTITIES, ID_FIELD, Entity, parse_timestamp
 
 
 @dataclass
@@ -158,6 +159,10 @@ def day_ranges(days: dict[Entity, set[date]], first: date, last: date) -> list[t
     return ranges
 
 
+# Runs that read NocoDB carry this tag; deploy/dagster.yaml runs one of them at a time (its rate limit).
+NOCODB_RUN_TAGS = {"conv_analytics/source": "nocodb"}
+
+
 def run_requests(
     ranges: list[tuple[date, date]], cursor_text: str | None, selection: Sequence[dg.AssetKey]
 ) -> list[dg.RunRequest]:
@@ -168,36 +173,40 @@ def run_requests(
         key = f"nocodb:{start.isoformat()}...{end.isoformat()}@{origin}"
         if start == end:
             requests.append(
-                dg.RunRequest(run_key=key, partition_key=start.isoformat(), asset_selection=list(selection))
+                dg.RunRequest(
+                    run_key=key, partition_key=start.isoformat(), tags=NOCODB_RUN_TAGS, asset_selection=list(selection)
+                )
             )
         else:
-            tags = range_tags(start.isoformat(), end.isoformat())
+            tags = {**range_tags(start.isoformat(), end.isoformat()), **NOCODB_RUN_TAGS}
             requests.append(dg.RunRequest(run_key=key, tags=tags, asset_selection=list(selection)))
     return requests
 
 
 def build_nocodb_sensor(
-    daily_chain: Sequence[dg.AssetKey], tables: Mapping[Entity, EntityTables], start_date: date, enabled: bool
+    daily_chain: Sequence[dg.AssetKey],
+    tables: Mapping[Entity, EntityTables],
+    start_date: date,
+    enabled: bool,
+    interval_seconds: int = Config.nocodb_poll_seconds.default_value,
 ) -> dg.SensorDefinition:
     """The sensor over the daily chain's assets, running by default where NocoDB is the source."""
 
     @dg.sensor(
         name="nocodb_changes",
         description="Re-collects the days whose NocoDB rows were created or edited since the last tick.",
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=interval_seconds,
         asset_selection=list(daily_chain),
         default_status=dg.DefaultSensorStatus.RUNNING if enabled else dg.DefaultSensorStatus.STOPPED,
     )
+    @fails_clearly
     def nocodb_changes(
         context: dg.SensorEvaluationContext, nocodb: NocoDBResource, lake: LakeResource
     ) -> dg.SensorResult | dg.SkipReason:
         if not nocodb.enabled:
             return dg.SkipReason(f"{Config.nocodb_url.env} is not set: the files source has nothing to poll")
         cursor = Cursor.parse(context.cursor)
-        try:
-            plan = plan_changes(nocodb.source(), lake, cursor, tables)
-        except SourceError as exc:
-            raise dg.Failure(description=f"nocodb sensor: {exc}") from None
+        plan = plan_changes(nocodb.source(), lake, cursor, tables)
         today = datetime.now(timezone.utc).date()
         ranges = day_ranges(plan.days, start_date, today)
         outside = sorted(d for ds in plan.days.values() for d in ds if not start_date <= d <= today)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,7 +18,18 @@ from typing import Any
 from conv_analytics.config import Config
 from conv_analytics.dates import days_between
 from conv_analytics.nocodb.client import CREATED_AT, MAX_ROWS_PER_WRITE, ROW_ID, UPDATED_AT, NocoDBClient, nocodb_time
-from conv_analytics.sources.base import FIELDS, ID_FIELD, TIME_FIELD, Entity, RawRecord, SourceError, parse_timestamp
+from conv_analytics.sources.base import (
+    FIELDS,
+    ID_FIELD,
+    TIME_FIELD,
+    Entity,
+    RawRecord,
+    SourceError,
+    Version,
+    change_time,
+    parse_timestamp,
+    placement_time,
+)
 
 TABLE_SETTING: dict[Entity, str] = {
     "conversations": Config.nocodb_conversations_table.env,
@@ -147,13 +158,19 @@ class NocoDBSource:
             self._tables[entity] = info
             return info
 
-    def fields(self, entity: Entity, *, arrival: bool = False) -> list[str]:
-        """The columns worth fetching: ours (as the table names them) and Id; CreatedAt only
-        where it places the row (NocoDB formats every date it sends, which costs it time)."""
+    def fields(self, entity: Entity) -> list[str]:
+        """The columns worth fetching: ours (as the table names them), Id, and UpdatedAt and CreatedAt,
+        which order two rows of the same id (`version`) and place a row without a usable time."""
         info = self.table(entity)
-        wanted = [self.column(entity, f) for f in FIELDS[entity]] + [ROW_ID]
-        wanted += [CREATED_AT] if arrival else []
+        wanted = [self.column(entity, f) for f in FIELDS[entity]] + [ROW_ID, UPDATED_AT, CREATED_AT]
         return [c for c in dict.fromkeys(wanted) if c in info.columns]
+
+    @staticmethod
+    def version(row: Mapping[str, Any]) -> Version:
+        """The newer of two rows with the same id: the later UpdatedAt (else CreatedAt), then the later Id."""
+        row_id = row.get(ROW_ID)
+        place = f"{row_id:012d}" if isinstance(row_id, int) else str(row_id)
+        return Version(change_time({UPDATED_AT: row.get(UPDATED_AT), CREATED_AT: row.get(CREATED_AT)}), place)
 
     # --- filters --------------------------------------------------------------------------
 
@@ -173,7 +190,8 @@ class NocoDBSource:
         return list(zip(edges, [*edges[1:], end], strict=True))
 
     def _unplaced_ids(self, entity: Entity, windows: Sequence[tuple[datetime, datetime]]) -> list[Any]:
-        """Ids of rows that arrived in the windows without a usable time of their own.
+        """Ids of rows that arrived in the windows without a usable time of their own: unparseable,
+        or out of range (1900-01-01 and 9999-12-31 fall in no day's window).
 
         No server filter finds them all: on SQLite a DateTime column keeps any text it was sent
         (NocoDB shows it as 'Invalid Date'), so the arrivals are read with two columns and judged here.
@@ -187,7 +205,7 @@ class NocoDBSource:
             page_size=self.page_size,
             threads=self.threads,
         ):
-            ids += [r[ROW_ID] for r in rows if parse_timestamp(r.get(info.time_column)) is None]
+            ids += [r[ROW_ID] for r in rows if placement_time(r.get(info.time_column)) is None]
         return sorted(set(ids))
 
     # --- reading --------------------------------------------------------------------------
@@ -209,17 +227,25 @@ class NocoDBSource:
                     fields=self.fields(entity),
                     **options,
                 ),
-                self.client.pages(info.id, by_id, fields=self.fields(entity, arrival=True), **options),
+                self.client.pages(info.id, by_id, fields=self.fields(entity), **options),
             )
-            # an unparseable time that sorts inside the window as text belongs to its arrival day
+            # an unusable time that sorts inside the window as text belongs to its arrival day; a row
+            # the server's text comparison returns for a day its own UTC time is not on belongs there
             wanted = set(unplaced)
             column = info.time_column
-            select: Callable[[dict[str, Any]], bool] = lambda row: (  # noqa: E731
-                row.get(ROW_ID) in wanted or parse_timestamp(row.get(column)) is not None
-            )
+
+            def select(row: dict[str, Any]) -> bool:
+                if row.get(ROW_ID) in wanted:
+                    return True
+                moment = placement_time(row.get(column))
+                return moment is not None and start <= moment < end
+
         else:
             pages = iter([self._whole_table(entity)])
-            select = lambda row: self._placed_in(entity, row, start, end)  # noqa: E731
+
+            def select(row: dict[str, Any]) -> bool:
+                return self._placed_in(entity, row, start, end)
+
         seen: set[Any] = set()
         for rows in pages:
             for row in rows:
@@ -227,7 +253,7 @@ class NocoDBSource:
                 if row_id in seen or not select(row):
                     continue
                 seen.add(row_id)
-                yield RawRecord(locator=locator(info.title, row_id), fields=row)
+                yield RawRecord(locator=locator(info.title, row_id), fields=row, version=self.version(row))
 
     def count(self, entity: Entity, start: datetime, end: datetime) -> int:
         """NocoDB's own count (pageInfo.totalRows) of the rows fetch() yields for [start, end)."""
@@ -246,7 +272,7 @@ class NocoDBSource:
             for page in self.client.pages(
                 info.id,
                 [""],
-                fields=self.fields(entity, arrival=True),
+                fields=self.fields(entity),
                 page_size=self.page_size,
                 threads=self.threads,
             ):
@@ -259,8 +285,8 @@ class NocoDBSource:
         return moment is not None and start <= moment < end
 
     def placement(self, entity: Entity, row: Mapping[str, Any]) -> datetime | None:
-        """The instant that decides a row's partition: its own time, else when it arrived."""
-        own = parse_timestamp(row.get(self.table(entity).time_column))
+        """The instant that decides a row's partition: its own time when usable, else when it arrived."""
+        own = placement_time(row.get(self.table(entity).time_column))
         return own if own is not None else parse_timestamp(row.get(CREATED_AT))
 
     def changes(self, entity: Entity, since: datetime | None) -> list[dict[str, Any]]:

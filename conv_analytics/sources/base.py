@@ -59,6 +59,31 @@ class SourceError(PlatformError):
     """A source that cannot be read at all (bad credentials, missing table): one clear message."""
 
 
+NEVER = datetime.min.replace(tzinfo=timezone.utc)
+# Change-time fields a record may carry (NocoDB's own, or an export's): the newer version of an id wins.
+CHANGE_FIELDS = ("UpdatedAt", "updated_at", "CreatedAt", "created_at")
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """Which of two records with the same id is the newer: the later change time (UpdatedAt, else
+    CreatedAt; NEVER when the source has none), then the later place in the source (NocoDB's row Id,
+    an export's date, file and line). Both are properties of the record, not of when a run read it,
+    so the same records give the same winner whichever days are run, in whatever order."""
+
+    changed: datetime = NEVER
+    place: str = ""
+
+
+def change_time(fields: Mapping[str, Any] | None) -> datetime:
+    """A record's last change time, from the first of CHANGE_FIELDS that parses; NEVER without one."""
+    for name in CHANGE_FIELDS:
+        moment = parse_timestamp((fields or {}).get(name))
+        if moment is not None:
+            return moment
+    return NEVER
+
+
 @dataclass(frozen=True)
 class RawRecord:
     """One record as a source found it: parsed fields, or the reason it could not be parsed."""
@@ -67,6 +92,7 @@ class RawRecord:
     fields: Mapping[str, Any] | None
     error: str | None = None
     raw: str = ""  # the undecodable text, when fields is None
+    version: Version = Version()  # orders the records of one id: the newest is kept
 
 
 class Source(Protocol):
@@ -107,6 +133,8 @@ class Batch:
     duplicates: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     counts: dict[str, RecordCounts] = field(default_factory=dict)  # by origin, see `origin`
+    versions: list[Version] = field(default_factory=list)  # of the table's rows, in its order
+    origins: list[str] = field(default_factory=list)  # of the table's rows, in its order
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -265,7 +293,8 @@ def normalize(
     now: datetime | None = None,
     pseudonym_key: str | bytes | None = None,
 ) -> Batch:
-    """Validate, deduplicate by id (the last version wins) and sort; set bad records aside with a reason.
+    """Validate, deduplicate by id (the newest `Version` wins, the later read on a tie) and sort; set
+    bad records aside with a reason.
 
     Quarantined records keep all their fields, each redacted. With `pseudonym_key`, conversations'
     user ids are replaced by their keyed hash (`pseudonymize`), in the quarantine too. Valid records
@@ -275,7 +304,7 @@ def normalize(
     id_field = ID_FIELD[entity]
     time_field = TIME_FIELD[entity]
     partition_day = start.astimezone(timezone.utc).date()
-    kept: dict[str, tuple[dict[str, Any], str]] = {}
+    kept: dict[str, tuple[dict[str, Any], str, Version]] = {}
     bad: list[dict[str, Any]] = []
     reasons: dict[str, int] = {}
     counts: dict[str, RecordCounts] = {}
@@ -315,14 +344,19 @@ def normalize(
         if not (start <= row[time_field] < end):
             counts[source].other_days += 1
             continue
-        if row[id_field] in kept:
+        previous = kept.get(row[id_field])
+        if previous is not None:
             duplicates += 1
-            counts[kept[row[id_field]][1]].duplicates += 1
-        kept[row[id_field]] = (row, source)
+            if raw.version < previous[2]:
+                counts[source].duplicates += 1
+                continue
+            counts[previous[1]].duplicates += 1
+        kept[row[id_field]] = (row, source, raw.version)
 
-    for _, source in kept.values():
+    for _, source, _ in kept.values():
         counts[source].raw += 1
-    rows = sorted((row for row, _ in kept.values()), key=lambda r: (r[time_field], r[id_field]))
+    ordered = sorted(kept.values(), key=lambda k: (k[0][time_field], k[0][id_field]))
+    rows = [row for row, _, _ in ordered]
     schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
     if entity == "messages":
         redacted, redactions = redact_texts([r["text"] for r in rows], redaction)
@@ -337,7 +371,15 @@ def normalize(
             pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
             table = table.set_column(index, schema.field(index), pseudonyms)
     quarantine = pa.Table.from_pylist(sorted(bad, key=lambda b: b["locator"]), schema=QUARANTINE)
-    return Batch(table=table, quarantine=quarantine, duplicates=duplicates, reasons=reasons, counts=counts)
+    return Batch(
+        table=table,
+        quarantine=quarantine,
+        duplicates=duplicates,
+        reasons=reasons,
+        counts=counts,
+        versions=[version for _, _, version in ordered],
+        origins=[source for _, source, _ in ordered],
+    )
 
 
 def arrival_day(value: Any) -> date | None:

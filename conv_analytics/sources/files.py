@@ -23,7 +23,16 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
 
-from conv_analytics.sources.base import EARLIEST_TIME, TIME_FIELD, Entity, RawRecord, parse_timestamp, placement_time
+from conv_analytics.sources.base import (
+    EARLIEST_TIME,
+    TIME_FIELD,
+    Entity,
+    RawRecord,
+    Version,
+    change_time,
+    parse_timestamp,
+    placement_time,
+)
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -43,6 +52,11 @@ def _file_day(path: Path) -> date | None:
         return date.fromisoformat(match.group(1))
     except ValueError:
         return None
+
+
+def _arrival(path: Path) -> date:
+    """The day a file arrived: the date in its name, else its modification day."""
+    return _file_day(path) or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
 
 
 def _readable(text: str) -> str:
@@ -113,8 +127,11 @@ class FilesSource:
 
     def _placed(self, path: Path, time_field: str) -> Iterator[tuple[RawRecord, date, bool]]:
         """Every record of a file with the UTC day it belongs to, and whether that day is final: a
-        timestamp too far in the future puts its record on the arrival day only until it is near."""
-        arrival = _file_day(path) or datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc).date()
+        timestamp too far in the future puts its record on the arrival day only until it is near.
+
+        A record's version is its change time (when the export has one), then the file's date, name
+        and line: of two records with the same id, the one in the later export is the newer."""
+        arrival = _arrival(path)
         for record in self._records(path):
             value = None if record.fields is None else record.fields.get(time_field)
             moment = placement_time(value, self.now)
@@ -159,10 +176,11 @@ class FilesSource:
         return self.columns.get(entity, {}).get(TIME_FIELD[entity], TIME_FIELD[entity])
 
     def _records(self, path: Path) -> Iterator[RawRecord]:
+        arrival = _arrival(path)
         # utf-8-sig: Excel and some exporters start the file with a byte order mark.
         text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
         if path.suffix.lower() == ".csv":
-            yield from self._csv_records(path, text)
+            yield from self._csv_records(path, text, arrival)
             return
         # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
         for number, line in enumerate(text.split("\n"), start=1):
@@ -181,9 +199,9 @@ class FilesSource:
             if not isinstance(fields, dict):
                 yield RawRecord(locator, None, "not a JSON object", line)
                 continue
-            yield RawRecord(locator, fields)
+            yield RawRecord(locator, fields, version=_version(fields, arrival, path, number))
 
-    def _csv_records(self, path: Path, text: str) -> Iterator[RawRecord]:
+    def _csv_records(self, path: Path, text: str, arrival: date) -> Iterator[RawRecord]:
         lines = _csv_lines(text)
         header: list[str] | None = None
         for number, row, error in _csv_rows(lines):
@@ -203,7 +221,13 @@ class FilesSource:
                 yield RawRecord(locator, None, "more fields than the header", ",".join(row))
                 continue
             values = row + [""] * (len(header) - len(row))
-            yield RawRecord(locator, {k: (None if v == "" else v) for k, v in zip(header, values, strict=True)})
+            fields = {k: (None if v == "" else v) for k, v in zip(header, values, strict=True)}
+            yield RawRecord(locator, fields, version=_version(fields, arrival, path, number))
+
+
+def _version(fields: Mapping[str, object], arrival: date, path: Path, line: int) -> Version:
+    """Its change time when the export has one, then the export's date, name and line."""
+    return Version(change_time(fields), f"{arrival.isoformat()}|{path.name}|{line:09d}")
 
 
 def _csv_rows(lines: list[str]) -> Iterator[tuple[int, list[str] | None, str]]:
