@@ -2,10 +2,11 @@
 range of partitions instead of one per partition.
 
 Every event costs a SQLite transaction in the run's database and another in the index, so a run over
-62 days paid for 62 `ASSET_MATERIALIZATION_PLANNED` events per asset before it did any work: about
-half of the Dagster cost of a small day. Dagster stores the run's partition range in one planned event
-where the storage says it can (the switch Dagster reads from its environment, here a property of the
-storage). The one thing lost: partitions of a run that fails show as missing, not failed, in the UI.
+62 days wrote 62 `ASSET_MATERIALIZATION_PLANNED` events per asset before it did any work: half of the
+events Dagster writes for a day (the other half are the materialisations). Dagster stores the run's
+partition range in one planned event where the storage says it can (the switch Dagster reads from its
+environment, here a property of the storage). The one thing lost: partitions of a run that fails show
+as missing, not failed, in the UI.
 """
 
 from __future__ import annotations
