@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 from filelock import FileLock
 
-from conv_analytics.config import Config
+from conv_analytics.config import Config, SettingError
 from conv_analytics.io.manager import HOST_TAG, partition_range
 
 INIT_LOCK = ".conv-analytics-init.lock"
@@ -60,6 +60,12 @@ DEAD_TAG = "conv_analytics/process_gone"
 def prepare_instance_dir(config: Config) -> Path:
     """The instance folder, with its dagster.yaml and its storage created once, under a lock."""
     folder = config.instance_dir
+    if "?" in str(folder):  # Dagster's SQLite storage URL would read what follows as a query string
+        setting = Config.dagster_home if config.dagster_home else Config.home
+        raise SettingError(
+            f"{setting.env}: Dagster's SQLite storage cannot open {folder} (a '?' in the path): "
+            "choose a folder without one"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(folder / INIT_LOCK, timeout=INIT_TIMEOUT_SECONDS):
         settings = folder / "dagster.yaml"

@@ -36,17 +36,32 @@ class Partitions:
         return {"day": self.daily, "week": self.weekly, "month": self.monthly}[period]
 
 
-def follows_the_data() -> dg.AutomationCondition:
+def follows_the_data(reset_while_running: bool = False) -> dg.AutomationCondition:
     """Dagster's `eager()` at any age: a partition is requested when one of the partitions it reads is
     materialised or changes (or when it first becomes a partition), once none of them is missing or in
     progress. `eager()` itself looks only at the latest time window, so an old month loaded late never
     got its weeks and month. Weeks and months are partitions only once complete, so the current ones are
-    never requested; a day's categories are requested again when the next day's messages arrive.
+    never requested. A request or materialisation resets the trigger: one request per change.
 
-    Updates made by a run that also targeted the asset itself do not count (Dagster's `any_deps_updated`),
-    and a request or materialisation resets the trigger, so a partition is requested once per change."""
-    condition = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-    return condition.with_label("follows_the_data")
+    `reset_while_running`, for the assets the NocoDB sensor's runs build with their inputs (a day's
+    categories and rollups): a run in progress that will build the partition resets the trigger too.
+    Dagster ignores input updates made by a run that also builds the asset, but for partitions it only
+    recognises the asset's latest partition, so a run over a range of days would otherwise leave every
+    other day requested once more after the run."""
+    handled = (
+        dg.AutomationCondition.newly_requested()
+        | dg.AutomationCondition.newly_updated()
+        | dg.AutomationCondition.initial_evaluation()
+    )
+    if reset_while_running:
+        handled = handled | dg.AutomationCondition.in_progress()
+    trigger = dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()
+    return (
+        trigger.since(handled.with_label("handled"))
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("follows_the_data")
 
 
 def whenever_a_dependency_updates() -> dg.AutomationCondition:

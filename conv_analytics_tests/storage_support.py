@@ -9,6 +9,7 @@ the same scripts on other ports, so a fault test can stop and restart them witho
 from __future__ import annotations
 
 import os
+import random
 import shlex
 import socket
 import subprocess
@@ -74,10 +75,18 @@ def s3_prefix() -> Iterator[tuple[S3Target, str]]:
 
 
 def free_port() -> int:
-    """A port nothing listens on now, for a private server (never a fixed one: other runs use this machine)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port nothing listens on now, for a private server (never a fixed one: other runs use this machine).
+
+    Below 40000: SeaweedFS puts its other servers at up to 25,313 above its S3 port.
+    """
+    while True:
+        port = random.randrange(20_000, 40_000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def rows_by_day(table: pa.Table, column: str) -> dict[str, int]:

@@ -150,6 +150,10 @@ def test_the_platform_has_the_alert_sensor_only_with_a_webhook(receiver: Receive
     assert SENSOR_NAME not in {sensor.name for sensor in plain.sensors or []}
     alert = next(s for s in with_alerts.sensors or [] if s.name == SENSOR_NAME)
     assert alert.default_status == dg.DefaultSensorStatus.RUNNING
+    # the platform's automation sensor, running by default, evaluates the freshness checks' conditions
+    repository = with_alerts.get_repository_def()
+    automated = repository.get_sensor_def("automation").asset_selection.resolve_checks(repository.asset_graph)
+    assert {key.asset_key.to_user_string() for key in automated if key.name == "daily_freshness"} >= checked
 
 
 # Freshness

@@ -36,6 +36,13 @@ DAYS = 28
 DAY_KEYS = {(FIRST + timedelta(days=i)).isoformat() for i in range(DAYS)}
 WEEK_KEYS = {(FIRST + timedelta(weeks=i)).isoformat() for i in range(4)}
 GRAPH = asset_graph(FIRST)
+RUN_LIMIT = """\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 2
+"""
 WAIT_SECONDS = 900  # generous for a loaded machine; a quiet one takes a few minutes
 QUIET_SECONDS = 45  # longer than a backfill daemon iteration and several automation ticks
 
@@ -63,14 +70,18 @@ def daemon_environment(config: Config, base: str) -> dict[str, str]:
         Config.automation_seconds: "5",
         Config.translator: "none",  # English text; the translation server is not this test's subject
     }
-    return {**os.environ, **{setting.env: value for setting, value in settings.items()}}
+    # Dagster's own: its gRPC calls to the code server wait longer on a loaded machine (default 60 s)
+    slow = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "300"}
+    return {**os.environ, **slow, **{setting.env: value for setting, value in settings.items()}}
 
 
 @pytest.fixture
 def daemon(february: str, tmp_path: Path) -> Iterator[tuple[Config, Path]]:
     """`dagster-daemon run` on the project's workspace.yaml, stopped (with the runs it started) afterwards."""
     config = Config(home=tmp_path / "home")
-    prepare_instance_dir(config)
+    settings = prepare_instance_dir(config) / "dagster.yaml"
+    # two runs at a time, as a deployment limits them, so a 2-core machine is not swamped
+    settings.write_text(settings.read_text() + RUN_LIMIT, encoding="utf-8")
     log = tmp_path / "daemon.log"
     command = [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")]
     with log.open("w") as out:

@@ -232,7 +232,8 @@ def test_the_backfill_on_celery_workers_survives_kill_9_and_matches_the_in_proce
 
 
 def _dom_and_screenshot(url: str, folder: Path, name: str, size: str) -> tuple[str, Path]:
-    """The DOM after the page's scripts ran, and a screenshot of it (Debian's headless Chromium)."""
+    """The DOM after the page's scripts ran, and a screenshot of it (Debian's headless Chromium). The
+    timeouts are generous: on a shared 2-core machine at load 35 one page took over 3 minutes."""
     common = [
         chromium(),
         *CHROMIUM_FLAGS,
@@ -240,9 +241,9 @@ def _dom_and_screenshot(url: str, folder: Path, name: str, size: str) -> tuple[s
         "--virtual-time-budget=30000",
         f"--window-size={size}",
     ]
-    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=180, check=True).stdout
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=600, check=True).stdout
     shot = folder / f"{name}.png"
-    subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, timeout=180, check=True)
+    subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, timeout=600, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return dom, shot
 

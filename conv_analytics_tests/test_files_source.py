@@ -364,3 +364,75 @@ def test_user_ids_are_pseudonymised_in_raw_rows_and_in_the_quarantine(tmp_path: 
         batch.quarantine.to_pylist(), default=str
     )
     assert "@example.com" not in everything and "u-42" not in everything and key not in everything
+
+
+# --- the columnar fast path ----------------------------------------------------------------------------------
+
+MIXED_MESSAGES = [
+    message("m1", "2026-11-02T10:00:00Z"),
+    message(" m2 ", "2026-11-02T10:00:01.250Z"),
+    message("m13", "2026-11-02T10:00:09Z", role="User"),
+    message("m3", "2026-11-02T10:00:02.123456+00:00", role="bot", text=None),
+    message("m4", "2026-11-02T11:00:02+01:00"),
+    message("m5", "2026-11-02T10:00:03.5Z"),
+    message("m6", " 2026-11-02T10:00:04Z"),
+    message("m7", "2026-11-02 10:00:05"),
+    message("m8", "1900-01-01T00:00:00Z"),
+    message("m9", "2026-11-03T10:00:00Z"),
+    message("m1", "2026-11-02T09:00:00Z", text="second version"),
+    message("m2", "2026-11-02T09:30:00Z"),
+    message("m10", "2026-11-02T10:00:06Z", role="robot"),
+    message("", "2026-11-02T10:00:07Z"),
+    message("m11", "2026-11-02T10:00:08Z", text="call +44 20 7946 0958"),
+]
+
+
+def conversation(conversation_id: str, user_id: str, channel: object, **extra: object) -> dict[str, object]:
+    return {"conversation_id": conversation_id, "user_id": user_id, "channel": channel, **extra}
+
+
+STARTED = "2026-11-02T10:00:00Z"
+MIXED_CONVERSATIONS = [
+    conversation("c1", "u1", "web", started_at=STARTED),
+    conversation("c2", "u2", "Web ", started_at=STARTED, status="open"),
+    conversation("c7", "u7", "web", started_at=STARTED, status=None),
+    conversation("c3", "u3", "app", started_at=STARTED, ended_at="", status="resolved"),
+    conversation("c4", "u4", "sms", started_at=STARTED, ended_at="2026-11-02T10:05:00.000Z", status="abandoned"),
+    conversation("c5", "u5", "sms", started_at=STARTED, ended_at="9999-12-31T00:00:00Z", status="open"),
+    conversation("c6", "u6", "web", started_at=STARTED, status="Lost"),
+    conversation("c1", "u9", "email", started_at="2026-11-02T08:00:00Z", status="open"),
+]
+
+
+@pytest.mark.parametrize(
+    ("entity", "records", "fast"),
+    [
+        ("messages", MIXED_MESSAGES, True),
+        ("messages", [*MIXED_MESSAGES, message(12, "2026-11-02T10:00:00Z")], False),  # a number as id
+        ("messages", [*MIXED_MESSAGES, message("m12", "2026-11-02T10:00:00Z", text=b"hi")], False),
+        ("messages", [*MIXED_MESSAGES, message("m12", "2026-02-30T10:00:00Z")], False),  # no such day
+        ("conversations", MIXED_CONVERSATIONS, True),
+    ],
+)
+def test_the_columnar_path_gives_what_the_per_record_path_gives(
+    monkeypatch: pytest.MonkeyPatch, entity: str, records: list[dict[str, object]], fast: bool
+) -> None:
+    """Plain records are validated as Arrow columns, the rest one by one; the batch is the same as
+    when every record is validated one by one (rows, order, quarantine, counts per origin)."""
+    from conv_analytics.sources import base
+
+    start, end = window(DAY)
+    raw = [RawRecord(f"{'ab'[i % 2]}.jsonl:{i + 1}", r) for i, r in enumerate(records)]
+    plain = base._plain_records(entity, records, NOW)
+    assert (plain is not None and 0 < plain[0].sum() < len(records)) == fast
+    columnar = normalize(entity, raw, start, end, now=NOW)
+    monkeypatch.setattr(base, "_plain_records", lambda *args: None)
+    one_by_one = normalize(entity, raw, start, end, now=NOW)
+    assert columnar.table.equals(one_by_one.table) and columnar.table.num_rows >= 3
+    assert columnar.quarantine.equals(one_by_one.quarantine) and columnar.quarantine.num_rows >= 2
+    assert (columnar.duplicates, columnar.reasons, columnar.counts) == (
+        one_by_one.duplicates,
+        one_by_one.reasons,
+        one_by_one.counts,
+    )
+    assert all(c.balanced for c in columnar.counts.values())

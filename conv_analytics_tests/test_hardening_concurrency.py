@@ -241,6 +241,7 @@ def test_kill_9_mid_write_then_the_next_write(tmp_path: Path) -> None:
         environment = _environment(config)
         second = CliRunner().invoke(main, ["run", "--start-date", DAYS[0], "--end-date", DAYS[-1]], env=environment)
         assert second.exit_code == 1, second.output
+        assert "Traceback" not in second.output and second.output.count("another run") == 1, second.output
         assert f"{BUSY}{live.run_id}) is writing " in second.output.strip().splitlines()[-1]
         with pytest.raises(RuntimeError, match=rf"another run \(id {live.run_id}\) is writing"):
             materialize_range(config, _raw_keys(config), DAYS[1:], instance_for(config), log_level="ERROR")

@@ -172,7 +172,7 @@ def build_categories_asset(
         group_name="transform",
         kinds={"duckdb", "numba", "parquet"},
         # a week without a topic model yet does not hold its days back (its discovered columns stay empty)
-        automation_condition=follows_the_data().ignore(dg.AssetSelection.assets(topic_model)),
+        automation_condition=follows_the_data(reset_while_running=True).ignore(dg.AssetSelection.assets(topic_model)),
         metadata=CATEGORIES.metadata(),
         ins={
             "conversations": dg.AssetIn(key=conversations),

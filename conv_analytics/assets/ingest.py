@@ -52,11 +52,15 @@ def id_index(lake: LakeResource, entity: Entity) -> IdIndex:
     return IdIndex(lake.lake(), f"raw_{entity}", RAW_SCHEMAS[entity], ID_FIELD[entity], TIME_FIELD[entity])
 
 
+def batch_index(index: IdIndex, batch: Batch) -> pa.Table:
+    """The index rows of one day's batch."""
+    return index_table(batch.table.column(index.id_column), batch.table.column(index.time_column), batch.versions)
+
+
 def one_row_per_id(index: IdIndex, batches: dict[str, Batch], counts: dict[str, RecordCounts]) -> Resolution:
     """Drop from the days read the rows whose id has a newer version elsewhere (counted as duplicates of
     their origin), and say which ids leave older partitions; the batches are cut in place."""
-    entity_id, time = index.id_column, index.time_column
-    read = {day: index_table(b.table.column(entity_id), b.table.column(time), b.versions) for day, b in batches.items()}
+    read = {day: batch_index(index, batch) for day, batch in batches.items()}
     ids = pa.chunked_array([c for t in read.values() for c in t.column("id").chunks], pa.string())
     stored, stored_days = index.lookup(ids.combine_chunks(), skip=set(batches))
     resolution = resolve(read, stored, stored_days)
@@ -161,13 +165,7 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
                 )
             yield dg.Output(table, output_name=raw, metadata=metadata)
             # the rows are stored (the IO manager ran): now their index, then the older days they left
-            for day, batch in batches.items():
-                index.write(
-                    day,
-                    index_table(
-                        batch.table.column(index.id_column), batch.table.column(index.time_column), batch.versions
-                    ),
-                )
+            index.write({day: batch_index(index, batch) for day, batch in batches.items()})
             for day, ids in sorted(resolution.moved_out.items()):
                 left = index.remove(day, ids)
                 context.log.warning(f"{raw} {day}: {len(ids)} id(s) moved to a newer version on another day")

@@ -145,7 +145,7 @@ def build_rollup_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=lake_pool(name),
         check_specs=check_specs(name),
-        automation_condition=follows_the_data(),
+        automation_condition=follows_the_data(reset_while_running=period == "day"),
         group_name="analytics",
         kinds={"duckdb", "parquet"},
         metadata=_stored(name).metadata(),

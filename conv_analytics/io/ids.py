@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.sources.base import NEVER, Version
@@ -121,12 +122,26 @@ class IdIndex:
         self.time_column = time_column
 
     def lookup(self, ids: pa.Array, skip: set[str]) -> tuple[pa.Table, list[str]]:
-        """Index rows of `ids` stored on days other than `skip`, with the day of each row."""
-        indexed = set(self.lake.keys(self.name))
-        days = [d for d in sorted(set(self.lake.keys(self.asset)) | indexed) if d not in skip]
+        """Index rows of `ids` stored on days other than `skip`, with the day of each row: one
+        multi-threaded scan of the index files (their `date=` folders give the day), plus the raw
+        partitions of days that have no index file yet."""
+        days = set(self.lake.keys(self.asset)) - skip  # a day is stored when its raw partition is
+        indexed = days & set(self.lake.keys(self.name))
         wanted = pc.unique(ids.cast(pa.string()))
         tables, labels = [], []
-        for day in days:
+        if indexed:
+            dataset = ds.dataset(
+                [self.lake.partition_path(self.name, day) for day in sorted(indexed)],
+                filesystem=self.lake.fs,
+                format="parquet",
+                partitioning=ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive"),
+                partition_base_dir=f"{self.lake.root}/{self.name}",
+            )
+            with self.lake.reading(f"the id index of {self.asset}"):
+                found = dataset.to_table(filter=pc.field("id").isin(wanted))
+            tables.append(found.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
+            labels += found.column("date").to_pylist()
+        for day in sorted(days - indexed):
             day_index = self.day(day, indexed)
             found = day_index.filter(pc.is_in(day_index.column("id"), wanted))
             tables.append(found)
@@ -140,8 +155,9 @@ class IdIndex:
         raw = self.lake.read(self.asset, [key], self.schema, columns=[self.id_column, self.time_column])
         return index_table(raw.column(self.id_column), raw.column(self.time_column), [Version()] * raw.num_rows)
 
-    def write(self, key: str, index: pa.Table) -> None:
-        self.lake.write(self.name, key, index, INDEX_SCHEMA)
+    def write(self, days: dict[str, pa.Table]) -> None:
+        """Replace the index files of these days (in parallel, each atomically, like the partitions)."""
+        self.lake.write_partitions(self.name, days, INDEX_SCHEMA)
 
     def remove(self, key: str, ids: Sequence[str]) -> int:
         """Rewrite one raw partition and its index without `ids`; returns the rows left there."""
@@ -150,5 +166,5 @@ class IdIndex:
         table = self.lake.read(self.asset, [key], self.schema)
         kept = table.filter(pc.invert(pc.is_in(table.column(self.id_column).cast(pa.string()), gone)))
         self.lake.write(self.asset, key, kept, self.schema)
-        self.write(key, index.filter(pc.invert(pc.is_in(index.column("id"), gone))))
+        self.write({key: index.filter(pc.invert(pc.is_in(index.column("id"), gone)))})
         return kept.num_rows

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -242,6 +243,8 @@ class ParquetLake:
         self.s3 = s3
         self.is_local = isinstance(filesystem, pafs.LocalFileSystem)
         self._checked = self.is_local
+        self._swept: set[str] = set()
+        self._sweep_lock = threading.Lock()
 
     @classmethod
     def open(cls, root: str, **options: str | S3Settings | None) -> ParquetLake:
@@ -271,6 +274,10 @@ class ParquetLake:
             reason = explain_s3_error(exc, self.bucket, endpoint)
             raise StoreError(f"S3 lake {self.url}: {doing} failed: {reason} ({exc})") from exc
 
+    def reading(self, what: str) -> contextlib.AbstractContextManager[None]:
+        """For readers of lake files beyond `read` (a dataset scan): S3 failures as one StoreError."""
+        return self._store(f"reading {what}")
+
     def partition_dir(self, asset: str, key: str | None) -> str:
         return f"{self.root}/{asset}" if key is None else f"{self.root}/{asset}/date={key}"
 
@@ -284,16 +291,6 @@ class ParquetLake:
     def write(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:
         """Replace one partition with `table` (an empty table still marks the partition as done)."""
         self._sweep(asset)
-        return self._write_one(asset, key, table, schema)
-
-    def _sweep(self, asset: str) -> None:
-        """Remove what killed writers left behind in the asset's folder: locally, temporary files (an S3
-        upload is one object that appears only when complete; an incomplete multipart upload is
-        invisible and expires by the bucket's lifecycle rule)."""
-        if self.is_local:
-            remove_stale_temporaries(f"{self.root}/{asset}")
-
-    def _write_one(self, asset: str, key: str | None, table: pa.Table, schema: pa.Schema) -> WriteStats:
         table = conform(table, schema)
         final = self.partition_path(asset, key)
         if not self.is_local:
@@ -301,7 +298,6 @@ class ParquetLake:
                 return self._upload(table, final)
         directory = self.partition_dir(asset, key)
         self.fs.create_dir(directory, recursive=True)
-        remove_stale_temporaries(directory)
         target = f"{directory}/.{PART_FILE}.{uuid.uuid4().hex}{TEMPORARY_SUFFIX}"
         # the writer holds a lock on its temporary file until it is renamed: a lock nobody holds marks a
         # file left behind by a killed writer (the kernel drops the locks of a process that ends)
@@ -333,13 +329,23 @@ class ParquetLake:
         one per core (encoding is the bottleneck; on S3 one file's upload overlaps the next one's
         encoding). Each file is still replaced atomically.
         """
-        self._sweep(asset)
         keys = sorted(slices)
         threads = min(len(keys), os.cpu_count() or 1)
         if threads <= 1:
-            return [self._write_one(asset, key, slices[key], schema) for key in keys]
+            return [self.write(asset, key, slices[key], schema) for key in keys]
         with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(lambda key: self._write_one(asset, key, slices[key], schema), keys))
+            return list(pool.map(lambda key: self.write(asset, key, slices[key], schema), keys))
+
+    def _sweep(self, asset: str) -> None:
+        """Before this lake object's first write to an asset, remove what killed writers left in its
+        folder: locally, temporary files nobody holds. (An S3 upload is one object that appears only when
+        complete; an interrupted multipart upload is invisible and expires by the bucket's lifecycle rule.)"""
+        with self._sweep_lock:
+            if asset in self._swept:
+                return
+            self._swept.add(asset)
+            if self.is_local:
+                remove_stale_temporaries(f"{self.root}/{asset}")
 
     def _upload(self, table: pa.Table, path: str) -> WriteStats:
         """Encode the whole file first, then send it: the object appears only once it is complete."""

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from conv_analytics.errors import PlatformError
 from conv_analytics.schemas import (
@@ -28,7 +30,9 @@ from conv_analytics.schemas import (
     QUARANTINE,
     RAW_CONVERSATIONS,
     RAW_MESSAGES,
+    TS,
 )
+from conv_analytics.text.arrow import without_surrogates
 from conv_analytics.text.redact import DEFAULT_OPTIONS, RedactionOptions, pseudonymize, redact_record, redact_texts
 
 Entity = Literal["conversations", "messages"]
@@ -141,7 +145,15 @@ def parse_timestamp(value: Any) -> datetime | None:
     """ISO 8601 (with or without offset), NocoDB's 'YYYY-MM-DD HH:MM:SS', or epoch seconds; naive means UTC."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
+    if isinstance(value, str):  # the common case, first
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    elif isinstance(value, datetime):
         parsed = value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
@@ -150,18 +162,12 @@ def parse_timestamp(value: Any) -> datetime | None:
             parsed = datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             return None
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
     else:
         return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
+    if parsed.tzinfo is timezone.utc:
+        return parsed
     try:
         return parsed.astimezone(timezone.utc)
     except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC time
@@ -180,12 +186,18 @@ def placement_time(value: Any, now: datetime | None = None) -> datetime | None:
     return moment if moment is not None and in_range(moment, now) else None
 
 
+_ROW_SUFFIX = re.compile(r"[:/]\d+$")
+_DIGITS = "0123456789"
+
+
 def origin(locator: str) -> str:
     """The file or table a record came from: its locator without the line number or row id."""
-    return re.sub(r"[:/]\d+$", "", locator)
+    return _ROW_SUFFIX.sub("", locator)
 
 
 def _as_id(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
     if value is None or isinstance(value, (bool, dict, list)):
         return None
     if isinstance(value, float):
@@ -283,6 +295,83 @@ def rename_columns(fields: Mapping[str, Any], mapping: Mapping[str, str]) -> dic
     return out
 
 
+# The form almost every record has. The fast path takes such records and leaves the rest, each with
+# its own normalisation or reason, to the per-record validation: ids without surrounding space
+# (str.strip would change nothing), a role or status as written after normalisation, a lowercase
+# channel, and an ISO 8601 UTC time that every supported Python's datetime.fromisoformat reads.
+_PLAIN_ID = r"(?s)^[!-~](?:.*[!-~])?$"
+_PLAIN_CHANNEL = r"^[a-z0-9_-]+$"
+_PLAIN_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3}|\.\d{6})?(?:Z|\+00:00)$"
+_PLAIN_NAMES = {
+    "role": {role: ROLE_ALIASES.get(role, role) for role in (*MESSAGE_ROLES, *ROLE_ALIASES)},
+    "status": {status: status for status in CONVERSATION_STATUSES},
+}
+_FIELD_KINDS: dict[Entity, dict[str, str]] = {
+    "conversations": {
+        "conversation_id": "id",
+        "user_id": "id",
+        "channel": "channel",
+        "started_at": "time",
+        "ended_at": "optional time",
+        "status": "status",
+    },
+    "messages": {"message_id": "id", "conversation_id": "id", "role": "role", "text": "text", "sent_at": "time"},
+}
+
+
+def _plain_records(
+    entity: Entity, records: list[Mapping[str, Any]], now: datetime
+) -> tuple[np.ndarray, pa.Table] | None:
+    """Validate records as whole Arrow columns: which records are plain (see _PLAIN_ID) and valid,
+    and their rows in that order; None when a field holds values of other types (numbers as ids,
+    say) or an impossible date, and then every record takes the per-record path."""
+    plain = pa.array(np.ones(len(records), dtype=bool))
+    columns = {}
+    try:
+        for name, kind in _FIELD_KINDS[entity].items():
+            values = pa.array([r.get(name) for r in records])  # str and None only: bytes would pass as text
+            if not (pa.types.is_string(values.type) or pa.types.is_null(values.type)):
+                return None
+            values = values.cast(pa.large_string() if kind == "text" else pa.string())
+            ok, columns[name] = _plain_column(kind, values, now)
+            plain = pc.and_(plain, pc.fill_null(ok, False))
+    except (pa.ArrowException, UnicodeEncodeError):
+        return None
+    return plain.to_numpy(zero_copy_only=False), pa.table(columns).filter(plain)
+
+
+def _plain_column(kind: str, values: pa.Array, now: datetime) -> tuple[pa.Array, pa.Array]:
+    """Which values of one field are plain and valid, and the field's values as stored."""
+    if kind == "id":
+        return pc.match_substring_regex(values, _PLAIN_ID), values
+    if kind == "channel":
+        return pc.match_substring_regex(values, _PLAIN_CHANNEL), values
+    if kind == "text":
+        return pa.array(np.ones(len(values), dtype=bool)), pc.fill_null(values, "")
+    if kind in _PLAIN_NAMES:
+        names = _PLAIN_NAMES[kind]
+        known = pa.array(list(names), pa.string())
+        return pc.is_in(values, value_set=known), pa.array(list(names.values()), pa.string()).take(
+            pc.index_in(values, value_set=known)
+        )
+    shaped = pc.fill_null(pc.match_substring_regex(values, _PLAIN_TIME), False)
+    moments = pc.if_else(shaped, values, pa.scalar(None, pa.string())).cast(TS)
+    in_bounds = pc.and_(
+        pc.greater_equal(moments, pa.scalar(EARLIEST_TIME, TS)), pc.less_equal(moments, pa.scalar(now + MAX_AHEAD, TS))
+    )
+    ok = pc.and_(shaped, pc.fill_null(in_bounds, False))
+    return (pc.or_(ok, pc.is_null(values)) if kind == "optional time" else ok), moments
+
+
+def _count_origins(counts: dict[str, RecordCounts], sources: list[str], rows: pa.Table, name: str) -> None:
+    """Add the rows of each origin to that origin's count `name`."""
+    if not rows.num_rows:
+        return
+    for index, number in zip(*np.unique(rows.column("_origin").to_numpy(), return_counts=True), strict=True):
+        count = counts[sources[index]]
+        setattr(count, name, getattr(count, name) + int(number))
+
+
 def normalize(
     entity: Entity,
     records: Iterable[RawRecord],
@@ -301,14 +390,13 @@ def normalize(
     outside [start, end) belong to another partition: they are left to it and counted as `other_days`.
     """
     validate = _VALIDATORS[entity]
+    now = now or datetime.now(timezone.utc)  # one clock for the whole batch
     id_field = ID_FIELD[entity]
     time_field = TIME_FIELD[entity]
     partition_day = start.astimezone(timezone.utc).date()
-    kept: dict[str, tuple[dict[str, Any], str, Version]] = {}
     bad: list[dict[str, Any]] = []
     reasons: dict[str, int] = {}
     counts: dict[str, RecordCounts] = {}
-    duplicates = 0
 
     def set_aside(locator: str, reason: str, record: str) -> None:
         """Keep the record with its reason; the reason quotes the value it rejects, so it is redacted too."""
@@ -325,13 +413,41 @@ def normalize(
         reasons[key] = reasons.get(key, 0) + 1
         counts[origin(locator)].quarantined += 1
 
+    pending: list[tuple[RawRecord, Mapping[str, Any], int]] = []  # parsed records and their origin's index
+    origins: dict[str, int] = {}
+    read: list[int] = []  # records read, by origin index
+    # Where `origin` cuts a locator depends only on the locator without its trailing digits, so
+    # the regex runs once per file or table rather than once per record.
+    cuts: dict[tuple[str, bool], tuple[int, int] | None] = {}  # where the cut starts, what follows it
     for raw in records:
-        source = origin(raw.locator)
-        counts.setdefault(source, RecordCounts()).read += 1
+        locator = raw.locator
+        stem = locator.rstrip(_DIGITS)
+        key = (stem, len(stem) < len(locator))
+        if key not in cuts:
+            found = _ROW_SUFFIX.search(locator)
+            cuts[key] = None if found is None else (found.start(), len(locator) - found.end())
+        cut = cuts[key]
+        source = locator if cut is None else locator[: cut[0]] + locator[len(locator) - cut[1] :]
+        index = origins.get(source)
+        if index is None:
+            index = origins[source] = len(origins)
+            counts[source] = RecordCounts()
+            read.append(0)
+        read[index] += 1
         if raw.fields is None:
-            set_aside(raw.locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
+            set_aside(locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
             continue
-        fields = rename_columns(raw.fields, columns or {})
+        fields = rename_columns(raw.fields, columns) if columns else raw.fields
+        pending.append((raw, fields, index))
+    for source, index in origins.items():
+        counts[source].read = read[index]
+
+    schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
+    plain = _plain_records(entity, [f for _, f, _ in pending], now) if pending else None
+    checked = np.zeros(len(pending), dtype=bool) if plain is None else plain[0]
+    rows: list[dict[str, Any]] = []
+    for seq in np.flatnonzero(~checked).tolist():
+        raw, fields, source_index = pending[seq]
         row, reason = validate(fields, now)
         if row is None:
             kept_fields = dict(raw.fields)
@@ -341,35 +457,54 @@ def normalize(
                 kept_fields[user_column] = pseudonymize([user_id], pseudonym_key)[0].as_py()
             set_aside(raw.locator, reason or "invalid", _record_json(redact_record(kept_fields, redaction)))
             continue
-        if not (start <= row[time_field] < end):
-            counts[source].other_days += 1
-            continue
-        previous = kept.get(row[id_field])
-        if previous is not None:
-            duplicates += 1
-            if raw.version < previous[2]:
-                counts[source].duplicates += 1
-                continue
-            counts[previous[1]].duplicates += 1
-        kept[row[id_field]] = (row, source, raw.version)
+        if entity == "messages":  # lone surrogates (a JSON escape) become U+FFFD, as Arrow needs
+            row["text"] = without_surrogates([row["text"]])[0]
+        row["_seq"], row["_origin"] = seq, source_index
+        rows.append(row)
 
-    for _, source, _ in kept.values():
-        counts[source].raw += 1
-    ordered = sorted(kept.values(), key=lambda k: (k[0][time_field], k[0][id_field]))
-    rows = [row for row, _, _ in ordered]
-    schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
+    # Valid rows of both paths in one table, with the position and origin of their record.
+    position = [pa.field("_seq", pa.int64()), pa.field("_origin", pa.int64())]
+    order = pa.schema([*(schema.field(name) for name in FIELDS[entity]), *position])
+    valid = pa.Table.from_pylist(rows, schema=order)
+    if plain is not None:
+        seqs = np.flatnonzero(checked)
+        origin_of = np.fromiter((p[2] for p in pending), np.int64, len(pending))
+        fast = plain[1].append_column("_seq", pa.array(seqs)).append_column("_origin", pa.array(origin_of[seqs]))
+        valid = pa.concat_tables([valid, fast.cast(order)])
+    sources = list(origins)
+    times = valid.column(time_field)
+    inside = pc.and_(pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS)))
+    _count_origins(counts, sources, valid.filter(pc.invert(inside)), "other_days")
+    valid = valid.filter(inside)
+    # Duplicate ids: the newest version wins, the later read on a tie; each other one counts against
+    # its own origin.
+    versions = [raw.version for raw, _, _ in pending]
+    seq = valid.column("_seq")
+    valid = valid.append_column("_changed", pa.array([v.changed for v in versions], TS).take(seq))
+    valid = valid.append_column("_place", pa.array([v.place for v in versions], pa.string()).take(seq))
+    valid = valid.sort_by(
+        [(id_field, "ascending"), ("_changed", "ascending"), ("_place", "ascending"), ("_seq", "ascending")]
+    )
+    newest = np.ones(valid.num_rows, dtype=bool)
+    if valid.num_rows > 1:
+        ids = valid.column(id_field).combine_chunks()
+        newest[:-1] = pc.not_equal(ids[:-1], ids[1:]).to_numpy(zero_copy_only=False)
+    replaced = valid.filter(pa.array(~newest))
+    duplicates = replaced.num_rows
+    _count_origins(counts, sources, replaced, "duplicates")
+    valid = valid.filter(pa.array(newest))
+    _count_origins(counts, sources, valid, "raw")
+    valid = valid.sort_by([(time_field, "ascending"), (id_field, "ascending")]).combine_chunks()
+    kept = valid.column("_seq").to_pylist()
     if entity == "messages":
-        redacted, redactions = redact_texts([r["text"] for r in rows], redaction)
-        columns_data = {name: [r[name] for r in rows] for name in FIELDS["messages"]}
-        columns_data["text"] = redacted
-        columns_data["redactions"] = pa.array(redactions, pa.int32())
-        table = pa.table(columns_data, schema=schema)
-    else:
-        table = pa.Table.from_pylist(rows, schema=schema)
-        if pseudonym_key is not None:
-            index = schema.get_field_index("user_id")
-            pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
-            table = table.set_column(index, schema.field(index), pseudonyms)
+        redacted, redactions = redact_texts(valid.column("text"), redaction)
+        valid = valid.set_column(valid.schema.get_field_index("text"), schema.field("text"), redacted)
+        valid = valid.append_column(schema.field("redactions"), pa.array(redactions, pa.int32()))
+    table = valid.select(schema.names).cast(schema)
+    if entity == "conversations" and pseudonym_key is not None:
+        index = schema.get_field_index("user_id")
+        pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
+        table = table.set_column(index, schema.field(index), pseudonyms)
     quarantine = pa.Table.from_pylist(sorted(bad, key=lambda b: b["locator"]), schema=QUARANTINE)
     return Batch(
         table=table,
@@ -377,8 +512,8 @@ def normalize(
         duplicates=duplicates,
         reasons=reasons,
         counts=counts,
-        versions=[version for _, _, version in ordered],
-        origins=[source for _, source, _ in ordered],
+        versions=[versions[i] for i in kept],
+        origins=[sources[pending[i][2]] for i in kept],
     )
 
 

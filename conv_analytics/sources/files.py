@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
 
+import orjson
+
 from conv_analytics.sources.base import (
     EARLIEST_TIME,
     TIME_FIELD,
@@ -132,9 +134,10 @@ class FilesSource:
         A record's version is its change time (when the export has one), then the file's date, name
         and line: of two records with the same id, the one in the later export is the newer."""
         arrival = _arrival(path)
+        now = self.now or datetime.now(timezone.utc)  # one clock for the file
         for record in self._records(path):
             value = None if record.fields is None else record.fields.get(time_field)
-            moment = placement_time(value, self.now)
+            moment = placement_time(value, now)
             if moment is not None:
                 yield record, moment.date(), True
                 continue
@@ -178,24 +181,34 @@ class FilesSource:
     def _records(self, path: Path) -> Iterator[RawRecord]:
         arrival = _arrival(path)
         # utf-8-sig: Excel and some exporters start the file with a byte order mark.
-        text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+        data = path.read_bytes()
+        try:
+            text, undecodable = data.decode("utf-8-sig"), False
+        except UnicodeDecodeError:  # the bad bytes become lone surrogates, each line's are found below
+            text, undecodable = data.decode("utf-8-sig", "surrogateescape"), True
         if path.suffix.lower() == ".csv":
             yield from self._csv_records(path, text, arrival)
             return
         # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
+        name = path.name
         for number, line in enumerate(text.split("\n"), start=1):
             line = line.removesuffix("\r")
-            if not line.strip():
+            if not line or line.isspace():
                 continue
-            locator = f"{path.name}:{number}"
-            if _SURROGATES.search(line):
+            locator = f"{name}:{number}"
+            if undecodable and _SURROGATES.search(line):
                 yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line))
                 continue
             try:
-                fields = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RawRecord(locator, None, f"invalid JSON: {exc.msg}", line)
-                continue
+                fields = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                # what orjson refuses (NaN, integers over 64 bits) the json module may take; its
+                # message names the fault
+                try:
+                    fields = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield RawRecord(locator, None, f"invalid JSON: {exc.msg}", line)
+                    continue
             if not isinstance(fields, dict):
                 yield RawRecord(locator, None, "not a JSON object", line)
                 continue

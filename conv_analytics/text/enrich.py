@@ -46,6 +46,8 @@ MAX_CHUNK_CHARS = 1000
 # Cached chunk entries per language before the cache is reset, and the longest chunk cached.
 _CACHE_LIMIT = 500_000
 _CACHED_CHUNK_CHARS = 64
+# The longest text whose token count and lemmas are cached (entries count against _CACHE_LIMIT too).
+_CACHED_TEXT_CHARS = 200
 # Lookup entries that are wrong far more often than right in chat ("it's", "John's").
 _LEMMA_OVERRIDES = {"en": {"'s": "'s"}}
 
@@ -138,6 +140,7 @@ class ChunkTokenizer:
         self.nlp = tokenizer_pipeline(lang)
         self.table = lemma_table(lang)
         self.chunks: dict[str, tuple[int, str]] = {}
+        self.texts: dict[str, tuple[int, str]] = {}
 
     def lemma(self, text: str, norm: str) -> str | None:
         """Lowercase lemma of a word token; None for punctuation, numbers and symbols."""
@@ -177,7 +180,21 @@ class ChunkTokenizer:
         return results
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
-        """Non-space token counts and space-joined lemmas of word tokens, one per text."""
+        """Non-space token counts and space-joined lemmas of word tokens, one per text.
+
+        Whole messages repeat too ("Thanks!", a bot's canned replies), so each distinct text is
+        analysed once and short ones are remembered across calls."""
+        known = self.texts
+        distinct = [t for t in dict.fromkeys(texts) if t not in known]
+        fresh = dict(zip(distinct, zip(*self._analyse(distinct), strict=True), strict=True)) if distinct else {}
+        results = [known.get(t) or fresh[t] for t in texts]
+        if len(known) + len(fresh) > _CACHE_LIMIT:
+            known.clear()
+        known.update((t, v) for t, v in fresh.items() if len(t) <= _CACHED_TEXT_CHARS)
+        return np.fromiter((n for n, _ in results), np.int32, len(results)), [w for _, w in results]
+
+    def _analyse(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Token counts and lemmas of texts, from their chunks."""
         split = [_chunks(text) for text in texts]
         known = self.chunks
         missing = {c: None for chunks in split for c in chunks if c not in known}

