@@ -252,6 +252,14 @@ class Config:
         _whole_number(1),
         "a whole number of days, at least 1",
     )
+    run_batch_messages = Setting(
+        "CONV_ANALYTICS_RUN_BATCH_MESSAGES",
+        "400000",
+        "Most messages one run of `conv-analytics run` takes at once: a longer range is materialised in "
+        "runs of whole days (weeks, months) of about this many messages, so memory does not grow with it.",
+        _whole_number(1),
+        "a whole number of messages, at least 1",
+    )
     topic_source = Setting(
         "CONV_ANALYTICS_TOPIC_SOURCE",
         "auto",

@@ -1,8 +1,10 @@
 """Materialise the graph over a range of days in process: what `conv-analytics run`, `demo` and the tests run.
 
-Each partitions definition gets one single-run backfill over its range (the same runs the Dagster UI's
-backfill launches); daily assets go first, then the weeks and months they complete, then the report.
-A logger follows each run's steps, so the command line can show progress while a run works.
+Each stage of the plan is a single-run backfill over its range (the same runs the Dagster UI's backfill
+launches); daily assets go first, then the weeks and months they complete, then the report. A long range
+is cut into several such runs of whole days (weeks, months) holding about `run_batch_messages` messages
+each, so a run's memory follows the largest day, not the length of the range. A logger follows each
+run's steps, so the command line can show progress while a run works.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,13 +20,15 @@ import dagster as dg
 
 from conv_analytics.alerts.message import error_line
 from conv_analytics.config import Config
-from conv_analytics.dates import complete_periods, period_start
+from conv_analytics.dates import complete_periods, days_in, period_end, period_start
 from conv_analytics.definitions import Platform
 from conv_analytics.errors import PlatformError
 from conv_analytics.failures import SETTING_PROBLEM
+from conv_analytics.io.resources import lake_resource
 from conv_analytics.partitions import range_tags
 
 RUN_JOB = "conv_analytics_run"
+FIRST_BATCH_DAYS = 7  # days of the first run of a stage while no day's size is known yet
 
 
 @dataclass
@@ -32,6 +36,7 @@ class StepResult:
     name: str
     partitions: list[str]
     seconds: float
+    runs: int = 1
 
 
 @dataclass
@@ -46,6 +51,7 @@ class Stage:
     name: str
     selection: list[dg.AssetKey]
     keys: list[str]  # empty: an unpartitioned asset
+    period: str | None = None  # day | week | month: runs in batches of whole periods; None: one run
 
 
 class Progress:
@@ -54,6 +60,9 @@ class Progress:
     def planned(self, stages: Sequence[Stage], steps: int) -> None: ...
     def step_started(self, stage: Stage, step: str) -> None: ...
     def step_finished(self, stage: Stage, step: str, ok: bool) -> None: ...
+    def more_steps(self, stage: Stage, steps: int) -> None:
+        """A stage needs another run (a long range in batches): `steps` more steps than planned."""
+
     def stage_finished(self, stage: Stage, seconds: float) -> None: ...
 
 
@@ -177,21 +186,53 @@ def plan(platform: Platform, first: date, last: date) -> list[Stage]:
         dg.PartitionKeyRange(period_start("week", first).isoformat(), period_start("week", last).isoformat())
     )
     raw = [key for asset in graph.ingest for key in asset.keys]
+    # the weekly models read a window of days from the lake, whatever the run: all weeks in one run
     stages = [
-        Stage("raw records", raw, days),
+        Stage("raw records", raw, days, "day"),
         Stage("intent model", [graph.intent_model.key], weeks),
-        Stage("enriched messages", [graph.enriched.key], days),
+        Stage("enriched messages", [graph.enriched.key], days, "day"),
         Stage("topic model", [graph.topic_model.key], weeks),
-        Stage("categories and daily rollups", [graph.categories.key, graph.rollups["day"].key], days),
+        Stage("categories and daily rollups", [graph.categories.key, graph.rollups["day"].key], days, "day"),
     ]
     for period, name in (("week", "weekly rollups"), ("month", "monthly rollups")):
         # a period inside the range is a partition only once it has ended (the current month is not)
         existing = set(graph.partitions.of(period).get_partition_keys())
         keys = [key for start in complete_periods(period, first, last) if (key := start.isoformat()) in existing]
         if keys:
-            stages.append(Stage(name, [graph.rollups[period].key], keys))
+            stages.append(Stage(name, [graph.rollups[period].key], keys, period))
     stages.append(Stage("analytics report", [graph.report.key], []))
     return stages
+
+
+@dataclass
+class DaySizes:
+    """Messages per day (row counts of `raw_messages` in the lake); a day not counted yet (before its
+    raw records are written) is taken as large as the largest one counted."""
+
+    counts: dict[str, int]
+
+    def of(self, period: str, key: str) -> int | None:
+        """Messages of the period starting on `key`; None while nothing has been counted."""
+        if not self.counts:
+            return None
+        largest = max(self.counts.values())
+        start = date.fromisoformat(key)
+        days = days_in(start, period_end(period, start) - timedelta(days=1))
+        return sum(self.counts.get(day.isoformat(), largest) for day in days)
+
+
+def next_batch(keys: list[str], period: str, sizes: DaySizes, budget: int) -> list[str]:
+    """The first keys of `keys` that hold at most `budget` messages together (always at least one)."""
+    if sizes.of(period, keys[0]) is None:
+        return keys[: FIRST_BATCH_DAYS if period == "day" else 1]
+    batch, held = [], 0
+    for key in keys:
+        size = sizes.of(period, key) or 0
+        if batch and held + size > budget:
+            break
+        batch.append(key)
+        held += size
+    return batch
 
 
 def rewritten_days(result: dg.ExecuteInProcessResult, stage: Stage) -> list[date]:
@@ -249,24 +290,40 @@ def materialize_days(
     progress: Progress | None = None,
     log_level: str | None = "DEBUG",
 ) -> RunSummary:
-    """Run the plan for [first, last]; each stage is one run (`log_level` None: no console logging)."""
+    """Run the plan for [first, last]: each stage in as few runs as hold `run_batch_messages` each
+    (`log_level` None: no console logging)."""
     platform = Platform.build(config)
     progress = progress or Progress()
     stages = plan(platform, first, last)
     jobs = [stage_job(platform, stage, progress, console=log_level is not None) for stage in stages]
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
+    raw_messages = platform.graph.entities["messages"].raw
+    lake = lake_resource(config).lake()
+    present = set(lake.keys(raw_messages))  # days of an earlier run: a first estimate of their sizes
+    sizes = DaySizes(lake.row_counts(raw_messages, [key for key in stages[0].keys if key in present]))
     summary = RunSummary()
     rewritten: list[date] = []
     for stage, job in zip(stages, jobs, strict=True):
         started = time.perf_counter()
-        result = run_stage(job, stage, instance, log_level)
-        summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+        remaining, runs = list(stage.keys), 0
+        while True:
+            if runs:
+                progress.more_steps(stage, len(job.nodes_in_topological_order))
+            keys = next_batch(remaining, stage.period, sizes, config.run_batch_messages) if stage.period else remaining
+            batch = replace(stage, keys=keys)
+            result = run_stage(job, batch, instance, log_level)
+            runs += 1
+            if stage is stages[0]:
+                sizes.counts.update(lake.row_counts(raw_messages, keys))
+                rewritten += [day for day in rewritten_days(result, batch) if not first <= day <= last]
+            remaining = remaining[len(keys) :]
+            if not remaining:
+                break
+        summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started, runs))
         progress.stage_finished(stage, summary.steps[-1].seconds)
-        if stage is stages[0]:
-            rewritten = [day for day in rewritten_days(result, stage) if not first <= day <= last]
     # days before the range that lost ids to it: their derived assets are rebuilt too (the report,
     # run last above, already read the rollups of the range; it is run again after them)
-    extra = stale_plan(platform, rewritten)
+    extra = stale_plan(platform, sorted(set(rewritten)))
     if extra:
         extra.append(stages[-1])
         for stage in extra:

@@ -95,7 +95,7 @@ def _run(config: Config, first: date, last: date) -> None:
     _print_counts(config)
     for path in report_files(config):
         click.echo(f"report: {path}")
-    click.echo(f"done in {time.perf_counter() - started:.1f}s ({len(summary.steps)} runs)")
+    click.echo(f"done in {time.perf_counter() - started:.1f}s ({sum(step.runs for step in summary.steps)} runs)")
 
 
 def _writable(folder: Path, setting: Setting[object]) -> None:

@@ -45,6 +45,11 @@ class ConsoleProgress(Progress):
             state = "done" if ok else "FAILED"
             click.echo(f"[{self.done}/{self.total}] {stage.name}: {step} {state} in {seconds:.1f}s")
 
+    def more_steps(self, stage: Stage, steps: int) -> None:
+        self.total += steps
+        if self.bar is not None:
+            self.bar.length += steps
+
     def stage_finished(self, stage: Stage, seconds: float) -> None:
         if self.bar is not None and self.done >= self.total:
             self.bar.__exit__(None, None, None)
