@@ -31,8 +31,7 @@ INIT_TIMEOUT_SECONDS = 120
 # cancelling; runs of a dead process are failed by `fail_dead_runs` on this machine and by the run
 # launcher's health checks where it has them (Docker, Kubernetes). Automation conditions are evaluated by
 # sensors (the project's `automation` sensor, running by default), also Dagster's default: said here so an
-# operator reading the file sees it. The event log records a run's planned partitions as one range per
-# asset (conv_analytics.event_log), in Dagster's usual folder.
+# operator reading the file sees it.
 INSTANCE_SETTINGS = """\
 telemetry:
   enabled: false
@@ -48,11 +47,6 @@ run_monitoring:
   start_timeout_seconds: 180
   cancel_timeout_seconds: 180
   poll_interval_seconds: 60
-event_log_storage:
-  module: conv_analytics.event_log
-  class: RangeEventLogStorage
-  config:
-    base_dir: {runs}
 """
 DEAD_TAG = "conv_analytics/process_gone"
 
@@ -70,7 +64,7 @@ def prepare_instance_dir(config: Config) -> Path:
     with FileLock(folder / INIT_LOCK, timeout=INIT_TIMEOUT_SECONDS):
         settings = folder / "dagster.yaml"
         if not settings.exists() or not settings.read_text(encoding="utf-8").strip():
-            settings.write_text(INSTANCE_SETTINGS.format(runs=folder / "history" / "runs"), encoding="utf-8")
+            settings.write_text(INSTANCE_SETTINGS, encoding="utf-8")
         # opening the instance creates (or migrates) its tables: here, alone
         dg.DagsterInstance.from_config(str(folder)).dispose()
     return folder

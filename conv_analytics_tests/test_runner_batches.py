@@ -6,12 +6,10 @@ import hashlib
 from datetime import date, timedelta
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from conv_analytics.config import Config
-from conv_analytics.instance import instance_for
-from conv_analytics.runner import FIRST_BATCH_DAYS, DaySizes, materialize_days, materialize_range, next_batch
+from conv_analytics.runner import FIRST_BATCH_DAYS, DaySizes, materialize_days, next_batch
 from conv_analytics.sources.demo import write_demo
 
 DAYS = [(date(2026, 11, 2) + timedelta(days=i)).isoformat() for i in range(10)]
@@ -67,17 +65,3 @@ def test_a_range_in_batches_writes_the_same_bytes_as_one_run(source: Path, tmp_p
     assert runs[60]["raw records"] > 1 and runs[60]["enriched messages"] > 1
     assert runs[60]["categories and daily rollups"] > 1
     assert digests[60] == digests[1_000_000]
-
-
-def test_the_instance_plans_a_range_in_one_event_per_asset(source: Path, tmp_path: Path) -> None:
-    """Dagster's bookkeeping per partition is the materialisation only: the planned partitions of a run
-    over a range are one event per asset, and every partition still shows as materialised."""
-    config = Config(home=tmp_path, source_dir=source, start_date=date(2024, 1, 1))
-    instance = instance_for(config)
-    assets = [dg.AssetKey("raw_conversations"), dg.AssetKey("quarantined_conversations")]
-    result = materialize_range(config, assets, DAYS[:3], instance=instance)
-    planned = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
-    materialized = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-    assert len(planned) == len(assets) and len(materialized) == 3 * len(assets)
-    for asset in assets:
-        assert instance.get_materialized_partitions(asset) == set(DAYS[:3])
