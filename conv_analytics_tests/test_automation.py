@@ -53,12 +53,17 @@ def requested(result: dg.EvaluateAutomationConditionsResult, key: dg.AssetKey) -
     return set(result.get_requested_partitions(key))
 
 
+def assets_requested(result: dg.EvaluateAutomationConditionsResult) -> int:
+    """Asset partitions requested (the daily freshness checks are requested on their own schedule)."""
+    return sum(r.true_subset.size for r in result.results if isinstance(r.key, dg.AssetKey))
+
+
 @pytest.fixture
 def ticks(tmp_path: Path):
     defs = Platform.build(Config(home=tmp_path, start_date=START)).definitions()
     with dg.instance_for_test() as instance:
         tick = Ticks(defs, instance)
-        assert tick().total_requested == 0  # the first tick only starts the cursor
+        assert assets_requested(tick()) == 0  # the first tick only starts the cursor
         yield tick
 
 
@@ -74,7 +79,7 @@ def test_an_old_week_is_requested_once_all_its_days_exist(ticks: Ticks) -> None:
     # the old week's topic model is fitted too
     assert requested(first, GRAPH.topic_model.key) == {"2026-02-02"}
 
-    assert ticks().total_requested == 0  # requested once, not on every tick
+    assert assets_requested(ticks()) == 0  # requested once, not on every tick
 
     ticks.load(date(2026, 2, 15), date(2026, 2, 28))
     second = ticks()

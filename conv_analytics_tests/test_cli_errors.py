@@ -171,7 +171,7 @@ def s3_settings(s3: PrivateServer, prefix: str) -> dict[str, str]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("method", ["_write_one", "read"])
+@pytest.mark.parametrize("method", ["write", "read"])
 def test_s3_stopped_while_writing_or_reading_ends_the_run_with_one_line(
     method: str, private_s3: PrivateServer, demo_home: Path
 ) -> None:
@@ -184,7 +184,7 @@ def test_s3_stopped_while_writing_or_reading_ends_the_run_with_one_line(
     wrapper = STOP_AT_FIRST.format(method=method, stop=stop, env=server)
     result = run_day(demo_home, wrapper=wrapper, **settings)
     line = assert_one_line(result, 1, Config.s3_endpoint_url.env, "unreachable")
-    assert ("writing raw_" if method == "_write_one" else "reading raw_messages") in line, line
+    assert ("writing raw_" if method == "write" else "reading raw_messages") in line, line
     assert_no_secret(result, PRIVATE_SECRET_KEY)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from conv_analytics.analytics.report import report_path
 from conv_analytics.config import Config
@@ -36,13 +37,6 @@ DAYS = 28
 DAY_KEYS = {(FIRST + timedelta(days=i)).isoformat() for i in range(DAYS)}
 WEEK_KEYS = {(FIRST + timedelta(weeks=i)).isoformat() for i in range(4)}
 GRAPH = asset_graph(FIRST)
-RUN_LIMIT = """\
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    max_concurrent_runs: 2
-"""
 WAIT_SECONDS = 900  # generous for a loaded machine; a quiet one takes a few minutes
 QUIET_SECONDS = 45  # longer than a backfill daemon iteration and several automation ticks
 
@@ -81,7 +75,9 @@ def daemon(february: str, tmp_path: Path) -> Iterator[tuple[Config, Path]]:
     config = Config(home=tmp_path / "home")
     settings = prepare_instance_dir(config) / "dagster.yaml"
     # two runs at a time, as a deployment limits them, so a 2-core machine is not swamped
-    settings.write_text(settings.read_text() + RUN_LIMIT, encoding="utf-8")
+    instance = yaml.safe_load(settings.read_text(encoding="utf-8"))
+    instance.setdefault("concurrency", {})["runs"] = {"max_concurrent_runs": 2}
+    settings.write_text(yaml.safe_dump(instance), encoding="utf-8")
     log = tmp_path / "daemon.log"
     command = [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")]
     with log.open("w") as out:

@@ -169,7 +169,7 @@ def stop_before(monkeypatch: pytest.MonkeyPatch, owner: type, method: str, call:
 def test_s3_going_away_mid_run_fails_clearly_and_a_rerun_completes(servers, monkeypatch: pytest.MonkeyPatch) -> None:
     s3, mongo = servers
     manager = io_manager(s3, mongo, f"s3fault{uuid.uuid4().hex[:8]}")
-    stopped_at = stop_before(monkeypatch, ParquetLake, "_write_one", 3, s3)
+    stopped_at = stop_before(monkeypatch, ParquetLake, "write", 3, s3)
     ok, message = materialise(manager)
     assert not ok
     assert "S3" in message and "unreachable" in message and "S3_ENDPOINT_URL" in message, message
