@@ -9,7 +9,7 @@ differ in number.
 import dagster as dg
 from dagster import AssetCheckExecutionContext
 
-from conv_analytics.io.errors import StoreError
+from conv_analytics.failures import fails_clearly
 from conv_analytics.io.mongo import MongoResource, compare_partitions
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import MONGO_KEY, StoredTable
@@ -38,6 +38,7 @@ def build_mongo_check(
         partitions_def=partitions,
         description=f"Per partition, the rows of {name} in the lake equal its documents in MongoDB.",
     )
+    @fails_clearly  # a store that fails is a Failure with its one line
     def lake_matches_mongodb(
         context: AssetCheckExecutionContext, lake: LakeResource, mongo: MongoResource
     ) -> dg.AssetCheckResult:
@@ -46,8 +47,6 @@ def build_mongo_check(
         store = mongo.store()
         try:
             differ = compare_partitions(lake.lake(), store, name, stored, keys, window.start, window.end)
-        except StoreError as exc:
-            raise dg.Failure(description=str(exc)) from None
         finally:
             store.close()
         summary = ", ".join(f"{d.key}: lake {d.lake}, MongoDB {d.mongo}" for d in differ[:10])

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from pydantic import PrivateAttr
 
 from conv_analytics import markdown
-from conv_analytics.failures import fails_clearly
+from conv_analytics.failures import fails_clearly, failure
 from conv_analytics.io.claims import BusyError, Claims
 from conv_analytics.io.lake import WriteStats, json_size
 from conv_analytics.io.mongo import MongoResource
@@ -169,7 +169,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         try:
             claims.claim(run.run_id, assets, first, last)
         except BusyError as exc:
-            raise dg.Failure(description=str(exc)) from None
+            raise failure(exc) from None
         self._claims = claims
         if run.tags.get(HOST_TAG) != socket.gethostname():
             context.instance.add_run_tags(run.run_id, {HOST_TAG: socket.gethostname()})
