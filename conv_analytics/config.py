@@ -252,6 +252,15 @@ class Config:
         _whole_number(1),
         "a whole number of days, at least 1",
     )
+    topics_max_texts = Setting(
+        "CONV_ANALYTICS_TOPICS_MAX_TEXTS",
+        "100000",
+        "Most documents (conversations for topics, user messages for intents) one weekly refit learns "
+        "from: a larger window is sampled by a hash of each document's id, so a fit's time and memory "
+        "stay bounded however busy the weeks get.",
+        _whole_number(1),
+        "a whole number of documents, at least 1",
+    )
     run_batch_messages = Setting(
         "CONV_ANALYTICS_RUN_BATCH_MESSAGES",
         "400000",

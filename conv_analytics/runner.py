@@ -9,6 +9,7 @@ run's steps, so the command line can show progress while a run works.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Sequence
@@ -147,6 +148,10 @@ def run_stage(
     """One in-process run of a stage (`log_level` None: a job without the console logger); a failure
     raises RunFailed with the line of the step that failed."""
     tags = range_tags(stage.keys[0], stage.keys[-1]) if stage.keys else None
+    # the tables of earlier runs are held in reference cycles (Dagster's contexts; a result's captured
+    # outputs, once the caller has dropped it) that Python's collector seldom reaches, since Arrow
+    # allocates outside it: freed here, no run's memory is carried into the next one
+    gc.collect()
     loggers: dict[str, object] = {"progress": {}}
     if log_level is not None:
         loggers["console"] = {"config": {"log_level": log_level}}
@@ -316,6 +321,7 @@ def materialize_days(
             if stage is stages[0]:
                 sizes.counts.update(lake.row_counts(raw_messages, keys))
                 rewritten += [day for day in rewritten_days(result, batch) if not first <= day <= last]
+            del result  # it holds the run's outputs: dropped before the next run starts
             remaining = remaining[len(keys) :]
             if not remaining:
                 break

@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from conv_analytics import markdown
 from conv_analytics.categorize.resource import CategorizerResource
@@ -48,6 +49,7 @@ class TopicDiscoveryResource(dg.ConfigurableResource):
     """How far back each weekly refit looks, and which topic and intent the rollups use."""
 
     window_days: int = setting_field(Config.topics_window_days)
+    max_texts: int = setting_field(Config.topics_max_texts)
     topic_source: str = setting_field(Config.topic_source)
 
 
@@ -60,6 +62,7 @@ class ModelSource:
     stored: StoredTable
     columns: tuple[str, ...]
     texts_sql: str
+    document: str  # the column naming a document, by which a busy window is sampled
     curate: bool  # apply the analyst's curated names (the taxonomy setting) to its topics
 
 
@@ -98,13 +101,36 @@ def assign_by_week(
     return pa.array(ids, pa.int32(), mask=~valid), pa.array(labels, pa.string(), mask=~valid), scores
 
 
-def window_texts(lake: ParquetLake, source: ModelSource, days: list[date]) -> pa.Array:
-    """The documents of the days of `days` that are in the lake."""
+def window_texts(lake: ParquetLake, source: ModelSource, days: list[date], max_texts: int) -> pa.Array:
+    """The documents of the days of `days` that are in the lake: all of them, or, past `max_texts`, the
+    `max_texts` whose ids hash lowest (md5: the same documents whatever the run, and mostly the same from
+    one week's window to the next). A busy window is read twice, its ids whole and then its texts a day
+    at a time, filtered, so that it never sits in memory whole."""
     present = set(lake.keys(source.table))
     keys = [d.isoformat() for d in days if d.isoformat() in present]
-    messages = lake.read(source.table, keys, source.stored.schema, columns=list(source.columns))
+    columns = list(source.columns)
     con = duckdb.connect()
     try:
+        chosen = None
+        if sum(lake.row_counts(source.table, keys).values()) > max_texts:  # a document is at least a row
+            con.register("ids", lake.read(source.table, keys, source.stored.schema, columns=["role", source.document]))
+            ids = (
+                con.sql(
+                    f"SELECT id FROM (SELECT DISTINCT {source.document} AS id FROM ids WHERE role = 'user') "
+                    "ORDER BY md5(id), id LIMIT $limit",
+                    params={"limit": max_texts + 1},
+                )
+                .to_arrow_table()
+                .column("id")
+            )
+            chosen = ids.slice(0, max_texts).combine_chunks() if len(ids) > max_texts else None
+        if chosen is None:
+            messages = lake.read(source.table, keys, source.stored.schema, columns=columns)
+        else:
+            day_tables = (lake.read(source.table, [key], source.stored.schema, columns=columns) for key in keys)
+            messages = pa.concat_tables(
+                table.filter(pc.is_in(table.column(source.document), value_set=chosen)) for table in day_tables
+            )
         con.register("messages", messages)
         return con.sql(source.texts_sql).to_arrow_table().column("text").combine_chunks()
     finally:
@@ -135,7 +161,7 @@ def fit_weeks(
     name: str,
     source: ModelSource,
     lake: ParquetLake,
-    window_days: int,
+    discovery: TopicDiscoveryResource,
     taxonomy: str,
 ) -> Iterator[dict]:
     """One row per week of the run, each fitted from the previous week's model."""
@@ -144,8 +170,8 @@ def fit_weeks(
     previous = previous_version(lake, name, weeks[0])
     for week in weeks:
         last = min(period_end("week", week), today + timedelta(days=1)) - timedelta(days=1)
-        first = last - timedelta(days=window_days - 1)
-        texts = window_texts(lake, source, days_in(first, last))
+        first = last - timedelta(days=discovery.window_days - 1)
+        texts = window_texts(lake, source, days_in(first, last), discovery.max_texts)
         model = previous.refit(texts) if previous is not None else fit(texts)
         if source.curate and taxonomy:
             model = model.curated(taxonomy)
@@ -183,7 +209,7 @@ def build_model_asset(
         discovery: TopicDiscoveryResource,
         categorizer: CategorizerResource,
     ) -> pa.Table:
-        rows = list(fit_weeks(context, name, source, lake.lake(), discovery.window_days, categorizer.taxonomy))
+        rows = list(fit_weeks(context, name, source, lake.lake(), discovery, categorizer.taxonomy))
         latest = TopicModel.from_bytes(rows[-1]["model"])
         topics = latest.shown_topics()
         context.add_output_metadata(
@@ -202,13 +228,23 @@ def build_model_asset(
     return model
 
 
+def intent_source(messages: str, stored: StoredTable) -> ModelSource:
+    """The intent model's documents: each user message of the table `messages`, as it arrived."""
+    return ModelSource(messages, stored, ("role", "text", "sent_at", "message_id"), MESSAGE_TEXTS, "message_id", False)
+
+
+def topic_source(enriched: str, stored: StoredTable) -> ModelSource:
+    """The topic model's documents: each conversation's user messages (in English where translated)."""
+    columns = ("conversation_id", "role", "text", "text_en", "sent_at", "message_id")
+    return ModelSource(enriched, stored, columns, CONVERSATION_TEXTS, "conversation_id", True)
+
+
 def build_intent_model(partitions: Partitions, messages: dg.AssetKey, stored: StoredTable) -> dg.AssetsDefinition:
     """Intents discovered in the user messages (as they arrived) of a trailing window, per week."""
-    source = ModelSource(messages.path[-1], stored, ("role", "text", "sent_at", "message_id"), MESSAGE_TEXTS, False)
     return build_model_asset(
         "intent_model",
         "Intents discovered in the user messages of a trailing window, one version per week.",
-        source,
+        intent_source(messages.path[-1], stored),
         messages,
         partitions,
     )
@@ -216,12 +252,10 @@ def build_intent_model(partitions: Partitions, messages: dg.AssetKey, stored: St
 
 def build_topic_model(partitions: Partitions, enriched: dg.AssetKey, stored: StoredTable) -> dg.AssetsDefinition:
     """Topics discovered in the conversations (user messages in English) of a trailing window, per week."""
-    columns = ("conversation_id", "role", "text", "text_en", "sent_at", "message_id")
-    source = ModelSource(enriched.path[-1], stored, columns, CONVERSATION_TEXTS, True)
     return build_model_asset(
         "topic_model",
         "Topics discovered in the conversations of a trailing window, one version per week.",
-        source,
+        topic_source(enriched.path[-1], stored),
         enriched,
         partitions,
     )

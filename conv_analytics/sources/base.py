@@ -82,8 +82,8 @@ class Version:
 def change_time(fields: Mapping[str, Any] | None) -> datetime:
     """A record's last change time, from the first of CHANGE_FIELDS that parses; NEVER without one."""
     for name in CHANGE_FIELDS:
-        moment = parse_timestamp((fields or {}).get(name))
-        if moment is not None:
+        value = (fields or {}).get(name)
+        if value is not None and (moment := parse_timestamp(value)) is not None:
             return moment
     return NEVER
 

@@ -116,33 +116,33 @@ class FilesSource:
             if known is not None and not any(first_day <= day <= last_day for day in known):
                 continue
             days, settled = set(), True
-            for record, day, final in self._placed(path, time_field):
+            place = f"{_arrival(path).isoformat()}|{path.name}|"
+            for record, line, day, final in self._placed(path, time_field):
                 days.add(day)
                 settled = settled and final
+                # versioned only when wanted: most records of a file read to learn its days are not
                 if first_day <= day <= last_day:
-                    yield record
+                    yield record if record.fields is None else _versioned(record, place, line)
             if settled and known is None:
                 _DAYS_BY_FILE[key] = frozenset(days)
                 learnt = True
         if learnt:
             self._save_index()
 
-    def _placed(self, path: Path, time_field: str) -> Iterator[tuple[RawRecord, date, bool]]:
-        """Every record of a file with the UTC day it belongs to, and whether that day is final: a
-        timestamp too far in the future puts its record on the arrival day only until it is near.
-
-        A record's version is its change time (when the export has one), then the file's date, name
-        and line: of two records with the same id, the one in the later export is the newer."""
+    def _placed(self, path: Path, time_field: str) -> Iterator[tuple[RawRecord, int, date, bool]]:
+        """Every record of a file with its line, the UTC day it belongs to, and whether that day is
+        final: a timestamp too far in the future puts its record on the arrival day only until it is
+        near."""
         arrival = _arrival(path)
         now = self.now or datetime.now(timezone.utc)  # one clock for the file
-        for record in self._records(path):
+        for record, line in self._records(path):
             value = None if record.fields is None else record.fields.get(time_field)
             moment = placement_time(value, now)
             if moment is not None:
-                yield record, moment.date(), True
+                yield record, line, moment.date(), True
                 continue
             parsed = parse_timestamp(value)
-            yield record, arrival, parsed is None or parsed < EARLIEST_TIME
+            yield record, line, arrival, parsed is None or parsed < EARLIEST_TIME
 
     def _load_index(self) -> None:
         if self.index_path is None or not self.index_path.is_file():
@@ -178,8 +178,8 @@ class FilesSource:
     def _time_field(self, entity: Entity) -> str:
         return self.columns.get(entity, {}).get(TIME_FIELD[entity], TIME_FIELD[entity])
 
-    def _records(self, path: Path) -> Iterator[RawRecord]:
-        arrival = _arrival(path)
+    def _records(self, path: Path) -> Iterator[tuple[RawRecord, int]]:
+        """The records of a file, each with its line number (unversioned: see `fetch`)."""
         # utf-8-sig: Excel and some exporters start the file with a byte order mark.
         data = path.read_bytes()
         try:
@@ -187,7 +187,7 @@ class FilesSource:
         except UnicodeDecodeError:  # the bad bytes become lone surrogates, each line's are found below
             text, undecodable = data.decode("utf-8-sig", "surrogateescape"), True
         if path.suffix.lower() == ".csv":
-            yield from self._csv_records(path, text, arrival)
+            yield from self._csv_records(path, text)
             return
         # JSON Lines end at LF (CR LF too) only; U+2028 and U+0085 may stand unescaped inside a string.
         name = path.name
@@ -197,7 +197,7 @@ class FilesSource:
                 continue
             locator = f"{name}:{number}"
             if undecodable and _SURROGATES.search(line):
-                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line))
+                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line)), number
                 continue
             try:
                 fields = orjson.loads(line)
@@ -207,20 +207,20 @@ class FilesSource:
                 try:
                     fields = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    yield RawRecord(locator, None, f"invalid JSON: {exc.msg}", line)
+                    yield RawRecord(locator, None, f"invalid JSON: {exc.msg}", line), number
                     continue
             if not isinstance(fields, dict):
-                yield RawRecord(locator, None, "not a JSON object", line)
+                yield RawRecord(locator, None, "not a JSON object", line), number
                 continue
-            yield RawRecord(locator, fields, version=_version(fields, arrival, path, number))
+            yield RawRecord(locator, fields), number
 
-    def _csv_records(self, path: Path, text: str, arrival: date) -> Iterator[RawRecord]:
+    def _csv_records(self, path: Path, text: str) -> Iterator[tuple[RawRecord, int]]:
         lines = _csv_lines(text)
         header: list[str] | None = None
         for number, row, error in _csv_rows(lines):
             locator = f"{path.name}:{number}"
             if row is None:
-                yield RawRecord(locator, None, error, _readable(lines[number - 1].rstrip("\r\n")))
+                yield RawRecord(locator, None, error, _readable(lines[number - 1].rstrip("\r\n"))), number
                 continue
             if not row:
                 continue
@@ -228,19 +228,21 @@ class FilesSource:
                 header = row
                 continue
             if any(_SURROGATES.search(v) for v in row):
-                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(",".join(row)))
+                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(",".join(row))), number
                 continue
             if len(row) > len(header):
-                yield RawRecord(locator, None, "more fields than the header", ",".join(row))
+                yield RawRecord(locator, None, "more fields than the header", ",".join(row)), number
                 continue
             values = row + [""] * (len(header) - len(row))
             fields = {k: (None if v == "" else v) for k, v in zip(header, values, strict=True)}
-            yield RawRecord(locator, fields, version=_version(fields, arrival, path, number))
+            yield RawRecord(locator, fields), number
 
 
-def _version(fields: Mapping[str, object], arrival: date, path: Path, line: int) -> Version:
-    """Its change time when the export has one, then the export's date, name and line."""
-    return Version(change_time(fields), f"{arrival.isoformat()}|{path.name}|{line:09d}")
+def _versioned(record: RawRecord, place: str, line: int) -> RawRecord:
+    """The record with its version: its change time when the export has one, then the export's date
+    and name (`place`) and the line. Of two records with the same id, the one in the later export is
+    the newer."""
+    return RawRecord(record.locator, record.fields, version=Version(change_time(record.fields), f"{place}{line:09d}"))
 
 
 def _csv_rows(lines: list[str]) -> Iterator[tuple[int, list[str] | None, str]]:
