@@ -1,4 +1,5 @@
-# Process helpers shared by scripts/servers.d/*.sh (sourced). The caller sets $name and $pidfile.
+# Process helpers shared by scripts/servers.d/*.sh (sourced). The caller sets $name and, for a server it
+# starts itself, $pidfile.
 
 running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
@@ -30,4 +31,23 @@ stop_process() {
   echo "$name: pid $pid ignored SIGTERM for $grace s; killing it" >&2
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidfile"
+}
+
+# serve ACTION: a server script's command line, start|stop|status|env. The script defines start, stop,
+# ready (the server answers), address (where it answers, for status) and exports (its settings, for env).
+serve() {
+  case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status)
+      if running && ready; then
+        echo "$name: running at $(address)${pidfile:+ (pid $(cat "$pidfile"))}"
+      else
+        echo "$name: stopped"
+        exit 3
+      fi
+      ;;
+    env) exports ;;
+    *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  esac
 }

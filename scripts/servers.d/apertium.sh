@@ -14,7 +14,7 @@ name=apertium
 . "$root/scripts/lib/process.sh"
 url="http://127.0.0.1:$port"
 
-probe() {  # ready = the Spanish-English pair is listed
+ready() {  # ready = the Spanish-English pair is listed
   curl -fsS --max-time 2 "$url/listPairs" 2>/dev/null | grep -q '"sourceLanguage": *"spa", *"targetLanguage": *"eng"'
 }
 
@@ -40,19 +40,17 @@ sys.argv[0] = "apertium-apy"
 main()
 ' -p "$port" "$modes" >>"$dir/apy.out" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  wait_ready 60 probe "$dir/apy.out" || return 1
+  wait_ready 60 ready "$dir/apy.out" || return 1
   echo "apertium: ready at $url (pid $(cat "$pidfile"))"
 }
 
 stop() { stop_process 10; }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  status) if running && probe; then echo "apertium: running at $url (pid $(cat "$pidfile"))"; else echo "apertium: stopped"; exit 3; fi ;;
-  env)
-    echo "export CONV_ANALYTICS_TRANSLATOR='apertium'"
-    echo "export CONV_ANALYTICS_TRANSLATOR_URL='$url'"
-    ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
-esac
+address() { echo "$url"; }
+
+exports() {
+  echo "export CONV_ANALYTICS_TRANSLATOR='apertium'"
+  echo "export CONV_ANALYTICS_TRANSLATOR_URL='$url'"
+}
+
+serve "$@"

@@ -56,7 +56,7 @@ except pymongo.errors.PyMongoError:
     sys.exit(1)
 EOF_PY
 }
-ping() { client ping; }
+ready() { client ping; }
 
 make_certificates() {  # a private CA and a server certificate signed by it, made once
   [ -f "$tls_dir/server.pem" ] && return 0
@@ -79,7 +79,7 @@ launch() {  # launch EXTRA_FLAGS...: start the server in the background and wait
   setsid "$server" --host 127.0.0.1 --port "$port" --storage-path "$dir/data" "${flags[@]}" "$@" \
     ${CONV_ANALYTICS_MONGODB_OPTIONS:-} >>"$dir/secantusd.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  wait_ready 30 ping "$dir/secantusd.log"
+  wait_ready 30 ready "$dir/secantusd.log"
 }
 
 start() {
@@ -90,7 +90,7 @@ start() {
   fi
   mkdir -p "$dir/data"
   [ "$tls" = true ] && make_certificates
-  if ping; then echo "mongodb: port $port already answers: stop that server or set CONV_ANALYTICS_MONGODB_PORT" >&2; return 1; fi
+  if ready; then echo "mongodb: port $port already answers: stop that server or set CONV_ANALYTICS_MONGODB_PORT" >&2; return 1; fi
   if [ -n "$user" ]; then
     # SecantusDB provisions users on a server without --auth; it is then restarted with --auth
     launch || return 1
@@ -105,21 +105,19 @@ start() {
 
 stop() { stop_process 10; }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  status) if running && ping; then echo "mongodb: running at $uri (pid $(cat "$pidfile"))"; else echo "mongodb: stopped"; exit 3; fi ;;
-  env)
-    echo "export MONGODB_URI='$uri'"
-    echo "export MONGODB_DATABASE='$database'"
-    if [ -n "$user" ]; then
-      printf 'export MONGODB_USER=%q\nexport MONGODB_PASSWORD=%q\n' "$user" "$password"
-      echo "export MONGODB_AUTH_SOURCE='admin'"
-    fi
-    if [ "$tls" = true ]; then
-      echo "export MONGODB_TLS='true'"
-      echo "export MONGODB_TLS_CA_FILE='$tls_dir/ca.pem'"
-    fi
-    ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
-esac
+address() { echo "$uri"; }
+
+exports() {
+  echo "export MONGODB_URI='$uri'"
+  echo "export MONGODB_DATABASE='$database'"
+  if [ -n "$user" ]; then
+    printf 'export MONGODB_USER=%q\nexport MONGODB_PASSWORD=%q\n' "$user" "$password"
+    echo "export MONGODB_AUTH_SOURCE='admin'"
+  fi
+  if [ "$tls" = true ]; then
+    echo "export MONGODB_TLS='true'"
+    echo "export MONGODB_TLS_CA_FILE='$tls_dir/ca.pem'"
+  fi
+}
+
+serve "$@"

@@ -18,7 +18,7 @@ name=nocodb
 url="http://127.0.0.1:$port"
 email="admin@conv-analytics.local"
 
-healthy() { curl -fsS -m 2 -o /dev/null "$url/api/v1/health" 2>/dev/null; }
+ready() { curl -fsS -m 2 -o /dev/null "$url/api/v1/health" 2>/dev/null; }
 
 secret() {  # a random value kept (mode 600) in $dir/NAME, made once so restarts keep the same users
   local file="$dir/$1"
@@ -62,9 +62,9 @@ api_token() {  # a working xc-token: the stored one, or a new one made with the 
 }
 
 start() {
-  if running && healthy; then echo "nocodb: already running (pid $(cat "$pidfile"), $url)"; return 0; fi
+  if running && ready; then echo "nocodb: already running (pid $(cat "$pidfile"), $url)"; return 0; fi
   if running; then stop >/dev/null; fi
-  if healthy; then echo "nocodb: port $port already answers: stop that server or set CONV_ANALYTICS_NOCODB_PORT" >&2; return 1; fi
+  if ready; then echo "nocodb: port $port already answers: stop that server or set CONV_ANALYTICS_NOCODB_PORT" >&2; return 1; fi
   command -v node >/dev/null || { echo "nocodb: node (>= 20) is needed" >&2; return 1; }
   mkdir -p "$dir/data"
   install
@@ -77,21 +77,19 @@ start() {
     exec setsid node "$app/server.js" >>"$dir/nocodb.log" 2>&1 </dev/null
   ) &
   echo $! >"$pidfile"
-  wait_ready 120 healthy "$dir/nocodb.log" || return 1
+  wait_ready 120 ready "$dir/nocodb.log" || return 1
   if ! api_token; then echo "nocodb: could not create an API token (log: $dir/nocodb.log)" >&2; return 1; fi
   echo "nocodb: ready at $url (pid $(cat "$pidfile"))"
 }
 
 stop() { stop_process 15; }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  status) if running && healthy; then echo "nocodb: running at $url (pid $(cat "$pidfile"))"; else echo "nocodb: stopped"; exit 3; fi ;;
-  env)
-    if ! running || [ ! -s "$dir/api-token" ]; then echo "nocodb: not running (scripts/servers start nocodb)" >&2; exit 3; fi
-    echo "export NOCODB_URL='$url'"
-    echo "export NOCODB_API_TOKEN='$(cat "$dir/api-token")'"
-    ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
-esac
+address() { echo "$url"; }
+
+exports() {
+  if ! running || [ ! -s "$dir/api-token" ]; then echo "nocodb: not running (scripts/servers start nocodb)" >&2; exit 3; fi
+  echo "export NOCODB_URL='$url'"
+  echo "export NOCODB_API_TOKEN='$(cat "$dir/api-token")'"
+}
+
+serve "$@"

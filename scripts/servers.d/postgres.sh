@@ -18,6 +18,8 @@ base="$dir"  # the cluster's folder: data/ and postgres.log
 data="$base/data"
 log="$base/postgres.log"
 user=dagster password=dagster database=dagster
+name=postgres
+. "$root/scripts/lib/process.sh"  # its running() is replaced below: pg_ctl knows, no pid file
 
 as_owner() {  # run a server command as the cluster's owner (postgres under root, else ourselves)
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -76,16 +78,14 @@ stop() {
   echo "postgres: stopped"
 }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  status) if running && ready; then echo "postgres: running at 127.0.0.1:$port"; else echo "postgres: stopped"; exit 3; fi ;;
-  env)
-    echo "export DAGSTER_PG_HOST='127.0.0.1'"
-    echo "export DAGSTER_PG_PORT='$port'"
-    echo "export DAGSTER_PG_USERNAME='$user'"
-    echo "export DAGSTER_PG_PASSWORD='$password'"
-    echo "export DAGSTER_PG_DB='$database'"
-    ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
-esac
+address() { echo "127.0.0.1:$port"; }
+
+exports() {
+  echo "export DAGSTER_PG_HOST='127.0.0.1'"
+  echo "export DAGSTER_PG_PORT='$port'"
+  echo "export DAGSTER_PG_USERNAME='$user'"
+  echo "export DAGSTER_PG_PASSWORD='$password'"
+  echo "export DAGSTER_PG_DB='$database'"
+}
+
+serve "$@"

@@ -12,7 +12,7 @@ name=redis
 . "$root/scripts/lib/process.sh"
 url="redis://127.0.0.1:$port"
 
-ping() { [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; }
+ready() { [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; }
 
 start() {
   if running; then echo "redis: already running (pid $(cat "$pidfile"), $url)"; return 0; fi
@@ -26,19 +26,17 @@ start() {
   setsid redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --dir "$dir" >>"$dir/redis.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  wait_ready 30 ping "$dir/redis.log" || return 1
+  wait_ready 30 ready "$dir/redis.log" || return 1
   echo "redis: ready at $url (pid $(cat "$pidfile"))"
 }
 
 stop() { stop_process 10; }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  status) if running && ping; then echo "redis: running at $url (pid $(cat "$pidfile"))"; else echo "redis: stopped"; exit 3; fi ;;
-  env)
-    echo "export CONV_ANALYTICS_CELERY_BROKER_URL='$url/0'"
-    echo "export CONV_ANALYTICS_CELERY_BACKEND_URL='$url/1'"
-    ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
-esac
+address() { echo "$url"; }
+
+exports() {
+  echo "export CONV_ANALYTICS_CELERY_BROKER_URL='$url/0'"
+  echo "export CONV_ANALYTICS_CELERY_BACKEND_URL='$url/1'"
+}
+
+serve "$@"

@@ -23,7 +23,7 @@ master_port=$((port + 1000)) volume_port=$((port + 1007)) filer_port=$((port + 5
 admin_port=$((port + 15313))
 
 
-probe() {  # ready = the bucket exists (created if missing) and an object can be written
+ready() {  # ready = the bucket exists (created if missing) and an object can be written
   AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key" \
     "$python" - "$endpoint" "$bucket" "${1:-}" <<'EOF'
 import sys
@@ -66,22 +66,20 @@ start() {
     -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
     >>"$dir/weed.out" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  wait_ready 60 "probe create" "$dir/weed.out" || return 1
+  wait_ready 60 "ready create" "$dir/weed.out" || return 1
   echo "s3: ready at $endpoint, bucket $bucket (pid $(cat "$pidfile"))"
 }
 
 stop() { stop_process 15; }
 
-case "${1:-}" in
-  start) start ;;
-  stop) stop ;;
-  status) if running && probe; then echo "s3: running at $endpoint (pid $(cat "$pidfile"))"; else echo "s3: stopped"; exit 3; fi ;;
-  env)
-    echo "export S3_ENDPOINT_URL='$endpoint'"
-    echo "export S3_BUCKET='$bucket'"
-    echo "export AWS_ACCESS_KEY_ID='$access_key'"
-    echo "export AWS_SECRET_ACCESS_KEY='$secret_key'"
-    echo "export AWS_REGION='us-east-1'"
-    ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
-esac
+address() { echo "$endpoint"; }
+
+exports() {
+  echo "export S3_ENDPOINT_URL='$endpoint'"
+  echo "export S3_BUCKET='$bucket'"
+  echo "export AWS_ACCESS_KEY_ID='$access_key'"
+  echo "export AWS_SECRET_ACCESS_KEY='$secret_key'"
+  echo "export AWS_REGION='us-east-1'"
+}
+
+serve "$@"
