@@ -15,7 +15,9 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +25,9 @@ import pyarrow.compute as pc
 import pymongo
 import pytest
 
+from conv_analytics.config import Config
 from conv_analytics.io.lake import ParquetLake, S3Settings
+from conv_analytics.io.resources import LakeResource
 from conv_analytics_tests.conftest import REPO, require_server
 
 SCRIPTS = REPO / "scripts" / "servers.d"
@@ -72,6 +76,34 @@ def s3_prefix() -> Iterator[tuple[S3Target, str]]:
     prefix = f"tests/{uuid.uuid4().hex[:10]}"
     yield target, prefix
     target.settings.filesystem().delete_dir_contents(f"{target.bucket}/{prefix}", missing_dir_ok=True)
+
+
+@contextmanager
+def stores_config(home: Path, start_date: date) -> Iterator[Config]:
+    """A files-source configuration with an S3 lake and MongoDB, each with a key prefix or database of its
+    own, removed afterwards."""
+    uri, target, run = mongo_uri(), s3_target(), uuid.uuid4().hex[:10]
+    config = Config(
+        home=home,
+        start_date=start_date,
+        s3_bucket=target.bucket,
+        s3_prefix=f"tests/{run}",
+        s3_endpoint_url=target.endpoint_url,
+        mongodb_uri=uri,
+        mongodb_database=f"test_{run}",
+    )
+    try:
+        yield config
+    finally:
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+        client.drop_database(config.mongodb_database)
+        client.close()
+        target.settings.filesystem().delete_dir_contents(f"{target.bucket}/tests/{run}", missing_dir_ok=True)
+
+
+def stores_lake(config: Config) -> ParquetLake:
+    """The S3 lake of a `stores_config` configuration."""
+    return LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url).lake()
 
 
 def free_port() -> int:

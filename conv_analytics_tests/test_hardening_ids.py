@@ -8,8 +8,6 @@ lake, then (integration) with the S3 lake, MongoDB and NocoDB of `scripts/server
 from __future__ import annotations
 
 import json
-import socket
-import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +15,6 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pymongo
 import pytest
 from click.testing import CliRunner
 
@@ -29,7 +26,6 @@ from conv_analytics.definitions import Platform
 from conv_analytics.io.ids import INDEX_SCHEMA, IdIndex, index_name, index_table, resolve
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.mongo import MongoStore, PartitionCounts, compare_partitions
-from conv_analytics.io.resources import LakeResource
 from conv_analytics.nocodb.checks import build_reconciliation_check
 from conv_analytics.nocodb.source import NocoDBSource
 from conv_analytics.runner import materialize_days
@@ -39,7 +35,7 @@ from conv_analytics.sources.base import ID_FIELD as ID
 from conv_analytics.sources.base import NEVER, RawRecord, Version, normalize
 from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server
 from conv_analytics_tests.platform_support import asset_graph, stored_table
-from conv_analytics_tests.storage_support import mongo_uri, s3_target
+from conv_analytics_tests.storage_support import free_port, stores_config, stores_lake
 
 D1, D2, D3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
 DAYS = [D1, D2, D3]
@@ -247,38 +243,15 @@ def test_a_lake_without_an_index_is_read_from_its_raw_partitions(tmp_path: Path)
 # --- the whole platform with MongoDB and S3 (integration) -------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def stores(tmp_path: Path) -> Iterator[Config]:
     """A files-source configuration with an S3 lake and MongoDB (a database and prefix of its own)."""
-    uri, target, run = mongo_uri(), s3_target(), uuid.uuid4().hex[:10]
-    config = Config(
-        home=tmp_path,
-        start_date=date(2024, 1, 1),
-        s3_bucket=target.bucket,
-        s3_prefix=f"tests/{run}",
-        s3_endpoint_url=target.endpoint_url,
-        mongodb_uri=uri,
-        mongodb_database=f"test_{run}",
-    )
-    yield config
-    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
-    client.drop_database(config.mongodb_database)
-    client.close()
-    target.settings.filesystem().delete_dir_contents(f"{target.bucket}/tests/{run}", missing_dir_ok=True)
-
-
-def lake_of(config: Config) -> ParquetLake:
-    return LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url).lake()
+    with stores_config(tmp_path, date(2024, 1, 1)) as config:
+        yield config
 
 
 def assert_lake_equals_mongodb(config: Config) -> None:
-    lake, store = lake_of(config), MongoStore(config.mongodb_uri, config.mongodb_database)
+    lake, store = stores_lake(config), MongoStore(config.mongodb_uri, config.mongodb_database)
     try:
         for asset in MIRRORED:
             keys = lake.keys(asset)
@@ -322,7 +295,7 @@ def test_a_moved_id_leaves_one_row_in_s3_and_mongodb_and_the_runner_rebuilds_the
     written = write_exports(config.source_folder)  # the third day's export brings the newer versions
     summary = materialize_days(config, D3, D3)
     assert any("rewritten days" in step.name and D1.isoformat() in step.partitions for step in summary.steps)
-    lake = lake_of(config)
+    lake = stores_lake(config)
     assert_one_row_per_id(lake, written)
     for asset, column in (("enriched_messages", "message_id"), ("conversation_categories", "conversation_id")):
         table = lake.read(asset, lake.keys(asset), stored_table(asset).schema)
@@ -378,7 +351,7 @@ def test_mongodb_down_after_the_lake_write_shows_as_lag_and_fails_the_check(
     window_start = datetime(D1.year, D1.month, D1.day, tzinfo=timezone.utc)
     keys = [d.isoformat() for d in DAYS]
     differ = compare_partitions(
-        lake_of(config),
+        stores_lake(config),
         store,
         "conversation_categories",
         stored_table("conversation_categories"),

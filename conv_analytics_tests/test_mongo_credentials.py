@@ -5,7 +5,6 @@ compute logs, the lake, the reports, `config`, `status` and the alert of a faile
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -23,7 +22,7 @@ from conv_analytics.config import Config
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.mongo import MongoLogin, MongoStore
 from conv_analytics.runner import materialize_range
-from conv_analytics_tests.storage_support import PrivateServer
+from conv_analytics_tests.storage_support import PrivateServer, free_port
 from conv_analytics_tests.test_mongo_store import replace_day, rollup_rows
 from conv_analytics_tests.webhook_support import Receiver
 
@@ -33,12 +32,6 @@ USER = "analyst-7c1e9"
 PASSWORD = "Pa55 w/ord@mongo!7c1e"
 WRONG_PASSWORD = "wrong-Pa55-4d2a"
 DAY = datetime(2026, 11, 2, tzinfo=timezone.utc)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

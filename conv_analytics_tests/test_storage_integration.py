@@ -7,7 +7,6 @@ CONV_ANALYTICS_TEST_MONGODB_URI / CONV_ANALYTICS_TEST_S3_ENDPOINT); skips withou
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -26,7 +25,7 @@ from conv_analytics.io.resources import LakeResource
 from conv_analytics.runner import materialize_range
 from conv_analytics_tests.conftest import DEMO_DAYS, DEMO_FIRST_DAY, demo_config
 from conv_analytics_tests.platform_support import schema_of, stored_table
-from conv_analytics_tests.storage_support import mongo_uri, rows_by_day, s3_target
+from conv_analytics_tests.storage_support import rows_by_day, stores_config, stores_lake
 
 pytestmark = pytest.mark.integration
 
@@ -38,33 +37,14 @@ MIRRORED = ("conversation_categories", "enriched_messages", "daily_rollups")
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, dict[str, dg.ExecuteInProcessResult]]]:
     """The ten demo days (one single-run backfill) and their complete week, written to S3 and MongoDB."""
-    uri = mongo_uri()
-    target = s3_target()
-    run = uuid.uuid4().hex[:10]
     demo = demo_config(tmp_path_factory.mktemp("s3_mongo"))
-    config = Config(
-        home=demo.home,
-        start_date=demo.start_date,
-        s3_bucket=target.bucket,
-        s3_prefix=f"tests/{run}",
-        s3_endpoint_url=target.endpoint_url,
-        mongodb_uri=uri,
-        mongodb_database=f"test_{run}",
-    )
-    graph = Platform.build(config).graph
-    results = {
-        "daily": materialize_range(config, graph.daily_chain, DAYS),
-        "weekly": materialize_range(config, [graph.rollups["week"].key], [WEEK]),
-    }
-    yield config, results
-    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
-    client.drop_database(config.mongodb_database)
-    client.close()
-    target.settings.filesystem().delete_dir_contents(f"{target.bucket}/tests/{run}", missing_dir_ok=True)
-
-
-def s3_lake(config: Config) -> ParquetLake:
-    return LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url).lake()
+    with stores_config(demo.home, demo.start_date) as config:
+        graph = Platform.build(config).graph
+        results = {
+            "daily": materialize_range(config, graph.daily_chain, DAYS),
+            "weekly": materialize_range(config, [graph.rollups["week"].key], [WEEK]),
+        }
+        yield config, results
 
 
 def lake_counts(lake: ParquetLake, asset: str) -> dict[str, int]:
@@ -76,7 +56,7 @@ def lake_counts(lake: ParquetLake, asset: str) -> dict[str, int]:
 def test_counts_per_day_agree_in_mongo_s3_and_the_local_lake(stored, ten_day_lake: Config) -> None:
     config, _ = stored
     assert config.lake_root.startswith("s3://")
-    s3 = s3_lake(config)
+    s3 = stores_lake(config)
     local = ParquetLake.open(ten_day_lake.lake_root)
     store = MongoStore(config.mongodb_uri, config.mongodb_database)
     for asset in MIRRORED:
@@ -94,7 +74,7 @@ def test_counts_per_day_agree_in_mongo_s3_and_the_local_lake(stored, ten_day_lak
 
 def test_mongo_reads_back_what_the_lake_holds(stored) -> None:
     config, _ = stored
-    lake = s3_lake(config)
+    lake = stores_lake(config)
     store = MongoStore(config.mongodb_uri, config.mongodb_database)
     schema = schema_of("conversation_categories")
     start = datetime(DEMO_FIRST_DAY.year, DEMO_FIRST_DAY.month, DEMO_FIRST_DAY.day, tzinfo=timezone.utc)
@@ -151,7 +131,7 @@ def test_duckdb_answers_a_query_over_the_s3_lake(stored, ten_day_lake: Config, m
     monkeypatch.setenv("S3_ENDPOINT_URL", config.s3_endpoint_url)
     result = CliRunner().invoke(main, ["query", "SELECT count(*) AS n FROM daily_rollups", "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"n": sum(lake_counts(s3_lake(config), "daily_rollups").values())}
+    assert json.loads(result.output) == {"n": sum(lake_counts(stores_lake(config), "daily_rollups").values())}
 
 
 def test_reruns_and_an_overlapping_backfill_leave_no_duplicates(stored) -> None:
@@ -159,7 +139,7 @@ def test_reruns_and_an_overlapping_backfill_leave_no_duplicates(stored) -> None:
     graph = Platform.build(config).graph
     keys = [graph.categories.key, graph.rollups["day"].key]
     selection = [key.path[-1] for key in keys]
-    lake = s3_lake(config)
+    lake = stores_lake(config)
     store = MongoStore(config.mongodb_uri, config.mongodb_database)
     before = {asset: (lake_counts(lake, asset), store.counts_by_day(stored_table(asset))) for asset in selection}
     for _ in range(3):
