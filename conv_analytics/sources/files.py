@@ -116,8 +116,9 @@ class FilesSource:
             if known is not None and not any(first_day <= day <= last_day for day in known):
                 continue
             days, settled = set(), True
-            place = f"{_arrival(path).isoformat()}|{path.name}|"
-            for record, line, day, final in self._placed(path, time_field):
+            arrival = _arrival(path)
+            place = f"{arrival.isoformat()}|{path.name}|"
+            for record, line, day, final in self._placed(path, time_field, arrival):
                 days.add(day)
                 settled = settled and final
                 # versioned only when wanted: most records of a file read to learn its days are not
@@ -129,11 +130,10 @@ class FilesSource:
         if learnt:
             self._save_index()
 
-    def _placed(self, path: Path, time_field: str) -> Iterator[tuple[RawRecord, int, date, bool]]:
+    def _placed(self, path: Path, time_field: str, arrival: date) -> Iterator[tuple[RawRecord, int, date, bool]]:
         """Every record of a file with its line, the UTC day it belongs to, and whether that day is
         final: a timestamp too far in the future puts its record on the arrival day only until it is
         near."""
-        arrival = _arrival(path)
         now = self.now or datetime.now(timezone.utc)  # one clock for the file
         for record, line in self._records(path):
             value = None if record.fields is None else record.fields.get(time_field)
