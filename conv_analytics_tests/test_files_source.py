@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conv_analytics.sources import files as files_module
-from conv_analytics.sources.base import Batch, RawRecord, normalize
+from conv_analytics.sources.base import Batch, RawRecord, RecordTable, normalize
 from conv_analytics.sources.files import FilesSource
 from conv_analytics.text.redact import pseudonymize
 
@@ -254,6 +256,16 @@ def test_every_record_read_is_in_exactly_one_place(tmp_path: Path) -> None:
     assert texts["shared"] == f"from {days[-2]}"  # files are read in name order: the last one wins
 
 
+def spy(read: Callable[..., Any], opened: list[str]) -> Callable[..., Any]:
+    """`read` (a FilesSource reader), noting the name of each file it opens."""
+
+    def reading(self: FilesSource, path: Path, *args: object) -> Any:
+        opened.append(path.name)
+        return read(self, path, *args)
+
+    return reading
+
+
 def test_a_day_reads_only_the_files_that_hold_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(5):
         day = DAY + timedelta(days=i)
@@ -261,13 +273,8 @@ def test_a_day_reads_only_the_files_that_hold_it(tmp_path: Path, monkeypatch: py
     source = FilesSource(tmp_path, now=NOW)
     read_day(source, DAY)  # learns every file's days
     opened: list[str] = []
-    records = FilesSource._records
-
-    def spy(self: FilesSource, path: Path):  # noqa: ANN202
-        opened.append(path.name)
-        return records(self, path)
-
-    monkeypatch.setattr(FilesSource, "_records", spy)
+    for reader in ("_table", "_records"):  # read whole, or record by record
+        monkeypatch.setattr(FilesSource, reader, spy(getattr(FilesSource, reader), opened))
     batch = read_day(source, DAY + timedelta(days=3))
     assert batch.table.column("message_id").to_pylist() == ["m2"]  # 23:30 -03:00 is the next UTC day
     assert opened == [f"messages-{DAY + timedelta(days=2)}.jsonl"]
@@ -313,8 +320,8 @@ def test_the_day_index_is_shared_through_a_file(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(files_module, "_DAYS_BY_FILE", {})  # another process
     opened: list[str] = []
-    records = FilesSource._records
-    monkeypatch.setattr(FilesSource, "_records", lambda self, path: opened.append(path.name) or records(self, path))
+    for reader in ("_table", "_records"):
+        monkeypatch.setattr(FilesSource, reader, spy(getattr(FilesSource, reader), opened))
     batch = read_day(FilesSource(exports, now=NOW, index_path=index), DAY + timedelta(days=2))
     assert batch.table.column("message_id").to_pylist() == ["m2"]
     assert opened == [f"messages-{DAY + timedelta(days=2)}.jsonl"]
@@ -436,3 +443,79 @@ def test_the_columnar_path_gives_what_the_per_record_path_gives(
         one_by_one.counts,
     )
     assert all(c.balanced for c in columnar.counts.values())
+
+
+# --- files read whole by Arrow's JSON reader -----------------------------------------------------------------
+
+VERSIONED = [
+    message("m1", "2026-11-02T10:00:00Z", UpdatedAt="2026-11-05T00:00:00Z"),
+    message("m2", "2026-11-02T10:00:01Z", CreatedAt="2026-11-04 08:00:00", UpdatedAt="not a time"),
+    message("m3", "2026-12-25T10:00:00Z"),  # ahead of NOW: on the file's day until its own is near
+    message("m4", "2026-11-03T00:30:00+02:00", extra={"nested": [1, 2]}),
+    {"message_id": "m5", "conversation_id": "c1", "role": "user", "text": "no time"},
+]
+PLAIN_LINES = [json.dumps(r, ensure_ascii=False) for r in [*MIXED_MESSAGES, *VERSIONED]]
+
+
+@pytest.mark.parametrize(
+    ("lines", "whole"),
+    [
+        (PLAIN_LINES, True),
+        ([*PLAIN_LINES[:3], "", *PLAIN_LINES[3:]], False),  # a blank line
+        ([*PLAIN_LINES[:3], "  \r", *PLAIN_LINES[3:]], False),
+        ([PLAIN_LINES[0] + PLAIN_LINES[1], "", *PLAIN_LINES[2:]], False),  # two objects on a line, one line blank
+        ([*PLAIN_LINES, json.dumps(message(7, "2026-11-02T10:00:00Z"))], False),  # a number as id
+        ([*PLAIN_LINES, '{"message_id": "m9", "message_id": "m10"}'], False),  # a key twice
+        ([*PLAIN_LINES, '{"message_id": "m9", "text": "\\ud800"}'], False),  # a lone surrogate escape
+        ([*PLAIN_LINES, "[1, 2]", "{not json"], False),
+        ([*PLAIN_LINES, "  "], False),  # a last line of blanks without a line break
+    ],
+)
+def test_a_file_read_whole_gives_what_reading_it_record_by_record_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str], whole: bool
+) -> None:
+    """Each day's batch is the same (rows, quarantine, counts, versions, origins) whether a file is
+    read as one Arrow table or line by line; a file Arrow could misnumber is read line by line."""
+    (tmp_path / f"messages-{DAY}.jsonl").write_text("\n".join(lines) + ("" if lines[-1].isspace() else "\n"))
+    (tmp_path / f"messages-{DAY + timedelta(days=1)}.jsonl").write_text(
+        "\r\n".join([json.dumps(message("m1", "2026-11-02T23:00:00Z", text="newer copy")), *PLAIN_LINES[8:]])
+    )
+    days = [DAY, DAY + timedelta(days=1)]
+    source = FilesSource(tmp_path, now=NOW)
+    first = list(source.fetch("messages", *window(DAY)))
+    assert any(isinstance(r, RecordTable) for r in first) and any(isinstance(r, RawRecord) for r in first) != whole
+    tables = {day: read_day(source, day) for day in days}
+    monkeypatch.setattr(files_module, "_DAYS_BY_FILE", {})
+    monkeypatch.setattr(FilesSource, "_table", lambda *args: None)
+    records = {day: read_day(source, day) for day in days}
+    for day in days:
+        a, b = tables[day], records[day]
+        assert a.table.equals(b.table) and a.quarantine.equals(b.quarantine), day
+        assert a.versions.equals(b.versions) and a.origins == b.origins, day
+        assert (a.duplicates, a.reasons, a.counts) == (b.duplicates, b.reasons, b.counts), day
+    batch = tables[DAY]  # each kind of record took part: rows, set aside, older versions, change times
+    assert batch.table.num_rows >= 8 and batch.quarantine.num_rows >= 7 and batch.duplicates >= 10
+    assert batch.versions.column("changed").null_count <= batch.table.num_rows - 1
+
+
+def test_renamed_columns_are_read_whole_unless_a_record_also_has_our_name(tmp_path: Path) -> None:
+    columns = {"messages": {"text": "body", "sent_at": "time"}}
+    renamed = [
+        {**{k: v for k, v in r.items() if k not in ("text", "sent_at")}, "body": r["text"], "time": r["sent_at"]}
+        for r in MIXED_MESSAGES
+    ]
+    write_jsonl(tmp_path / f"messages-{DAY}.jsonl", renamed)
+    source = FilesSource(tmp_path, columns, now=NOW)
+    start, end = window(DAY)
+    found = list(source.fetch("messages", start, end))
+    assert [type(r) for r in found] == [RecordTable]
+    batch = normalize("messages", found, start, end, columns["messages"], now=NOW)
+    expected = normalize(
+        "messages", [RawRecord(f"x:{i}", r) for i, r in enumerate(MIXED_MESSAGES)], start, end, now=NOW
+    )
+    assert batch.table.equals(expected.table) and batch.quarantine.num_rows == expected.quarantine.num_rows
+    # "text" and "body" both present: which wins is decided record by record, as rename_columns does
+    write_jsonl(tmp_path / f"messages-{DAY}.jsonl", [{**renamed[0], "text": "ours"}, *renamed[1:]])
+    files_module._DAYS_BY_FILE.clear()
+    both = normalize("messages", source.fetch("messages", start, end), start, end, columns["messages"], now=NOW)
+    assert both.table.column("text").to_pylist() == batch.table.column("text").to_pylist()

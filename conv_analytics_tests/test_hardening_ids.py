@@ -23,16 +23,16 @@ from conv_analytics.assets.stores import MATCHES_MONGODB
 from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform
-from conv_analytics.io.ids import INDEX_SCHEMA, IdIndex, index_name, index_table, resolve
+from conv_analytics.io.ids import INDEX_SCHEMA, IdIndex, index_name, index_table, resolve, versions_of
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.mongo import MongoStore, PartitionCounts, compare_partitions
 from conv_analytics.nocodb.checks import build_reconciliation_check
 from conv_analytics.nocodb.source import NocoDBSource
 from conv_analytics.runner import materialize_days
-from conv_analytics.schemas import RAW_CONVERSATIONS
+from conv_analytics.schemas import RAW_CONVERSATIONS, TS
 from conv_analytics.sources import files as files_module
 from conv_analytics.sources.base import ID_FIELD as ID
-from conv_analytics.sources.base import NEVER, RawRecord, Version, normalize
+from conv_analytics.sources.base import NEVER, RawRecord, Version, normalize, versions_table
 from conv_analytics_tests.nocodb_support import client, lake_resources, new_base, resource, server
 from conv_analytics_tests.platform_support import asset_graph, stored_table
 from conv_analytics_tests.storage_support import free_port, stores_config, stores_lake
@@ -62,7 +62,7 @@ def test_the_newest_version_wins_within_a_day_whatever_the_read_order() -> None:
     for records in ([old, new], [new, old]):
         batch = normalize("messages", records, start, start + timedelta(days=1))
         assert batch.table.column("sent_at").to_pylist() == [T + timedelta(hours=2)]
-        assert batch.duplicates == 1 and batch.versions == [new.version]
+        assert batch.duplicates == 1 and versions_of(batch.versions) == [new.version]
         assert sum(c.duplicates for c in batch.counts.values()) == 1
         assert all(c.balanced for c in batch.counts.values())
     # equal versions: the later read wins, as before versions existed
@@ -73,9 +73,8 @@ def test_the_newest_version_wins_within_a_day_whatever_the_read_order() -> None:
 
 
 def index_of(rows: list[tuple[str, Version]]) -> pa.Table:
-    return index_table(
-        pa.array([r[0] for r in rows]), pa.array([T] * len(rows), pa.timestamp("us")), [r[1] for r in rows]
-    )
+    versions = versions_table(pa.array([r[1].changed for r in rows], TS), pa.array([r[1].place for r in rows]))
+    return index_table(pa.array([r[0] for r in rows]), pa.array([T] * len(rows), pa.timestamp("us")), versions)
 
 
 def test_resolve_keeps_the_newest_version_across_days_read_and_stored() -> None:

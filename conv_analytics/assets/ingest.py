@@ -69,10 +69,10 @@ def one_row_per_id(index: IdIndex, batches: dict[str, Batch], counts: dict[str, 
         for position in positions:
             counts[batch.origins[position]].raw -= 1
             counts[batch.origins[position]].duplicates += 1
-        keep = resolution.keep[day]
-        batch.table = batch.table.take(pa.array(keep, pa.int64()))
-        batch.versions = [batch.versions[i] for i in keep]
-        batch.origins = [batch.origins[i] for i in keep]
+        keep = pa.array(resolution.keep[day], pa.int64())
+        batch.table = batch.table.take(keep)
+        batch.versions = batch.versions.take(keep)
+        batch.origins = [batch.origins[i] for i in resolution.keep[day]]
         batch.duplicates += len(positions)
     return resolution
 

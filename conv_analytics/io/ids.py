@@ -43,12 +43,14 @@ def index_name(asset: str) -> str:
 
 
 def index_table(
-    ids: pa.Array | pa.ChunkedArray, times: pa.Array | pa.ChunkedArray, versions: Sequence[Version]
+    ids: pa.Array | pa.ChunkedArray, times: pa.Array | pa.ChunkedArray, versions: pa.Table | None
 ) -> pa.Table:
-    """The index rows of one day's raw table (its id and time columns, and the versions of its rows)."""
-    changed = pa.array([None if v.changed == NEVER else v.changed for v in versions], TIME)
+    """The index rows of one day's raw table: its id and time columns, and the versions of its rows
+    (`sources.base.versions_table`; None for rows without a version)."""
+    if versions is None:
+        versions = pa.table({"changed": pa.nulls(len(ids), TIME), "place": pa.array([""] * len(ids), pa.string())})
     return pa.Table.from_arrays(
-        [ids.cast(pa.string()), times.cast(TIME), changed, pa.array([v.place for v in versions], pa.string())],
+        [ids.cast(pa.string()), times.cast(TIME), versions.column("changed").cast(TIME), versions.column("place")],
         schema=INDEX_SCHEMA,
     )
 
@@ -153,7 +155,7 @@ class IdIndex:
         if key in (indexed if indexed is not None else set(self.lake.keys(self.name))):
             return self.lake.read(self.name, [key], INDEX_SCHEMA)
         raw = self.lake.read(self.asset, [key], self.schema, columns=[self.id_column, self.time_column])
-        return index_table(raw.column(self.id_column), raw.column(self.time_column), [Version()] * raw.num_rows)
+        return index_table(raw.column(self.id_column), raw.column(self.time_column), None)
 
     def write(self, days: dict[str, pa.Table]) -> None:
         """Replace the index files of these days (in parallel, each atomically, like the partitions)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
@@ -99,12 +99,49 @@ class RawRecord:
     version: Version = Version()  # orders the records of one id: the newest is kept
 
 
+@dataclass(frozen=True)
+class RecordTable:
+    """Records of one origin read as columns: an export file that parsed whole, at Arrow's speed.
+
+    `fields` has a string column per field the validation reads (the source's names, null where a
+    record lacks the field); `lines`, `changed` and `place` are each row's line in the origin and its
+    `Version` (`changed` is NEVER where the record has no change time). `records(rows)` gives the
+    chosen rows as whole `RawRecord`s, read again from the origin: the few that are not plain take the
+    per-record validation, and the quarantine keeps every field they had.
+    """
+
+    origin: str
+    fields: pa.Table
+    lines: pa.Array
+    changed: pa.Array
+    place: pa.Array
+    records: Callable[[Sequence[int]], list[RawRecord]]
+
+    @property
+    def num_rows(self) -> int:
+        return self.fields.num_rows
+
+    def take(self, rows: np.ndarray) -> RecordTable:
+        """Only these rows (positions in this table), each keeping its line and version."""
+        indices = pa.array(rows, pa.int64())
+        lines = self.lines.take(indices)
+        whole = self.records
+        return RecordTable(
+            self.origin,
+            self.fields.take(indices),
+            lines,
+            self.changed.take(indices),
+            self.place.take(indices),
+            lambda chosen: whole([int(rows[i]) for i in chosen]),
+        )
+
+
 class Source(Protocol):
-    """Yields the records of one entity whose time falls in [start, end)."""
+    """Yields the records of one entity whose time falls in [start, end), one by one or as tables."""
 
     name: str
 
-    def fetch(self, entity: Entity, start: datetime, end: datetime) -> Iterator[RawRecord]: ...
+    def fetch(self, entity: Entity, start: datetime, end: datetime) -> Iterator[RawRecord | RecordTable]: ...
 
 
 @dataclass
@@ -137,7 +174,8 @@ class Batch:
     duplicates: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     counts: dict[str, RecordCounts] = field(default_factory=dict)  # by origin, see `origin`
-    versions: list[Version] = field(default_factory=list)  # of the table's rows, in its order
+    versions: pa.Table = field(default_factory=lambda: versions_table(pa.array([], TS), pa.array([], pa.string())))
+    # of the table's rows, in its order (`versions_table`)
     origins: list[str] = field(default_factory=list)  # of the table's rows, in its order
 
 
@@ -172,6 +210,23 @@ def parse_timestamp(value: Any) -> datetime | None:
         return parsed.astimezone(timezone.utc)
     except OverflowError:  # 9999-12-31T23:00:00-05:00 has no UTC time
         return None
+
+
+def parse_times(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """`parse_timestamp` over a string column, null where it gives None: values of the plain ISO form
+    are cast by Arrow, the others parsed one by one."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    shaped = pc.fill_null(pc.match_substring_regex(values, _PLAIN_TIME), False)
+    try:
+        moments = pc.if_else(shaped, values, pa.scalar(None, values.type)).cast(TS)
+    except pa.ArrowInvalid:  # a plain-looking impossible date (02-30): every value its own way
+        shaped = pa.array(np.zeros(len(values), dtype=bool))
+        moments = pa.nulls(len(values), TS)
+    others = pc.and_(pc.invert(shaped), pc.is_valid(values))
+    if not pc.any(others).as_py():
+        return moments
+    parsed = [parse_timestamp(value) for value in values.filter(others).to_pylist()]
+    return pc.replace_with_mask(moments, others, pa.array(parsed, TS))
 
 
 def in_range(moment: datetime, now: datetime | None = None) -> bool:
@@ -322,22 +377,37 @@ _FIELD_KINDS: dict[Entity, dict[str, str]] = {
 def _plain_records(
     entity: Entity, records: list[Mapping[str, Any]], now: datetime
 ) -> tuple[np.ndarray, pa.Table] | None:
+    """`_plain_columns` over records as dicts."""
+    try:  # str and None only: bytes would pass as text
+        columns = {name: pa.array([r.get(name) for r in records]) for name in _FIELD_KINDS[entity]}
+    except (pa.ArrowException, UnicodeEncodeError):
+        return None
+    return _plain_columns(entity, columns, now)
+
+
+def _plain_columns(
+    entity: Entity, columns: Mapping[str, pa.Array | pa.ChunkedArray], now: datetime
+) -> tuple[np.ndarray, pa.Table] | None:
     """Validate records as whole Arrow columns: which records are plain (see _PLAIN_ID) and valid,
     and their rows in that order; None when a field holds values of other types (numbers as ids,
     say) or an impossible date, and then every record takes the per-record path."""
-    plain = pa.array(np.ones(len(records), dtype=bool))
-    columns = {}
+    plain = pa.array(np.ones(len(next(iter(columns.values()))), dtype=bool))
+    stored = {}
     try:
         for name, kind in _FIELD_KINDS[entity].items():
-            values = pa.array([r.get(name) for r in records])  # str and None only: bytes would pass as text
-            if not (pa.types.is_string(values.type) or pa.types.is_null(values.type)):
+            values = columns[name]
+            if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) and not (
+                pa.types.is_null(values.type)
+            ):
                 return None
             values = values.cast(pa.large_string() if kind == "text" else pa.string())
-            ok, columns[name] = _plain_column(kind, values, now)
+            if isinstance(values, pa.ChunkedArray):
+                values = values.combine_chunks()
+            ok, stored[name] = _plain_column(kind, values, now)
             plain = pc.and_(plain, pc.fill_null(ok, False))
     except (pa.ArrowException, UnicodeEncodeError):
         return None
-    return plain.to_numpy(zero_copy_only=False), pa.table(columns).filter(plain)
+    return plain.to_numpy(zero_copy_only=False), pa.table(stored).filter(plain)
 
 
 def _plain_column(kind: str, values: pa.Array, now: datetime) -> tuple[pa.Array, pa.Array]:
@@ -372,9 +442,70 @@ def _count_origins(counts: dict[str, RecordCounts], sources: list[str], rows: pa
         setattr(count, name, getattr(count, name) + int(number))
 
 
+@dataclass
+class _Segment:
+    """Records that reached `normalize` together, one by one or as a `RecordTable`: their plain rows
+    (`_plain_columns`), versions and origins, and `records(rows)`: the chosen rows as records with
+    their fields under our names, for the per-record validation."""
+
+    size: int
+    plain: tuple[np.ndarray, pa.Table] | None
+    changed: pa.Array
+    place: pa.Array
+    origins: np.ndarray
+    records: Callable[[list[int]], list[tuple[RawRecord, Mapping[str, Any] | None]]]
+
+
+def _record_segment(entity: Entity, pending: list[tuple[RawRecord, Mapping[str, Any], int]], now: datetime) -> _Segment:
+    return _Segment(
+        size=len(pending),
+        plain=_plain_records(entity, [fields for _, fields, _ in pending], now),
+        changed=pa.array([raw.version.changed for raw, _, _ in pending], TS),
+        place=pa.array([raw.version.place for raw, _, _ in pending], pa.string()),
+        origins=np.fromiter((index for _, _, index in pending), np.int64, len(pending)),
+        records=lambda rows: [pending[i][:2] for i in rows],
+    )
+
+
+def _table_segment(
+    entity: Entity, table: RecordTable, origin_index: int, columns: Mapping[str, str], now: datetime
+) -> _Segment:
+    """A RecordTable's segment; its fields are renamed as `rename_columns` does. A field whose column
+    the table lacks, or one a renamed field's own name fills too (the two would be told apart only
+    record by record), sends every row to the per-record path."""
+    names = {name: columns.get(name, name) for name in FIELDS[entity]}
+    available = set(table.fields.column_names)
+    ambiguous = any(
+        ours != theirs and ours in available and table.fields.column(ours).null_count < table.num_rows
+        for ours, theirs in names.items()
+    )
+    plain = None
+    if not ambiguous and set(names.values()) <= available:
+        plain = _plain_columns(entity, {ours: table.fields.column(theirs) for ours, theirs in names.items()}, now)
+
+    def records(rows: list[int]) -> list[tuple[RawRecord, Mapping[str, Any] | None]]:
+        found = table.records(rows)
+        return [(raw, None if raw.fields is None else rename_columns(raw.fields, columns)) for raw in found]
+
+    return _Segment(
+        size=table.num_rows,
+        plain=plain,
+        changed=table.changed,
+        place=table.place,
+        origins=np.full(table.num_rows, origin_index, dtype=np.int64),
+        records=records,
+    )
+
+
+def versions_table(changed: pa.Array, place: pa.Array) -> pa.Table:
+    """Rows' versions as the id index keeps them: `changed` null where the record has none (NEVER)."""
+    changed = pc.if_else(pc.equal(changed, pa.scalar(NEVER, TS)), pa.scalar(None, TS), changed)
+    return pa.table({"changed": changed, "place": place})
+
+
 def normalize(
     entity: Entity,
-    records: Iterable[RawRecord],
+    records: Iterable[RawRecord | RecordTable],
     start: datetime,
     end: datetime,
     columns: Mapping[str, str] | None = None,
@@ -391,6 +522,7 @@ def normalize(
     """
     validate = _VALIDATORS[entity]
     now = now or datetime.now(timezone.utc)  # one clock for the whole batch
+    columns = columns or {}
     id_field = ID_FIELD[entity]
     time_field = TIME_FIELD[entity]
     partition_day = start.astimezone(timezone.utc).date()
@@ -413,13 +545,34 @@ def normalize(
         reasons[key] = reasons.get(key, 0) + 1
         counts[origin(locator)].quarantined += 1
 
-    pending: list[tuple[RawRecord, Mapping[str, Any], int]] = []  # parsed records and their origin's index
+    def unreadable(raw: RawRecord) -> None:
+        set_aside(raw.locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
+
     origins: dict[str, int] = {}
     read: list[int] = []  # records read, by origin index
+
+    def origin_index(source: str) -> int:
+        index = origins.get(source)
+        if index is None:
+            index = origins[source] = len(origins)
+            counts[source] = RecordCounts()
+            read.append(0)
+        return index
+
+    segments: list[_Segment] = []
+    pending: list[tuple[RawRecord, Mapping[str, Any], int]] = []  # parsed records and their origin's index
     # Where `origin` cuts a locator depends only on the locator without its trailing digits, so
     # the regex runs once per file or table rather than once per record.
     cuts: dict[tuple[str, bool], tuple[int, int] | None] = {}  # where the cut starts, what follows it
     for raw in records:
+        if isinstance(raw, RecordTable):
+            if pending:
+                segments.append(_record_segment(entity, pending, now))
+                pending = []
+            index = origin_index(raw.origin)
+            read[index] += raw.num_rows
+            segments.append(_table_segment(entity, raw, index, columns, now))
+            continue
         locator = raw.locator
         stem = locator.rstrip(_DIGITS)
         key = (stem, len(stem) < len(locator))
@@ -427,50 +580,51 @@ def normalize(
             found = _ROW_SUFFIX.search(locator)
             cuts[key] = None if found is None else (found.start(), len(locator) - found.end())
         cut = cuts[key]
-        source = locator if cut is None else locator[: cut[0]] + locator[len(locator) - cut[1] :]
-        index = origins.get(source)
-        if index is None:
-            index = origins[source] = len(origins)
-            counts[source] = RecordCounts()
-            read.append(0)
+        index = origin_index(locator if cut is None else locator[: cut[0]] + locator[len(locator) - cut[1] :])
         read[index] += 1
         if raw.fields is None:
-            set_aside(locator, raw.error or "unreadable record", redact_texts([raw.raw], redaction)[0][0].as_py())
+            unreadable(raw)
             continue
         fields = rename_columns(raw.fields, columns) if columns else raw.fields
         pending.append((raw, fields, index))
+    if pending:
+        segments.append(_record_segment(entity, pending, now))
     for source, index in origins.items():
         counts[source].read = read[index]
 
-    schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
-    plain = _plain_records(entity, [f for _, f, _ in pending], now) if pending else None
-    checked = np.zeros(len(pending), dtype=bool) if plain is None else plain[0]
-    rows: list[dict[str, Any]] = []
-    for seq in np.flatnonzero(~checked).tolist():
-        raw, fields, source_index = pending[seq]
-        row, reason = validate(fields, now)
-        if row is None:
-            kept_fields = dict(raw.fields)
-            user_column = (columns or {}).get("user_id", "user_id")
-            user_id = _as_id(kept_fields.get(user_column)) if entity == "conversations" else None
-            if pseudonym_key is not None and user_id is not None:
-                kept_fields[user_column] = pseudonymize([user_id], pseudonym_key)[0].as_py()
-            set_aside(raw.locator, reason or "invalid", _record_json(redact_record(kept_fields, redaction)))
-            continue
-        if entity == "messages":  # lone surrogates (a JSON escape) become U+FFFD, as Arrow needs
-            row["text"] = without_surrogates([row["text"]])[0]
-        row["_seq"], row["_origin"] = seq, source_index
-        rows.append(row)
-
     # Valid rows of both paths in one table, with the position and origin of their record.
+    schema = RAW_CONVERSATIONS if entity == "conversations" else RAW_MESSAGES
     position = [pa.field("_seq", pa.int64()), pa.field("_origin", pa.int64())]
     order = pa.schema([*(schema.field(name) for name in FIELDS[entity]), *position])
-    valid = pa.Table.from_pylist(rows, schema=order)
-    if plain is not None:
-        seqs = np.flatnonzero(checked)
-        origin_of = np.fromiter((p[2] for p in pending), np.int64, len(pending))
-        fast = plain[1].append_column("_seq", pa.array(seqs)).append_column("_origin", pa.array(origin_of[seqs]))
-        valid = pa.concat_tables([valid, fast.cast(order)])
+    rows: list[dict[str, Any]] = []
+    fast: list[pa.Table] = []
+    offset = 0
+    for segment in segments:
+        checked = np.zeros(segment.size, dtype=bool) if segment.plain is None else segment.plain[0]
+        slow = np.flatnonzero(~checked).tolist()
+        for position_in_segment, (raw, fields) in zip(slow, segment.records(slow), strict=True):
+            if fields is None:  # a re-read origin that no longer parses
+                unreadable(raw)
+                continue
+            row, reason = validate(fields, now)
+            if row is None:
+                kept_fields = dict(raw.fields or {})
+                user_column = columns.get("user_id", "user_id")
+                user_id = _as_id(kept_fields.get(user_column)) if entity == "conversations" else None
+                if pseudonym_key is not None and user_id is not None:
+                    kept_fields[user_column] = pseudonymize([user_id], pseudonym_key)[0].as_py()
+                set_aside(raw.locator, reason or "invalid", _record_json(redact_record(kept_fields, redaction)))
+                continue
+            if entity == "messages":  # lone surrogates (a JSON escape) become U+FFFD, as Arrow needs
+                row["text"] = without_surrogates([row["text"]])[0]
+            row["_seq"], row["_origin"] = offset + position_in_segment, int(segment.origins[position_in_segment])
+            rows.append(row)
+        if segment.plain is not None:
+            seqs = np.flatnonzero(checked)
+            plain_rows = segment.plain[1].append_column("_seq", pa.array(seqs + offset))
+            fast.append(plain_rows.append_column("_origin", pa.array(segment.origins[seqs])).cast(order))
+        offset += segment.size
+    valid = pa.concat_tables([pa.Table.from_pylist(rows, schema=order), *fast])
     sources = list(origins)
     times = valid.column(time_field)
     inside = pc.and_(pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS)))
@@ -478,10 +632,10 @@ def normalize(
     valid = valid.filter(inside)
     # Duplicate ids: the newest version wins, the later read on a tie; each other one counts against
     # its own origin.
-    versions = [raw.version for raw, _, _ in pending]
+    changed = pa.concat_arrays([s.changed for s in segments]) if segments else pa.array([], TS)
+    place = pa.concat_arrays([s.place for s in segments]) if segments else pa.array([], pa.string())
     seq = valid.column("_seq")
-    valid = valid.append_column("_changed", pa.array([v.changed for v in versions], TS).take(seq))
-    valid = valid.append_column("_place", pa.array([v.place for v in versions], pa.string()).take(seq))
+    valid = valid.append_column("_changed", changed.take(seq)).append_column("_place", place.take(seq))
     valid = valid.sort_by(
         [(id_field, "ascending"), ("_changed", "ascending"), ("_place", "ascending"), ("_seq", "ascending")]
     )
@@ -495,7 +649,6 @@ def normalize(
     valid = valid.filter(pa.array(newest))
     _count_origins(counts, sources, valid, "raw")
     valid = valid.sort_by([(time_field, "ascending"), (id_field, "ascending")]).combine_chunks()
-    kept = valid.column("_seq").to_pylist()
     if entity == "messages":
         redacted, redactions = redact_texts(valid.column("text"), redaction)
         valid = valid.set_column(valid.schema.get_field_index("text"), schema.field("text"), redacted)
@@ -506,14 +659,15 @@ def normalize(
         pseudonyms = pseudonymize(table.column(index), pseudonym_key).cast(schema.field(index).type)
         table = table.set_column(index, schema.field(index), pseudonyms)
     quarantine = pa.Table.from_pylist(sorted(bad, key=lambda b: b["locator"]), schema=QUARANTINE)
+    kept_origins = valid.column("_origin").to_numpy()
     return Batch(
         table=table,
         quarantine=quarantine,
         duplicates=duplicates,
         reasons=reasons,
         counts=counts,
-        versions=[versions[i] for i in kept],
-        origins=[sources[pending[i][2]] for i in kept],
+        versions=versions_table(valid.column("_changed").combine_chunks(), valid.column("_place").combine_chunks()),
+        origins=[sources[i] for i in kept_origins.tolist()],
     )
 
 

@@ -13,25 +13,37 @@ days it holds (remembered by path, size and modification time, in the process an
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
+from conv_analytics.schemas import TS
 from conv_analytics.sources.base import (
+    CHANGE_FIELDS,
     EARLIEST_TIME,
+    FIELDS,
+    MAX_AHEAD,
+    NEVER,
     TIME_FIELD,
     Entity,
     RawRecord,
+    RecordTable,
     Version,
     change_time,
+    parse_times,
     parse_timestamp,
     placement_time,
 )
@@ -39,6 +51,9 @@ from conv_analytics.sources.base import (
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv")
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _SURROGATES = re.compile(r"[\udc80-\udcff]")
+# A line a JSON Lines reader skips (Arrow's would then number the rest wrongly): empty or only blanks.
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
+_BLANK_START = re.compile(rb"[ \t\r]*(?:\n|\Z)")
 _CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 UNTERMINATED_QUOTE = "unterminated quote"
 
@@ -103,8 +118,9 @@ class FilesSource:
             if p.is_file() and p.name.startswith(entity) and p.suffix.lower() in SUFFIXES
         )
 
-    def fetch(self, entity: Entity, start: datetime, end: datetime) -> Iterator[RawRecord]:
-        """Every record placed on a UTC day of [start, end), from whichever file holds it."""
+    def fetch(self, entity: Entity, start: datetime, end: datetime) -> Iterator[RawRecord | RecordTable]:
+        """Every record placed on a UTC day of [start, end), from whichever file holds it: a file that
+        Arrow's JSON reader takes whole comes as one RecordTable of its records of those days."""
         first_day, last_day = start.date(), (end - timedelta(microseconds=1)).date()
         time_field = self._time_field(entity)
         self._load_index()
@@ -118,12 +134,22 @@ class FilesSource:
             days, settled = set(), True
             arrival = _arrival(path)
             place = f"{arrival.isoformat()}|{path.name}|"
-            for record, line, day, final in self._placed(path, time_field, arrival):
-                days.add(day)
-                settled = settled and final
-                # versioned only when wanted: most records of a file read to learn its days are not
-                if first_day <= day <= last_day:
-                    yield record if record.fields is None else _versioned(record, place, line)
+            whole = self._table(path, entity, arrival, place)
+            if whole is not None:
+                table, placed, final = whole
+                wanted = (placed >= np.datetime64(first_day)) & (placed <= np.datetime64(last_day))
+                if wanted.all():
+                    yield table
+                elif wanted.any():
+                    yield table.take(np.flatnonzero(wanted))
+                days, settled = set(np.unique(placed).astype(object)), bool(final.all())
+            else:
+                for record, line, day, final in self._placed(path, time_field, arrival):
+                    days.add(day)
+                    settled = settled and final
+                    # versioned only when wanted: most records of a file read to learn its days are not
+                    if first_day <= day <= last_day:
+                        yield record if record.fields is None else _versioned(record, place, line)
             if settled and known is None:
                 _DAYS_BY_FILE[key] = frozenset(days)
                 learnt = True
@@ -143,6 +169,70 @@ class FilesSource:
                 continue
             parsed = parse_timestamp(value)
             yield record, line, arrival, parsed is None or parsed < EARLIEST_TIME
+
+    def _table(
+        self, path: Path, entity: Entity, arrival: date, place: str
+    ) -> tuple[RecordTable, np.ndarray, np.ndarray] | None:
+        """A JSON Lines file read whole by Arrow's JSON reader, with the UTC day each record belongs to
+        (as `_placed` decides) and whether that day is final; None when the file is not simply one
+        JSON object a line in valid UTF-8 with our fields as strings (a blank or broken line, a number
+        as an id, a duplicate key): then every record is read on its own, each fault with its reason."""
+        if path.suffix.lower() == ".csv":
+            return None
+        data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+        if _BLANK_START.match(data) or _BLANK_LINE.search(data) or data[data.rfind(b"\n") + 1 :].isspace():
+            return None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        mapped = self.columns.get(entity, {})
+        names = dict.fromkeys([*FIELDS[entity], *mapped.values(), *CHANGE_FIELDS])
+        options = pa_json.ParseOptions(
+            explicit_schema=pa.schema([(name, pa.string()) for name in names]), unexpected_field_behavior="ignore"
+        )
+        try:
+            fields = pa_json.read_json(pa.BufferReader(data), parse_options=options)
+        except pa.ArrowException:
+            return None
+        if fields.num_rows != data.count(b"\n") + (not data.endswith(b"\n")):
+            return None  # two objects on a line: line numbers would not match rows
+        fields = fields.combine_chunks()
+        now = self.now or datetime.now(timezone.utc)
+        moments = parse_times(fields.column(self._time_field(entity)))
+        placeable = pc.fill_null(
+            pc.and_(
+                pc.greater_equal(moments, pa.scalar(EARLIEST_TIME, TS)),
+                pc.less_equal(moments, pa.scalar(now + MAX_AHEAD, TS)),
+            ),
+            False,
+        )
+        placed = pc.if_else(placeable, moments.cast(pa.date32()), pa.scalar(arrival, pa.date32()))
+        early = pc.fill_null(pc.less(moments, pa.scalar(EARLIEST_TIME, TS)), False)
+        final = pc.or_(pc.or_(placeable, pc.is_null(moments)), early)
+        lines = pa.array(np.arange(1, fields.num_rows + 1, dtype=np.int64))
+        changed = pc.coalesce(*(parse_times(fields.column(name)) for name in CHANGE_FIELDS), pa.scalar(NEVER, TS))
+        padded = pc.utf8_lpad(lines.cast(pa.string()), width=9, padding="0")
+        table = RecordTable(
+            origin=path.name,
+            fields=fields,
+            lines=lines,
+            changed=changed,
+            place=pc.binary_join_element_wise(place, padded, ""),
+            records=lambda rows: self._reread(path, place, rows),
+        )
+        return table, placed.to_numpy(zero_copy_only=False), final.to_numpy(zero_copy_only=False)
+
+    def _reread(self, path: Path, place: str, rows: Sequence[int]) -> list[RawRecord]:
+        """Rows of a file read whole by `_table`, as the per-record reader gives them."""
+        if not rows:
+            return []
+        lines = path.read_bytes().decode("utf-8-sig", "surrogateescape").split("\n")
+        found = []
+        for row in rows:
+            record = _line_record(f"{path.name}:{row + 1}", lines[row].removesuffix("\r"), undecodable=True)
+            found.append(record if record.fields is None else _versioned(record, place, row + 1))
+        return found
 
     def _load_index(self) -> None:
         if self.index_path is None or not self.index_path.is_file():
@@ -193,26 +283,8 @@ class FilesSource:
         name = path.name
         for number, line in enumerate(text.split("\n"), start=1):
             line = line.removesuffix("\r")
-            if not line or line.isspace():
-                continue
-            locator = f"{name}:{number}"
-            if undecodable and _SURROGATES.search(line):
-                yield RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line)), number
-                continue
-            try:
-                fields = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                # what orjson refuses (NaN, integers over 64 bits) the json module may take; its
-                # message names the fault
-                try:
-                    fields = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield RawRecord(locator, None, f"invalid JSON: {exc.msg}", line), number
-                    continue
-            if not isinstance(fields, dict):
-                yield RawRecord(locator, None, "not a JSON object", line), number
-                continue
-            yield RawRecord(locator, fields), number
+            if line and not line.isspace():
+                yield _line_record(f"{name}:{number}", line, undecodable), number
 
     def _csv_records(self, path: Path, text: str) -> Iterator[tuple[RawRecord, int]]:
         lines = _csv_lines(text)
@@ -236,6 +308,24 @@ class FilesSource:
             values = row + [""] * (len(header) - len(row))
             fields = {k: (None if v == "" else v) for k, v in zip(header, values, strict=True)}
             yield RawRecord(locator, fields), number
+
+
+def _line_record(locator: str, line: str, undecodable: bool) -> RawRecord:
+    """One JSON Lines record (unversioned), or the reason it cannot be read."""
+    if undecodable and _SURROGATES.search(line):
+        return RawRecord(locator, None, "invalid UTF-8 bytes", _readable(line))
+    try:
+        fields = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        # what orjson refuses (NaN, integers over 64 bits) the json module may take; its message
+        # names the fault
+        try:
+            fields = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return RawRecord(locator, None, f"invalid JSON: {exc.msg}", line)
+    if not isinstance(fields, dict):
+        return RawRecord(locator, None, "not a JSON object", line)
+    return RawRecord(locator, fields)
 
 
 def _versioned(record: RawRecord, place: str, line: int) -> RawRecord:
