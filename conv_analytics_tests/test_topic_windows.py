@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from conv_analytics.assets.topics import ModelSource, intent_source, topic_source, window_texts
+from conv_analytics.assets.topics import ModelSource, WindowSampler, intent_source, topic_source
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.io.tables import StoredTable
 from conv_analytics.schemas import ENRICHED_MESSAGES, RAW_MESSAGES
@@ -65,6 +65,11 @@ def _document_of(source: ModelSource, text: str) -> str:
     return f"{conversation}-m{m}" if source.document == "message_id" else conversation
 
 
+def window_texts(lake: ParquetLake, source: ModelSource, days: list[date], max_texts: int) -> pa.Array:
+    """The texts of one window, from a sampler of its own."""
+    return WindowSampler(lake, source, max_texts).texts(days)
+
+
 @pytest.mark.parametrize("name", SOURCES)
 def test_a_window_within_the_cap_is_read_whole(lake: ParquetLake, name: str) -> None:
     source, documents = SOURCES[name]
@@ -85,3 +90,16 @@ def test_a_busy_window_keeps_the_documents_whose_ids_hash_lowest_in_the_whole_wi
     assert len(sampled) == cap
     assert sampled == [text for text in whole if _document_of(source, text) in lowest]
     assert window_texts(lake, source, DAYS, cap).to_pylist() == sampled  # the same documents every run
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_one_sampler_over_overlapping_windows_gives_what_a_fresh_one_gives(lake: ParquetLake, name: str) -> None:
+    """The ids a sampler keeps from one window to the next (shared days) change nothing."""
+    source, documents = SOURCES[name]
+    cap = documents // 4
+    windows = [DAYS[:2], DAYS[1:], DAYS, DAYS[2:]]
+    sampler = WindowSampler(lake, source, cap)
+    for days in windows:
+        texts = sampler.texts(days)
+        assert texts.equals(window_texts(lake, source, days, cap)) and len(texts) == min(cap, documents)
+        assert sorted(sampler.day_ids) == [d.isoformat() for d in days]  # only the window's days are kept

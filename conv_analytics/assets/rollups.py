@@ -67,7 +67,7 @@ def build_rollups(
     starts = [date.fromisoformat(key) for key in context.partition_keys]
     started = time.perf_counter()
     users = pa.table({"user_id": pc.unique(categories.column("user_id"))})
-    con = lake.duckdb()
+    con = lake.duckdb(history)
     try:
         seen_before = users_seen_before(con, users, min(starts), history)
     finally:

@@ -101,40 +101,78 @@ def assign_by_week(
     return pa.array(ids, pa.int32(), mask=~valid), pa.array(labels, pa.string(), mask=~valid), scores
 
 
-def window_texts(lake: ParquetLake, source: ModelSource, days: list[date], max_texts: int) -> pa.Array:
-    """The documents of the days of `days` that are in the lake: all of them, or, past `max_texts`, the
-    `max_texts` whose ids hash lowest (md5: the same documents whatever the run, and mostly the same from
-    one week's window to the next). A busy window is read twice, its ids whole and then its texts a day
-    at a time, filtered, so that it never sits in memory whole."""
-    present = set(lake.keys(source.table))
-    keys = [d.isoformat() for d in days if d.isoformat() in present]
-    columns = list(source.columns)
-    con = duckdb.connect()
-    try:
-        chosen = None
-        if sum(lake.row_counts(source.table, keys).values()) > max_texts:  # a document is at least a row
-            con.register("ids", lake.read(source.table, keys, source.stored.schema, columns=["role", source.document]))
-            ids = (
-                con.sql(
-                    f"SELECT id FROM (SELECT DISTINCT {source.document} AS id FROM ids WHERE role = 'user') "
-                    "ORDER BY md5(id), id LIMIT $limit",
-                    params={"limit": max_texts + 1},
+class WindowSampler:
+    """The documents of trailing windows of one source, one window after another (the weeks of a run):
+    all of a window's documents, or, past `max_texts`, the `max_texts` whose ids hash lowest (md5: the
+    same documents whatever the run, and mostly the same from one week's window to the next).
+
+    A busy window is read twice, so that it never sits in memory whole: its user documents' ids and
+    hashes (kept per day for the next window, which shares most of its days), then its texts a day at
+    a time, each day filtered by its own chosen ids."""
+
+    def __init__(self, lake: ParquetLake, source: ModelSource, max_texts: int) -> None:
+        self.lake, self.source, self.max_texts = lake, source, max_texts
+        self.day_ids: dict[str, pa.Table] = {}  # day -> its user documents: id, md5 (hex)
+
+    def texts(self, days: list[date]) -> pa.Array:
+        """One text per document of the days of `days` that are in the lake, in the SQL's order."""
+        source = self.source
+        present = set(self.lake.keys(source.table))
+        keys = [d.isoformat() for d in days if d.isoformat() in present]
+        columns = list(source.columns)
+        con = duckdb.connect()
+        try:
+            chosen = None
+            if sum(self.lake.row_counts(source.table, keys).values()) > self.max_texts:  # a document is a row at least
+                chosen = self._chosen(con, keys)
+            if chosen is None:
+                messages = self.lake.read(source.table, keys, source.stored.schema, columns=columns)
+            else:
+                day_tables = (
+                    (self.lake.read(source.table, [key], source.stored.schema, columns=columns), chosen[key])
+                    for key in keys
                 )
-                .to_arrow_table()
-                .column("id")
-            )
-            chosen = ids.slice(0, max_texts).combine_chunks() if len(ids) > max_texts else None
-        if chosen is None:
-            messages = lake.read(source.table, keys, source.stored.schema, columns=columns)
-        else:
-            day_tables = (lake.read(source.table, [key], source.stored.schema, columns=columns) for key in keys)
-            messages = pa.concat_tables(
-                table.filter(pc.is_in(table.column(source.document), value_set=chosen)) for table in day_tables
-            )
-        con.register("messages", messages)
-        return con.sql(source.texts_sql).to_arrow_table().column("text").combine_chunks()
-    finally:
-        con.close()
+                messages = pa.concat_tables(
+                    table.filter(pc.is_in(table.column(source.document), value_set=ids)) for table, ids in day_tables
+                )
+            con.register("messages", messages)
+            return con.sql(source.texts_sql).to_arrow_table().column("text").combine_chunks()
+        finally:
+            con.close()
+
+    def _chosen(self, con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, pa.Array] | None:
+        """Each day's ids among the window's `max_texts` lowest (md5, id); None when the window has no
+        more documents than that."""
+        self.day_ids = {
+            key: self.day_ids[key] if key in self.day_ids else self._user_documents(con, key) for key in keys
+        }
+        con.register("ids", pa.concat_tables(self.day_ids.values()))
+        ranked = con.sql(
+            "SELECT id, hash FROM (SELECT DISTINCT id, hash FROM ids) ORDER BY hash, id LIMIT $limit",
+            params={"limit": self.max_texts + 1},
+        ).to_arrow_table()
+        con.unregister("ids")
+        if ranked.num_rows <= self.max_texts:
+            return None
+        last_id, last_hash = ranked.column("id")[-2], ranked.column("hash")[-2]  # the last one kept
+        chosen = {}
+        for key, table in self.day_ids.items():
+            hashes, ids = table.column("hash"), table.column("id")
+            kept = pc.or_(pc.less(hashes, last_hash), pc.and_(pc.equal(hashes, last_hash), pc.less_equal(ids, last_id)))
+            chosen[key] = ids.filter(kept).combine_chunks()
+        return chosen
+
+    def _user_documents(self, con: duckdb.DuckDBPyConnection, key: str) -> pa.Table:
+        source = self.source
+        con.register(
+            "day", self.lake.read(source.table, [key], source.stored.schema, columns=["role", source.document])
+        )
+        try:
+            return con.sql(
+                f"SELECT DISTINCT {source.document} AS id, md5({source.document}) AS hash FROM day WHERE role = 'user'"
+            ).to_arrow_table()
+        finally:
+            con.unregister("day")
 
 
 def previous_version(lake: ParquetLake, name: str, before: date) -> TopicModel | None:
@@ -168,10 +206,11 @@ def fit_weeks(
     weeks = [date.fromisoformat(key) for key in context.partition_keys]
     today = datetime.now(timezone.utc).date()
     previous = previous_version(lake, name, weeks[0])
+    sampler = WindowSampler(lake, source, discovery.max_texts)
     for week in weeks:
         last = min(period_end("week", week), today + timedelta(days=1)) - timedelta(days=1)
         first = last - timedelta(days=discovery.window_days - 1)
-        texts = window_texts(lake, source, days_in(first, last), discovery.max_texts)
+        texts = sampler.texts(days_in(first, last))
         model = previous.refit(texts) if previous is not None else fit(texts)
         if source.curate and taxonomy:
             model = model.curated(taxonomy)

@@ -7,6 +7,8 @@ time (no wheel on PyPI matches DuckDB 2.0), which this platform never does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from conv_analytics.io.lake import ParquetLake
@@ -17,8 +19,11 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect(lake: ParquetLake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per asset present in the lake (hive `date=` column included).
+def connect(
+    lake: ParquetLake, database: str = ":memory:", assets: Sequence[str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view per asset present in the lake (hive `date=` column included), or
+    per asset of `assets` present (listing every asset's partitions costs a step that needs one table).
 
     Each view reads the list of its partition files, handed to DuckDB as values: no path is written
     into SQL text, and no glob reads a quote, bracket or backslash in a folder's name as a pattern.
@@ -26,7 +31,8 @@ def connect(lake: ParquetLake, database: str = ":memory:") -> duckdb.DuckDBPyCon
     con = duckdb.connect(database)
     if lake.s3 is not None:
         con.register_filesystem(lake.s3.fsspec())
-    for asset in lake.assets():
+    present = lake.assets()
+    for asset in present if assets is None else [a for a in assets if a in present]:
         keys = lake.keys(asset)
         if not keys:
             continue

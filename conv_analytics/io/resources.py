@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import dagster as dg
@@ -46,9 +47,9 @@ class LakeResource(dg.ConfigurableResource):
             )
         return S3Settings.resolve(endpoint, region, self.s3.profile_name or "")
 
-    def duckdb(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with one view per asset of the lake."""
-        return query.connect(self.lake())
+    def duckdb(self, assets: Sequence[str] | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with one view per asset of the lake (of `assets` only, when given)."""
+        return query.connect(self.lake(), assets=assets)
 
 
 def lake_resource(config: Config) -> LakeResource:

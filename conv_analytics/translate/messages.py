@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conv_analytics.text.language import UNDETERMINED, detect_languages
-from conv_analytics.text.redact import CARD, EMAIL, PHONE, URL, redact_one
+from conv_analytics.text.redact import CARD, EMAIL, PHONE, URL, redact_one, redact_texts
 from conv_analytics.translate.cache import TranslationCache, text_hash
 from conv_analytics.translate.engines import (
     ENGLISH,
@@ -140,9 +140,14 @@ def translate_messages(
     if translator is None:
         return result
     groups: dict[str, dict[str, list[int]]] = {}  # language -> redacted text -> rows
-    for i, (text, language) in enumerate(zip(texts, languages, strict=True)):
-        if text and language not in (ENGLISH, UNDETERMINED) and _LETTER.search(text):
-            groups.setdefault(language, {}).setdefault(redact_one(text)[0], []).append(i)
+    rows = [
+        i
+        for i, (text, language) in enumerate(zip(texts, languages, strict=True))
+        if text and language not in (ENGLISH, UNDETERMINED) and _LETTER.search(text)
+    ]
+    redacted = redact_texts([texts[i] for i in rows])[0].to_pylist()  # vectorised: most texts hold nothing to redact
+    for i, text in zip(rows, redacted, strict=True):
+        groups.setdefault(languages[i], {}).setdefault(text, []).append(i)
     for language, by_text in groups.items():
         try:
             if not result.errors:
