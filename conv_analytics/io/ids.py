@@ -132,23 +132,30 @@ class IdIndex:
         wanted = pc.unique(ids.cast(pa.string()))
         tables, labels = [], []
         if indexed:
-            dataset = ds.dataset(
-                [self.lake.partition_path(self.name, day) for day in sorted(indexed)],
-                filesystem=self.lake.fs,
-                format="parquet",
-                partitioning=ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive"),
-                partition_base_dir=f"{self.lake.root}/{self.name}",
-            )
+            # the ids alone first: most runs find none of theirs elsewhere, and then read nothing more
             with self.lake.reading(f"the id index of {self.asset}"):
-                found = dataset.to_table(filter=pc.field("id").isin(wanted))
-            tables.append(found.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
-            labels += found.column("date").to_pylist()
+                hits = self._dataset(indexed).to_table(columns=["date"], filter=pc.field("id").isin(wanted))
+                hit_days = set(pc.unique(hits.column("date")).to_pylist())
+                found = self._dataset(hit_days).to_table(filter=pc.field("id").isin(wanted)) if hit_days else None
+            if found is not None:
+                tables.append(found.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA))
+                labels += found.column("date").to_pylist()
         for day in sorted(days - indexed):
             day_index = self.day(day, indexed)
             found = day_index.filter(pc.is_in(day_index.column("id"), wanted))
             tables.append(found)
             labels += [day] * found.num_rows
         return (pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()), labels
+
+    def _dataset(self, days: set[str]) -> ds.Dataset:
+        """The index files of these days as one dataset, with each row's day (its `date=` folder)."""
+        return ds.dataset(
+            [self.lake.partition_path(self.name, day) for day in sorted(days)],
+            filesystem=self.lake.fs,
+            format="parquet",
+            partitioning=ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive"),
+            partition_base_dir=f"{self.lake.root}/{self.name}",
+        )
 
     def day(self, key: str, indexed: set[str] | None = None) -> pa.Table:
         """One day's index, from its file, or from the raw partition where the day has no index yet."""
