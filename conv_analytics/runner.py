@@ -12,7 +12,8 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -142,16 +143,36 @@ def stage_job(
     return definitions.resolve_job_def(RUN_JOB)
 
 
+def _free_earlier_runs() -> None:
+    """Free what earlier runs left, before the next one starts.
+
+    The tables of earlier runs are held in reference cycles (Dagster's contexts; a result's captured
+    outputs, once the caller has dropped it) that Python's collector seldom reaches, since Arrow
+    allocates outside it: collected here, no run's memory is carried into the next one. What survives
+    the collection outlives runs (definitions, loaded models, compiled kernels, Dagster's caches): it is
+    frozen, so the next collection walks only what was made since instead of the whole heap (a full
+    collection took about 0.3 s a run at 3M messages). Callers unfreeze with `_runs_done` at the end.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@contextmanager
+def _runs_done() -> Iterator[None]:
+    """Runs of one caller: what was frozen between them is handed back to the collector afterwards."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def run_stage(
     job: dg.JobDefinition, stage: Stage, instance: dg.DagsterInstance | None = None, log_level: str | None = "DEBUG"
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of a stage (`log_level` None: a job without the console logger); a failure
     raises RunFailed with the line of the step that failed."""
     tags = range_tags(stage.keys[0], stage.keys[-1]) if stage.keys else None
-    # the tables of earlier runs are held in reference cycles (Dagster's contexts; a result's captured
-    # outputs, once the caller has dropped it) that Python's collector seldom reaches, since Arrow
-    # allocates outside it: freed here, no run's memory is carried into the next one
-    gc.collect()
+    _free_earlier_runs()
     loggers: dict[str, object] = {"progress": {}}
     if log_level is not None:
         loggers["console"] = {"config": {"log_level": log_level}}
@@ -178,7 +199,8 @@ def materialize_range(
     """One run over `keys` (consecutive partitions of one partitions definition) for the selected assets."""
     stage = Stage(", ".join(k.to_user_string() for k in selection), list(selection), keys)
     job = stage_job(Platform.build(config), stage, console=log_level is not None)
-    return run_stage(job, stage, instance, log_level)
+    with _runs_done():
+        return run_stage(job, stage, instance, log_level)
 
 
 def plan(platform: Platform, first: date, last: date) -> list[Stage]:
@@ -306,38 +328,41 @@ def materialize_days(
     lake = lake_resource(config).lake()
     present = set(lake.keys(raw_messages))  # days of an earlier run: a first estimate of their sizes
     sizes = DaySizes(lake.row_counts(raw_messages, [key for key in stages[0].keys if key in present]))
-    summary = RunSummary()
-    rewritten: list[date] = []
-    for stage, job in zip(stages, jobs, strict=True):
-        started = time.perf_counter()
-        remaining, runs = list(stage.keys), 0
-        while True:
-            if runs:
-                progress.more_steps(stage, len(job.nodes_in_topological_order))
-            keys = next_batch(remaining, stage.period, sizes, config.run_batch_messages) if stage.period else remaining
-            batch = replace(stage, keys=keys)
-            result = run_stage(job, batch, instance, log_level)
-            runs += 1
-            if stage is stages[0]:
-                sizes.counts.update(lake.row_counts(raw_messages, keys))
-                rewritten += [day for day in rewritten_days(result, batch) if not first <= day <= last]
-            del result  # it holds the run's outputs: dropped before the next run starts
-            remaining = remaining[len(keys) :]
-            if not remaining:
-                break
-        summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started, runs))
-        progress.stage_finished(stage, summary.steps[-1].seconds)
-    # days before the range that lost ids to it: their derived assets are rebuilt too (the report,
-    # run last above, already read the rollups of the range; it is run again after them)
-    extra = stale_plan(platform, sorted(set(rewritten)))
-    if extra:
-        extra.append(stages[-1])
-        for stage in extra:
+    with _runs_done():
+        summary = RunSummary()
+        rewritten: list[date] = []
+        for stage, job in zip(stages, jobs, strict=True):
             started = time.perf_counter()
-            run_stage(stage_job(platform, stage, progress), stage, instance, log_level)
-            summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+            remaining, runs = list(stage.keys), 0
+            while True:
+                if runs:
+                    progress.more_steps(stage, len(job.nodes_in_topological_order))
+                keys = (
+                    next_batch(remaining, stage.period, sizes, config.run_batch_messages) if stage.period else remaining
+                )
+                batch = replace(stage, keys=keys)
+                result = run_stage(job, batch, instance, log_level)
+                runs += 1
+                if stage is stages[0]:
+                    sizes.counts.update(lake.row_counts(raw_messages, keys))
+                    rewritten += [day for day in rewritten_days(result, batch) if not first <= day <= last]
+                del result  # it holds the run's outputs: dropped before the next run starts
+                remaining = remaining[len(keys) :]
+                if not remaining:
+                    break
+            summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started, runs))
             progress.stage_finished(stage, summary.steps[-1].seconds)
-    return summary
+        # days before the range that lost ids to it: their derived assets are rebuilt too (the report,
+        # run last above, already read the rollups of the range; it is run again after them)
+        extra = stale_plan(platform, sorted(set(rewritten)))
+        if extra:
+            extra.append(stages[-1])
+            for stage in extra:
+                started = time.perf_counter()
+                run_stage(stage_job(platform, stage, progress), stage, instance, log_level)
+                summary.steps.append(StepResult(stage.name, stage.keys, time.perf_counter() - started))
+                progress.stage_finished(stage, summary.steps[-1].seconds)
+        return summary
 
 
 def report_files(config: Config) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from datetime import date, timedelta
 from pathlib import Path
@@ -58,6 +59,7 @@ def test_a_range_in_batches_writes_the_same_bytes_as_one_run(source: Path, tmp_p
             home=tmp_path / str(budget), source_dir=source, start_date=date(2024, 1, 1), run_batch_messages=budget
         )
         summary = materialize_days(config, first, last)
+        assert gc.get_freeze_count() == 0  # what was frozen between the runs is collectable again
         runs[budget] = {step.name: step.runs for step in summary.steps}
         digests[budget] = _lake_digest(config)
     # the raw records' first run takes a week (no day counted yet), then the rest fits one run
