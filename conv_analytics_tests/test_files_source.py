@@ -519,3 +519,15 @@ def test_renamed_columns_are_read_whole_unless_a_record_also_has_our_name(tmp_pa
     files_module._DAYS_BY_FILE.clear()
     both = normalize("messages", source.fetch("messages", start, end), start, end, columns["messages"], now=NOW)
     assert both.table.column("text").to_pylist() == batch.table.column("text").to_pylist()
+
+
+def test_a_file_cut_short_between_its_two_reads_loses_only_the_rows_read_again(tmp_path: Path) -> None:
+    path = tmp_path / f"messages-{DAY}.jsonl"
+    write_jsonl(path, [message("m1", "2026-11-02T10:00:00Z"), message(" m2 ", "2026-11-02T10:00:01Z")])
+    start, end = window(DAY)
+    found = list(FilesSource(tmp_path, now=NOW).fetch("messages", start, end))  # " m2 " is not plain
+    path.write_text("")
+    batch = normalize("messages", found, start, end, now=NOW)
+    assert batch.table.column("message_id").to_pylist() == ["m1"]
+    assert batch.quarantine.column("reason").to_pylist() == [files_module.CHANGED_WHILE_READ]
+    assert batch.counts[path.name].balanced and batch.counts[path.name].read == 2

@@ -56,6 +56,7 @@ _BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
 _BLANK_START = re.compile(rb"[ \t\r]*(?:\n|\Z)")
 _CSV_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 UNTERMINATED_QUOTE = "unterminated quote"
+CHANGED_WHILE_READ = "the file changed while it was read"
 
 # "path|size|mtime_ns|time column" -> the UTC days the file's records are placed on.
 _DAYS_BY_FILE: dict[str, frozenset[date]] = {}
@@ -230,7 +231,11 @@ class FilesSource:
         lines = path.read_bytes().decode("utf-8-sig", "surrogateescape").split("\n")
         found = []
         for row in rows:
-            record = _line_record(f"{path.name}:{row + 1}", lines[row].removesuffix("\r"), undecodable=True)
+            locator = f"{path.name}:{row + 1}"
+            if row >= len(lines):  # the file was cut short since it was read
+                found.append(RawRecord(locator, None, CHANGED_WHILE_READ))
+                continue
+            record = _line_record(locator, lines[row].removesuffix("\r"), undecodable=True)
             found.append(record if record.fields is None else _versioned(record, place, row + 1))
         return found
 
