@@ -104,15 +104,14 @@ class RecordTable:
     """Records of one origin read as columns: an export file that parsed whole, at Arrow's speed.
 
     `fields` has a string column per field the validation reads (the source's names, null where a
-    record lacks the field); `lines`, `changed` and `place` are each row's line in the origin and its
-    `Version` (`changed` is NEVER where the record has no change time). `records(rows)` gives the
-    chosen rows as whole `RawRecord`s, read again from the origin: the few that are not plain take the
-    per-record validation, and the quarantine keeps every field they had.
+    record lacks the field); `changed` and `place` are each row's `Version` (`changed` is NEVER where
+    the record has no change time; `place` ends with the row's line in the origin). `records(rows)`
+    gives the chosen rows as whole `RawRecord`s, read again from the origin: the few that are not
+    plain take the per-record validation, and the quarantine keeps every field they had.
     """
 
     origin: str
     fields: pa.Table
-    lines: pa.Array
     changed: pa.Array
     place: pa.Array
     records: Callable[[Sequence[int]], list[RawRecord]]
@@ -122,14 +121,12 @@ class RecordTable:
         return self.fields.num_rows
 
     def take(self, rows: np.ndarray) -> RecordTable:
-        """Only these rows (positions in this table), each keeping its line and version."""
+        """Only these rows (positions in this table), each keeping its version."""
         indices = pa.array(rows, pa.int64())
-        lines = self.lines.take(indices)
         whole = self.records
         return RecordTable(
             self.origin,
             self.fields.take(indices),
-            lines,
             self.changed.take(indices),
             self.place.take(indices),
             lambda chosen: whole([int(rows[i]) for i in chosen]),

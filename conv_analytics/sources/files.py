@@ -217,7 +217,6 @@ class FilesSource:
         table = RecordTable(
             origin=path.name,
             fields=fields,
-            lines=lines,
             changed=changed,
             place=pc.binary_join_element_wise(place, padded, ""),
             records=lambda rows: self._reread(path, place, rows),
