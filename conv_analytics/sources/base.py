@@ -231,6 +231,13 @@ def in_range(moment: datetime, now: datetime | None = None) -> bool:
     return EARLIEST_TIME <= moment <= (now or datetime.now(timezone.utc)) + MAX_AHEAD
 
 
+def in_range_column(moments: pa.Array, now: datetime) -> pa.Array:
+    """`in_range` over a timestamp column (null where the time is null)."""
+    return pc.and_(
+        pc.greater_equal(moments, pa.scalar(EARLIEST_TIME, TS)), pc.less_equal(moments, pa.scalar(now + MAX_AHEAD, TS))
+    )
+
+
 def placement_time(value: Any, now: datetime | None = None) -> datetime | None:
     """The time a record is placed by: its own when it parses and is in range; None sends the record
     to the window of its arrival, where validation quarantines it."""
@@ -423,10 +430,7 @@ def _plain_column(kind: str, values: pa.Array, now: datetime) -> tuple[pa.Array,
         )
     shaped = pc.fill_null(pc.match_substring_regex(values, _PLAIN_TIME), False)
     moments = pc.if_else(shaped, values, pa.scalar(None, pa.string())).cast(TS)
-    in_bounds = pc.and_(
-        pc.greater_equal(moments, pa.scalar(EARLIEST_TIME, TS)), pc.less_equal(moments, pa.scalar(now + MAX_AHEAD, TS))
-    )
-    ok = pc.and_(shaped, pc.fill_null(in_bounds, False))
+    ok = pc.and_(shaped, pc.fill_null(in_range_column(moments, now), False))
     return (pc.or_(ok, pc.is_null(values)) if kind == "optional time" else ok), moments
 
 

@@ -35,7 +35,6 @@ from conv_analytics.sources.base import (
     CHANGE_FIELDS,
     EARLIEST_TIME,
     FIELDS,
-    MAX_AHEAD,
     NEVER,
     TIME_FIELD,
     Entity,
@@ -43,6 +42,7 @@ from conv_analytics.sources.base import (
     RecordTable,
     Version,
     change_time,
+    in_range_column,
     parse_times,
     parse_timestamp,
     placement_time,
@@ -201,13 +201,7 @@ class FilesSource:
         fields = fields.combine_chunks()
         now = self.now or datetime.now(timezone.utc)
         moments = parse_times(fields.column(self._time_field(entity)))
-        placeable = pc.fill_null(
-            pc.and_(
-                pc.greater_equal(moments, pa.scalar(EARLIEST_TIME, TS)),
-                pc.less_equal(moments, pa.scalar(now + MAX_AHEAD, TS)),
-            ),
-            False,
-        )
+        placeable = pc.fill_null(in_range_column(moments, now), False)
         placed = pc.if_else(placeable, moments.cast(pa.date32()), pa.scalar(arrival, pa.date32()))
         early = pc.fill_null(pc.less(moments, pa.scalar(EARLIEST_TIME, TS)), False)
         final = pc.or_(pc.or_(placeable, pc.is_null(moments)), early)
