@@ -142,3 +142,13 @@ def test_an_edit_in_the_same_second_as_the_insert_is_not_missed() -> None:
     row.update(sent_at="2026-03-15T08:00:00+00:00", UpdatedAt=second)  # edited within the same second
     edited = plan_changes(source, None, again.cursor, tables)
     assert edited.days["messages"] == {date(2026, 3, 15)}
+
+
+def test_a_file_that_is_not_dialogues_is_refused_with_its_line(tmp_path) -> None:
+    path = tmp_path / "sentiment.jsonl"
+    path.write_text('{"text": "good", "label": "positive"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"sentiment.jsonl:1: not a dialogue \(no conversation_id\)"):
+        list(synthesize(path, date(2026, 3, 2), 2))
+    path.write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"sentiment.jsonl:1: not JSON"):
+        list(synthesize(path, date(2026, 3, 2), 2))

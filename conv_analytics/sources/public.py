@@ -54,7 +54,15 @@ def synthesize(
                 return
             if not line.strip():
                 continue
-            item = json.loads(line)
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path.name}:{i + 1}: not JSON ({exc.msg})") from None
+            if not isinstance(item, dict) or "conversation_id" not in item:
+                raise ValueError(
+                    f"{path.name}:{i + 1}: not a dialogue (no conversation_id): the input must be one of "
+                    "the shared dialogue sets, such as dailydialog or multiwoz"
+                )
             conversation_id = str(item["conversation_id"])
             day = start + timedelta(days=i % days)
             moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(
