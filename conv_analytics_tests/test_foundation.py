@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from conv_analytics.assets import categorize as categorize_assets
+from conv_analytics.assets import enrich as enrich_assets
 from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform, defs
@@ -24,7 +26,7 @@ from conv_analytics.runner import materialize_range, plan
 from conv_analytics.sources.base import normalize
 from conv_analytics.sources.demo import generate_day, write_demo
 from conv_analytics.sources.files import FilesSource
-from conv_analytics_tests.conftest import DEMO_FIRST_DAY, REPO, THREE_DAYS, demo_config
+from conv_analytics_tests.conftest import DEMO_DAYS, DEMO_FIRST_DAY, REPO, THREE_DAYS, demo_config
 from conv_analytics_tests.platform_support import asset_graph, schema_of, stored_names
 
 DAILY_TABLES = stored_names(asset_graph().daily_chain)
@@ -177,6 +179,51 @@ def test_weekly_rollup_refuses_while_a_day_is_missing(ten_day_lake: Config) -> N
     message = str(failure.value)
     assert "has no data for partition(s)" in message
     assert (DEMO_FIRST_DAY + timedelta(days=10)).isoformat() in message
+
+
+def test_a_range_is_categorised_in_slices_that_give_what_one_query_gives(
+    ten_day_lake: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = lake_of(ten_day_lake)
+    days = [(DEMO_FIRST_DAY + timedelta(days=i)).isoformat() for i in range(DEMO_DAYS)]
+    conversations = lake.read("raw_conversations", days[:-1], schema_of("raw_conversations"))
+    # the last day's messages include some of conversations not in the table: no slice takes them
+    messages = lake.read("enriched_messages", days, schema_of("enriched_messages"))
+    whole = categorize_assets.conversation_rows(conversations, messages)
+    monkeypatch.setattr(categorize_assets, "SLICE_MESSAGES", 50)
+    sliced = categorize_assets.conversation_rows(conversations, messages)
+    assert messages.num_rows > 10 * 50
+    assert sliced.num_rows == conversations.num_rows
+    assert sliced.equals(whole)
+
+
+def test_messages_enriched_in_slices_are_written_as_enriched_at_once(
+    ten_day_lake: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = DEMO_FIRST_DAY.isoformat()
+    path = Path(lake_of(ten_day_lake).partition_path("enriched_messages", key))
+    before = path.read_bytes()
+    monkeypatch.setattr(enrich_assets, "SLICE_MESSAGES", 5)
+    materialize_range(ten_day_lake, [Platform.build(ten_day_lake).graph.enriched.key], [key])
+    assert pq.read_metadata(path).num_rows > 10 * 5
+    assert path.read_bytes() == before
+
+
+def test_the_categories_step_reads_only_the_message_columns_it_uses(
+    ten_day_lake: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[tuple[str, list[str] | None]] = []
+    read = ParquetLake.read
+
+    def spy(self: ParquetLake, asset: str, keys: list[str] | None, schema, columns: list[str] | None = None):
+        reads.append((asset, columns))
+        return read(self, asset, keys, schema, columns=columns)
+
+    monkeypatch.setattr(ParquetLake, "read", spy)
+    materialize_range(ten_day_lake, [Platform.build(ten_day_lake).graph.categories.key], [DEMO_FIRST_DAY.isoformat()])
+    assert [columns for asset, columns in reads if asset == "enriched_messages"] == [
+        list(categorize_assets.MESSAGE_COLUMNS)
+    ]
 
 
 # --- lineage and partition mappings --------------------------------------------------------------------------

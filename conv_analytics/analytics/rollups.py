@@ -145,21 +145,15 @@ def compute_rollups(
         con.close()
 
 
-def _grouped(select: str, source: str, extra: str = "") -> str:
-    """`select` per period and per value of every dimension in one pass (GROUPING SETS), with the
-    `dimension` and `value` columns of the long form; `extra` adds a column to every grouping."""
-    keys = [f"period_start{extra}"] + [f"period_start, {c}{extra}" for c in DIMENSION_COLUMNS.values() if c != "'all'"]
-    dimension = " ".join(
-        f"WHEN grouping({column}) = 0 THEN '{name}'" for name, column in DIMENSION_COLUMNS.items() if name != "all"
-    )
-    value = " ".join(
-        f"WHEN grouping({column}) = 0 THEN {column}" for name, column in DIMENSION_COLUMNS.items() if name != "all"
-    )
+def _grouped(select: str, source: str, dimension: str, extra: str = "") -> str:
+    """`select` per period and value of one dimension, with the `dimension` and `value` columns of the
+    long form; `extra` adds a column to the grouping."""
+    column = DIMENSION_COLUMNS[dimension]
+    group = "" if dimension == "all" else f", {column}"
     return f"""
-        SELECT period_start, CASE {dimension} ELSE 'all' END AS dimension,
-            CASE {value} ELSE 'all' END AS value, {select}
+        SELECT period_start, '{dimension}' AS dimension, {column} AS value, {select}
         FROM {source}
-        GROUP BY GROUPING SETS ({", ".join(f"({k})" for k in keys)})
+        GROUP BY period_start{group}{extra}
     """
 
 
@@ -181,7 +175,24 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         WHERE user_id NOT IN (SELECT user_id FROM seen_before_) GROUP BY user_id
         """
     )
-    dims = ", ".join(c for c in DIMENSION_COLUMNS.values() if c != "'all'")
+    # one dimension at a time: the medians and distinct users of a query hold every value of each of its
+    # groupings, so one query over all dimensions at once would hold them six times
+    con.execute(f"CREATE TEMP TABLE rollups_ AS {_dimension_rows('all', period)}")
+    for dimension in ROLLUP_DIMENSIONS[1:]:
+        con.execute(f"INSERT INTO rollups_ {_dimension_rows(dimension, period)}")
+    table = con.sql(
+        f"""
+        SELECT * FROM rollups_
+        ORDER BY period_start, array_position({list(ROLLUP_DIMENSIONS)}, dimension), value
+        """
+    ).to_arrow_table()
+    columns = [table.column(field.name).cast(field.type) for field in ROLLUPS]
+    return pa.Table.from_arrays(columns, schema=ROLLUPS)
+
+
+def _dimension_rows(dimension: str, period: str) -> str:
+    """The rollup rows of one dimension (for `all`, also the periods without conversations)."""
+    column = DIMENSION_COLUMNS[dimension]
     # avg_sentiment is summed as an exact decimal, so the result does not depend on the order rows arrive in
     metrics = _grouped(
         """
@@ -206,22 +217,34 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         sum(positive_messages) / nullif(sum(user_messages), 0) AS positive_share
         """,
         "(SELECT c.*, f.first_period = c.period_start AS is_new FROM conv c LEFT JOIN first_period f USING (user_id))",
+        dimension,
     )
     responses = _grouped(
         "quantile_cont(r, 0.5) AS median_response_seconds, quantile_cont(r, 0.95) AS p95_response_seconds",
-        f"(SELECT period_start, {dims}, unnest(response_seconds) AS r FROM conv)",
+        f"(SELECT period_start, {column}, unnest(response_seconds) AS r FROM conv)",
+        dimension,
     )
     topic_counts = _grouped(
-        "label, count(*) AS n", f"(SELECT period_start, {dims}, topic AS label FROM conv)", extra=", label"
+        "label, count(*) AS n", f"(SELECT period_start, {column}, topic AS label FROM conv)", dimension, ", label"
     )
     intent_counts = _grouped(
         "label, count(*) AS n",
-        f"(SELECT period_start, {dims}, unnest(intents) AS label FROM conv) WHERE label IS NOT NULL",
-        extra=", label",
+        f"(SELECT period_start, {column}, unnest(intents) AS label FROM conv) WHERE label IS NOT NULL",
+        dimension,
+        ", label",
     )
     keys = "period_start, dimension, value"
-    table = con.sql(
+    empty_periods = (
         f"""
+        UNION ALL
+        SELECT period_start, '{period}', 'all', 'all', 0, 0, 0, 0, 0, 0, 0, 0,
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, [], []
+        FROM periods_ WHERE period_start NOT IN (SELECT period_start FROM conv)
+        """
+        if dimension == "all"
+        else ""
+    )
+    return f"""
         WITH metrics AS ({metrics}),
         responses AS ({responses}),
         top_topics AS (
@@ -233,10 +256,6 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
             SELECT {keys},
                 list({{'label': label, 'count': n}} ORDER BY n DESC, label)[1:{TOP_N}] AS top_intents
             FROM ({intent_counts}) GROUP BY ALL
-        ),
-        empty_periods AS (
-            SELECT period_start, 'all' AS dimension, 'all' AS value FROM periods_
-            WHERE period_start NOT IN (SELECT period_start FROM conv)
         )
         SELECT m.period_start, '{period}' AS period, m.dimension, m.value,
             m.conversations, m.messages, m.user_messages, m.assistant_messages, m.agent_messages,
@@ -251,13 +270,5 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         LEFT JOIN responses r USING ({keys})
         LEFT JOIN top_topics t USING ({keys})
         LEFT JOIN top_intents i USING ({keys})
-        UNION ALL
-        SELECT period_start, '{period}', dimension, value, 0, 0, 0, 0, 0, 0, 0, 0,
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, [], []
-        FROM empty_periods
-        ORDER BY period_start,
-            array_position({list(ROLLUP_DIMENSIONS)}, dimension), value
-        """
-    ).to_arrow_table()
-    columns = [table.column(field.name).cast(field.type) for field in ROLLUPS]
-    return pa.Table.from_arrays(columns, schema=ROLLUPS)
+        {empty_periods}
+    """

@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from conv_analytics.assets.metadata import label_counts
 from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryResource, assign_by_week, models_by_week
@@ -19,7 +20,7 @@ from conv_analytics.categorize.discovered import effective_labels
 from conv_analytics.categorize.resource import CategorizerResource
 from conv_analytics.categorize.topics import TopicModel
 from conv_analytics.failures import fails_clearly
-from conv_analytics.io.manager import ALLOW_MISSING_LAST
+from conv_analytics.io.manager import ALLOW_MISSING_LAST, COLUMNS
 from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
 from conv_analytics.partitions import follows_the_data
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
@@ -107,6 +108,58 @@ ORDER BY c.started_at, c.conversation_id
 """
 
 
+# The message columns CONVERSATION_SQL reads: the step loads no others.
+MESSAGE_COLUMNS = (
+    "conversation_id",
+    "message_id",
+    "role",
+    "sent_at",
+    "text",
+    "text_en",
+    "translation",
+    "language",
+    "intent",
+    "sentiment",
+    "sentiment_score",
+    "is_fallback",
+)
+
+# Messages one CONVERSATION_SQL query takes at most: its ordered aggregates (a conversation's text and
+# intents in order) hold every message of the query at once, about 0.7 KB each.
+SLICE_MESSAGES = 100_000
+
+
+def _conversation_sql(conversations: pa.Table, messages: pa.Table) -> pa.Table:
+    con = duckdb.connect()  # one per query: a connection keeps what its queries allocated until closed
+    try:
+        con.register("conversations", conversations)
+        con.register("messages", messages)
+        return con.sql(CONVERSATION_SQL).to_arrow_table()
+    finally:
+        con.close()
+
+
+def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
+    """CONVERSATION_SQL over `conversations`, in slices of whole conversations (every conversation's
+    messages in the same slice) of about SLICE_MESSAGES messages, so that a run's memory does not grow
+    with its days; the rows come in the SQL's order, as one query would give them."""
+    slices = -(-messages.num_rows // SLICE_MESSAGES)
+    if slices <= 1:
+        return _conversation_sql(conversations, messages)
+    conversation_slice = pa.array(np.arange(conversations.num_rows) % slices)
+    # a message goes with its conversation; one of no conversation here stays out, as the SQL leaves it
+    of_conversation = pc.index_in(messages.column("conversation_id"), value_set=conversations.column("conversation_id"))
+    message_slice = pc.take(conversation_slice, of_conversation)
+    parts = [
+        _conversation_sql(
+            conversations.filter(pc.equal(conversation_slice, part)),
+            messages.filter(pc.equal(message_slice, part)),
+        )
+        for part in range(slices)
+    ]
+    return pa.concat_tables(parts).sort_by([("started_at", "ascending"), ("conversation_id", "ascending")])
+
+
 def primary_intent(intents: list[str | None]) -> str:
     """The most frequent substantive intent (ties: the earliest); social ones only when nothing else was said."""
     said = [i for i in intents if i]
@@ -127,11 +180,7 @@ def categorize(
 ) -> pa.Table:
     """One row per conversation in `conversations`, from its messages in `messages`: the taxonomy's
     topic, the discovered one of the week's model, and the one the rollups use (`topic_source`)."""
-    con = duckdb.connect()
-    con.register("conversations", conversations)
-    con.register("messages", messages)
-    rows = con.sql(CONVERSATION_SQL).to_arrow_table()
-    con.close()
+    rows = conversation_rows(conversations, messages)
     model = categorizer.load()
     topics, topic_confidence = model.predict_topic(rows.column("user_text"))
     no_text = np.asarray(rows.column("user_messages").to_numpy(zero_copy_only=False)) == 0
@@ -181,7 +230,7 @@ def build_categories_asset(
                 partition_mapping=dg.TimeWindowPartitionMapping(
                     end_offset=1, allow_nonexistent_upstream_partitions=True
                 ),
-                metadata={ALLOW_MISSING_LAST: True},
+                metadata={ALLOW_MISSING_LAST: True, COLUMNS: list(MESSAGE_COLUMNS)},
             ),
             "topic_models": dg.AssetIn(key=topic_model, metadata=MODEL_INPUT_METADATA),
         },

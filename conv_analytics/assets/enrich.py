@@ -21,7 +21,7 @@ from conv_analytics.io.tables import MongoCollection, StoredTable, lake_pool
 from conv_analytics.resources import setting_field
 from conv_analytics.schemas import ENRICHED_MESSAGES
 from conv_analytics.text.enrich import enrich_texts
-from conv_analytics.translate import MessageTranslator, make_translator
+from conv_analytics.translate import MessageTranslator, Translations, make_translator
 
 ENRICHED = StoredTable(
     ENRICHED_MESSAGES,
@@ -102,6 +102,11 @@ def build_enrich_asset(
     return enriched_messages
 
 
+# Messages enriched at once: a slice's features, translations and labels are dropped before the next
+# one is made, so a run's memory does not grow with its days (every message is enriched on its own).
+SLICE_MESSAGES = 100_000
+
+
 def enrich(
     context: dg.AssetExecutionContext,
     raw_messages: pa.Table,
@@ -110,16 +115,50 @@ def enrich(
     intent_models: dict[date, TopicModel],
     topic_source: str,
 ) -> pa.Table:
-    """The enriched table of `raw_messages`, with its figures as output metadata.
+    """The enriched table of `raw_messages`, with its figures as output metadata."""
+    started = time.perf_counter()
+    translator = enrichment.message_translator()
+    patterns = tuple(enrichment.fallback_patterns)
+    parts, sent, cached = [], 0, 0
+    for start in range(0, max(raw_messages.num_rows, 1), SLICE_MESSAGES):
+        part, translations = enrich_slice(
+            raw_messages.slice(start, SLICE_MESSAGES), translator, categorizer, intent_models, topic_source, patterns
+        )
+        parts.append(part)
+        sent, cached = sent + translations.sent, cached + translations.cached
+    table = pa.concat_tables(parts)
+    seconds = time.perf_counter() - started
+    context.add_output_metadata(
+        {
+            "enrich_seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "messages_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
+            "languages": dg.MetadataValue.json(label_counts(table.column("language"))),
+            "translation": dg.MetadataValue.json(label_counts(table.column("translation"))),
+            "texts_sent_to_translator": dg.MetadataValue.int(sent),
+            "translations_from_cache": dg.MetadataValue.int(cached),
+            "sentiment": dg.MetadataValue.json(label_counts(table.column("sentiment"))),
+        }
+    )
+    return table
+
+
+def enrich_slice(
+    raw_messages: pa.Table,
+    translator: MessageTranslator,
+    categorizer: CategorizerResource,
+    intent_models: dict[date, TopicModel],
+    topic_source: str,
+    fallback_patterns: tuple[str, ...],
+) -> tuple[pa.Table, Translations]:
+    """The enriched rows of `raw_messages`, and what the translator did for them.
 
     Language and lemmas come from the original text; intent and sentiment from its English translation
     where there is one (the labellers are English-only), else from the text itself.
     """
-    started = time.perf_counter()
     texts = raw_messages.column("text").combine_chunks()
     roles = raw_messages.column("role").combine_chunks()
     text_features = enrich_texts(texts)
-    translations = enrichment.message_translator()(texts.to_pylist(), text_features.column("language").to_pylist())
+    translations = translator(texts.to_pylist(), text_features.column("language").to_pylist())
     text_en = pa.array(translations.text_en, pa.large_string())
     english = pc.coalesce(text_en, texts.cast(pa.large_string()))
     model = categorizer.load()
@@ -150,17 +189,5 @@ def enrich(
     table = table.append_column("discovered_intent", pa.array(discovered_intent, pa.string()))
     table = table.append_column("sentiment", sentiment)
     table = table.append_column("sentiment_score", pa.array(score, pa.float64()))
-    table = table.append_column("is_fallback", fallback_mask(texts, roles, tuple(enrichment.fallback_patterns)))
-    seconds = time.perf_counter() - started
-    context.add_output_metadata(
-        {
-            "enrich_seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "messages_per_second": dg.MetadataValue.float(round(table.num_rows / seconds, 1) if seconds else 0.0),
-            "languages": dg.MetadataValue.json(label_counts(table.column("language"))),
-            "translation": dg.MetadataValue.json(label_counts(table.column("translation"))),
-            "texts_sent_to_translator": dg.MetadataValue.int(translations.sent),
-            "translations_from_cache": dg.MetadataValue.int(translations.cached),
-            "sentiment": dg.MetadataValue.json(label_counts(table.column("sentiment"))),
-        }
-    )
-    return table.select(ENRICHED_MESSAGES.names).cast(ENRICHED_MESSAGES)
+    table = table.append_column("is_fallback", fallback_mask(texts, roles, fallback_patterns))
+    return table.select(ENRICHED_MESSAGES.names).cast(ENRICHED_MESSAGES), translations

@@ -30,6 +30,8 @@ from conv_analytics.io.tables import StoredTable
 ALLOW_MISSING_LAST = "allow_missing_last_partition"
 # Input metadata: partitions never materialised read as no rows (a model version that does not exist yet).
 MISSING_READS_EMPTY = "missing_partitions_read_as_empty"
+# Input metadata: read only these columns (as dagster-duckdb's `columns`), for a step that needs few of many.
+COLUMNS = "columns"
 JSON_SIZE_MAX_ROWS = 5_000  # beyond this the JSON size is estimated from an even sample
 # Run tag: the machine a run's process works on (its pid is in Dagster's own engine events); see
 # conv_analytics.instance.fail_dead_runs.
@@ -234,5 +236,5 @@ class LakeIOManager(dg.ConfigurableIOManager):
         elif keys and options.get(ALLOW_MISSING_LAST) and not lake.exists(name, keys[-1]):
             context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
             keys = keys[:-1]
-        table = lake.read(name, keys, stored.schema)
+        table = lake.read(name, keys, stored.schema, columns=options.get(COLUMNS))
         return table.to_pandas(coerce_temporal_nanoseconds=True) if _wants_pandas(context) else table
