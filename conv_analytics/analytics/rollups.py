@@ -175,8 +175,8 @@ def _query(con: duckdb.DuckDBPyConnection, period: str, first: date, end: date) 
         WHERE user_id NOT IN (SELECT user_id FROM seen_before_) GROUP BY user_id
         """
     )
-    # one dimension at a time: the medians and distinct users of a query hold every value of each of its
-    # groupings, so one query over all dimensions at once would hold them six times
+    # one dimension at a time: one query over all six (GROUPING SETS) held more than twice the memory
+    # (253 against 108 MB for 70,000 conversations), for about 20 % less time
     con.execute(f"CREATE TEMP TABLE rollups_ AS {_dimension_rows('all', period)}")
     for dimension in ROLLUP_DIMENSIONS[1:]:
         con.execute(f"INSERT INTO rollups_ {_dimension_rows(dimension, period)}")
