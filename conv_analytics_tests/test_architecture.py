@@ -25,6 +25,7 @@ import conv_analytics
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform
 from conv_analytics.frames import ConversationCategoriesFrame, RollupsFrame
+from conv_analytics.io.manager import COLUMNS
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUPS
 from conv_analytics_tests.conftest import REPO
 
@@ -290,6 +291,38 @@ def test_conversation_categories_load_as_a_typed_frame(three_day_lake: Config) -
     assert result.success
     rows = platform.resources["lake"].lake().read(categories.key.path[-1], ["2026-11-02"], CONVERSATION_CATEGORIES)
     assert result.output_for_node("escalated") == rows.column("status").to_pylist().count("escalated")
+
+
+def test_an_input_can_read_only_the_columns_it_names(three_day_lake: Config) -> None:
+    platform = Platform.build(three_day_lake)
+    daily = platform.graph.rollups["day"]
+
+    def reading(columns: list[str]) -> dg.AssetsDefinition:
+        @dg.asset(
+            ins={"rollups": dg.AssetIn(key=daily.key, metadata={COLUMNS: columns})},
+            partitions_def=daily.partitions_def,
+            io_manager_key="mem",
+        )
+        def narrow(rollups: pa.Table) -> list[str]:
+            return rollups.column_names
+
+        return narrow
+
+    def run(columns: list[str]) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [*platform.graph.assets, reading(columns)],
+            selection=["narrow"],
+            partition_key="2026-11-02",
+            resources={**platform.resources, "mem": dg.InMemoryIOManager()},
+            raise_on_error=False,
+        )
+
+    assert run(["value", "conversations"]).output_for_node("narrow") == ["value", "conversations"]
+    failed = run(["conversations", "no_such_column"])
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert "no_such_column" in message and "daily_rollups" in message and "\n" not in message.strip()
 
 
 def test_upstream_assets_still_load_as_arrow_tables(three_day_lake: Config) -> None:

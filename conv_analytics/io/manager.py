@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from pydantic import PrivateAttr
 
 from conv_analytics import markdown
+from conv_analytics.errors import PlatformError
 from conv_analytics.failures import fails_clearly, failure
 from conv_analytics.io.claims import BusyError, Claims
 from conv_analytics.io.lake import WriteStats, json_size
@@ -236,5 +237,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
         elif keys and options.get(ALLOW_MISSING_LAST) and not lake.exists(name, keys[-1]):
             context.log.info(f"{name} has no partition {keys[-1]} yet: reading without it")
             keys = keys[:-1]
-        table = lake.read(name, keys, stored.schema, columns=options.get(COLUMNS))
+        columns = options.get(COLUMNS)
+        unknown = [c for c in columns or () if c not in stored.schema.names]
+        if unknown:
+            raise PlatformError(
+                f"the input {context.name} asks for columns {name} does not have: {', '.join(unknown)} "
+                f"(its columns: {', '.join(stored.schema.names)})"
+            )
+        table = lake.read(name, keys, stored.schema, columns=columns)
         return table.to_pandas(coerce_temporal_nanoseconds=True) if _wants_pandas(context) else table
