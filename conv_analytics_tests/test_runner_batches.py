@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import weakref
 from datetime import date, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from conv_analytics.config import Config
-from conv_analytics.runner import FIRST_BATCH_DAYS, DaySizes, materialize_days, next_batch
+from conv_analytics.runner import FIRST_BATCH_DAYS, DaySizes, Stage, materialize_days, next_batch, run_stage
 from conv_analytics.sources.demo import write_demo
 
 DAYS = [(date(2026, 11, 2) + timedelta(days=i)).isoformat() for i in range(10)]
@@ -67,3 +69,42 @@ def test_a_range_in_batches_writes_the_same_bytes_as_one_run(source: Path, tmp_p
     assert runs[60]["raw records"] > 1 and runs[60]["enriched messages"] > 1
     assert runs[60]["categories and daily rollups"] > 1
     assert digests[60] == digests[1_000_000]
+
+
+class _Table:
+    """Stands for a step's output table: something a weak reference can watch."""
+
+
+class _Discarding(dg.ConfigurableIOManager):
+    """Stores nothing, as if the output were written to the lake and dropped."""
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None: ...
+    def load_input(self, context: dg.InputContext) -> None: ...
+
+
+def test_a_run_keeps_no_step_output_in_memory() -> None:
+    """A step's output is gone once it is stored, not held until the run ends (as `execute_in_process`
+    holds it): the next step of the same run finds it collected."""
+    outputs: list[weakref.ref] = []
+    seen_by_next_step: list[bool] = []
+
+    @dg.asset
+    def first() -> _Table:
+        table = _Table()
+        outputs.append(weakref.ref(table))
+        return table
+
+    @dg.asset(deps=[first])
+    def second() -> None:
+        gc.collect()
+        seen_by_next_step.append(outputs[0]() is not None)
+
+    stage = Stage("two steps", [first.key, second.key], [])
+    job = dg.Definitions(
+        assets=[first, second],
+        jobs=[dg.define_asset_job("two_steps", selection=stage.selection)],
+        resources={"io_manager": _Discarding()},
+        loggers={"progress": dg.colored_console_logger},  # run_stage configures a logger of this name
+    ).resolve_job_def("two_steps")
+    result = run_stage(job, stage, log_level=None)
+    assert result.success and seen_by_next_step == [False]
