@@ -196,12 +196,12 @@ def run_stage(
 ) -> dg.ExecuteInProcessResult:
     """One in-process run of a stage (`log_level` None: a job without the console logger); a failure
     raises RunFailed with the line of the step that failed."""
-    tags = range_tags(stage.keys[0], stage.keys[-1]) if stage.keys else None
+    tags = range_tags(stage.keys[0], stage.keys[-1]) if stage.keys else {}
     _free_earlier_runs()
     loggers: dict[str, object] = {"progress": {}}
     if log_level is not None:
         loggers["console"] = {"config": {"log_level": log_level}}
-    result = _execute_in_process(job, {"loggers": loggers}, instance, tags or {})
+    result = _execute_in_process(job, {"loggers": loggers}, instance, tags)
     if not result.success:
         what = f"{stage.name} for {stage.keys[0]}..{stage.keys[-1]}" if stage.keys else stage.name
         line, setting_problem, details = failure_reason(result)
