@@ -14,10 +14,20 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._serdes import ConfigurableClassData
 from filelock import FileLock
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
 
 from conv_analytics.config import Config, SettingError
 from conv_analytics.io.manager import HOST_TAG, partition_range
@@ -70,11 +80,89 @@ def prepare_instance_dir(config: Config) -> Path:
     return folder
 
 
+class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log (a database per run, plus the index shard), with its connections
+    kept open from one event to the next.
+
+    Dagster's own class makes an engine and a connection for every event and closes them after, and
+    closing a WAL database's last connection checkpoints it and deletes its WAL file: 6.3 ms an event
+    on this project's test machine, 2.7 ms with the connection kept (sqlalchemy/sqlalchemy#7490). A run
+    of 3 million messages stores about 2,600 events. The files and tables are Dagster's own, so the UI
+    and the daemon, which open them with Dagster's class, read what this one writes. The index shard
+    and the latest OPEN_RUN_SHARDS run databases stay open.
+    """
+
+    OPEN_RUN_SHARDS = 2
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        # set first: Dagster's __init__ already connects (to create the index shard)
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._engines_pid = os.getpid()
+        super().__init__(base_dir, inst_data)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:  # Dagster's hook: each read or write
+        with self._db_lock, self._engine(shard).connect() as connection, connection.begin():
+            yield connection
+
+    def _engine(self, shard: str) -> Engine:
+        if self._engines_pid != os.getpid():  # a forked child opens its own connections
+            self._engines, self._engines_pid = OrderedDict(), os.getpid()
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
+            return engine
+        engine = create_engine(self.conn_string_for_shard(shard), connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        self._engines[shard] = engine
+        runs = [name for name in self._engines if name != INDEX_SHARD_NAME]
+        for name in runs[: max(0, len(runs) - self.OPEN_RUN_SHARDS)]:
+            self._engines.pop(name).dispose()
+        return engine
+
+    def _close(self) -> None:
+        with self._db_lock:
+            while self._engines:
+                self._engines.popitem()[1].dispose()
+
+    def wipe(self) -> None:
+        self._close()  # before its files go
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._close()
+        super().dispose()
+
+
+class KeptOpenSqliteStorage(DagsterSqliteStorage):
+    """Dagster's default SQLite storage, its event log being KeptOpenSqliteEventLogStorage."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        super().__init__(base_dir, inst_data)
+        self._event_log_storage = KeptOpenSqliteEventLogStorage(os.path.join(base_dir, "history", "runs", ""))
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict) -> KeptOpenSqliteStorage:
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+
+DEFAULT_STORAGE = ("dagster._core.storage.sqlite_storage", "DagsterSqliteStorage")
+
+
 def instance_for(config: Config) -> dg.DagsterInstance:
     """The persistent instance of the configuration (DAGSTER_HOME, else <home>/dagster): the UI's too.
 
-    Runs of this machine left STARTED by a process that is gone are marked failed first."""
-    instance = dg.DagsterInstance.from_config(str(prepare_instance_dir(config)))
+    Where its dagster.yaml leaves the storage to Dagster's SQLite default, the instance stores its events
+    through KeptOpenSqliteStorage: same files, fewer connections. Runs of this machine left STARTED by a
+    process that is gone are marked failed first."""
+    ref = InstanceRef.from_dir(str(prepare_instance_dir(config)))
+    storage = ref.storage_data
+    if storage is not None and (storage.module_name, storage.class_name) == DEFAULT_STORAGE:
+        kept_open = ConfigurableClassData(__name__, KeptOpenSqliteStorage.__name__, storage.config_yaml)
+        ref = ref._replace(storage_data=kept_open)
+    instance = dg.DagsterInstance.from_ref(ref)
     fail_dead_runs(instance)
     return instance
 
