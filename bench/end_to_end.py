@@ -10,8 +10,10 @@ the plan) and for the whole run: seconds, messages/s (the corpus's messages over
 peak resident memory. Step times are the runner's step events (the CLI prints one line per finished
 step); the memory of a step is the highest RSS of the `conv-analytics` process sampled from /proc
 while it ran; the whole run's peak is the kernel's high-water mark of that process (`wait4`; the
-short-lived `apertium` translation processes it starts are not added). In the same run, the
-reference: DuckDB alone reading every source JSON line into Arrow batches (the floor for parsing).
+short-lived `apertium` translation processes it starts are not added). Cores: the process's CPU time
+over the wall time, for a step from the line before its own (so the set-up of its run counts with it):
+where it is well under 2, a core sits idle. In the same run, the reference: DuckDB alone reading every
+source JSON line into Arrow batches (the floor for parsing).
 
     .venv/bin/python bench/end_to_end.py --days 90 --per-day 6900        # about 3.2M messages
     .venv/bin/python bench/end_to_end.py --days 30 90 180 --per-day 1000  # is peak memory flat?
@@ -48,12 +50,15 @@ class StepFigures:
     seconds: float = 0.0
     runs: int = 0
     peak_rss: int = 0  # bytes
+    cpu: float = 0.0  # CPU seconds of the process, from the line before the step's to its own
+    span: float = 0.0  # wall seconds over the same stretch
 
 
 @dataclass
 class RunFigures:
     wall: float
     peak_rss: int
+    cpu: float
     steps: dict[str, StepFigures] = field(default_factory=dict)
 
 
@@ -121,6 +126,15 @@ def _rss(pid: int) -> int:
     return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
 
 
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads so far, from /proc (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler(threading.Thread):
     """Samples a process's RSS; `take()` gives the highest since the last call."""
 
@@ -160,6 +174,7 @@ def run_cli(cli: Path, source: Path, first: date, last: date, log: Path) -> RunF
             child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=output, text=True, bufsize=1)
             sampler = Sampler(child.pid)
             sampler.start()
+            mark = (time.perf_counter(), 0.0)
             assert child.stdout is not None
             for line in child.stdout:
                 output.write(line)
@@ -170,6 +185,10 @@ def run_cli(cli: Path, source: Path, first: date, last: date, log: Path) -> RunF
                     figures.runs += 1
                     peak = sampler.take()
                     figures.peak_rss = max(figures.peak_rss, peak)
+                    now = (time.perf_counter(), _cpu(child.pid))
+                    figures.span += now[0] - mark[0]
+                    figures.cpu += now[1] - mark[1]
+                    mark = now
                     print(f"  {line.strip()} (peak RSS {mib(peak)})", flush=True)  # long runs show their progress
             # wait4 gives this child's own high-water mark (RUSAGE_CHILDREN would be the max of all so far)
             _, status, usage = os.wait4(child.pid, 0)
@@ -180,7 +199,7 @@ def run_cli(cli: Path, source: Path, first: date, last: date, log: Path) -> RunF
             raise SystemExit(f"{' '.join(command)} failed with exit code {code}: see {log}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return RunFigures(wall, usage.ru_maxrss * 1024, steps)  # Linux: KiB
+    return RunFigures(wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, steps)  # Linux: KiB
 
 
 def mib(value: int) -> str:
@@ -189,13 +208,17 @@ def mib(value: int) -> str:
 
 def print_run(label: str, messages: int, figures: RunFigures) -> None:
     print(f"\n{label}")
-    print(f"  {'step':<34}{'runs':>5}{'seconds':>10}{'messages/s':>14}{'peak RSS':>12}")
+    print(f"  {'step':<34}{'runs':>5}{'seconds':>10}{'messages/s':>14}{'peak RSS':>12}{'cores':>7}")
     for name, step in figures.steps.items():
         rate = messages / step.seconds if step.seconds else 0.0
-        print(f"  {name:<34}{step.runs:>5}{step.seconds:>10.1f}{rate:>14,.0f}{mib(step.peak_rss):>12}")
+        cores = step.cpu / step.span if step.span else 0.0
+        print(f"  {name:<34}{step.runs:>5}{step.seconds:>10.1f}{rate:>14,.0f}{mib(step.peak_rss):>12}{cores:>7.2f}")
     runs = sum(step.runs for step in figures.steps.values())
-    rate = messages / figures.wall
-    print(f"  {'whole run (process)':<34}{runs:>5}{figures.wall:>10.1f}{rate:>14,.0f}{mib(figures.peak_rss):>12}")
+    rate, cores = messages / figures.wall, figures.cpu / figures.wall
+    print(
+        f"  {'whole run (process)':<34}{runs:>5}{figures.wall:>10.1f}{rate:>14,.0f}"
+        f"{mib(figures.peak_rss):>12}{cores:>7.2f}"
+    )
 
 
 def main() -> None:
