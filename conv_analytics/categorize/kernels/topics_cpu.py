@@ -10,18 +10,25 @@ a text made only of stop words keeps them all.
 the CUDA kernel of topics_cuda, so both paths compute one assignment the same way. Everything the
 kernels share lives in this file for the reason hashing_cpu gives (Numba's cache).
 
-The three parallel fastmath kernels (`embed`, `assign`, `assign_embedded`) are compiled in every
-process rather than cached: loaded from Numba's cache they computed other last bits than freshly
-compiled, so the first process on a machine fitted other topics than the next ones. A test compares
-two processes' lakes byte for byte.
+The three parallel fastmath kernels (`embed`, `assign`, `assign_embedded`) run only as loaded from
+Numba's on-disk cache (`CacheLoaded`): loaded, they compute other last bits than the same kernels
+freshly compiled, so a process that compiled them would fit other topics than the processes after it.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, typeof
+from numba.core.caching import FunctionCache
+from numba.core.typing.typeof import Purpose
 from numba.extending import register_jitable
 
 from .hashing_cpu import _FNV_OFFSET, _SEED_BIGRAM, _SEED_WORD, WORD_BYTE, bucket, fnv_byte, fnv_word32, lower_byte
@@ -283,14 +290,60 @@ def best_centre(z, centres, thresholds):
     return best, top
 
 
-@njit(parallel=True, fastmath=True)
+# The child process that compiles a kernel into Numba's cache: (sys.path, module, kernel, signature) on stdin.
+_COMPILE_IN_CHILD = (
+    "import importlib, pickle, sys\n"
+    "path, module, name, signature = pickle.loads(sys.stdin.buffer.read())\n"
+    "sys.path[:0] = path\n"
+    "getattr(importlib.import_module(module), name).dispatcher.compile(signature)\n"
+)
+
+
+class CacheLoaded:
+    """A parallel fastmath kernel that runs only as loaded from Numba's on-disk cache.
+
+    Numba's JIT and the object code it caches optimise a parallel fastmath kernel differently (the
+    sums come out in other orders; numba/numba#10617), so a process that compiled the kernel would fit
+    other topics than every process that loaded it, even after reloading it: the process keeps its
+    own compiled symbols. So a kernel missing from the cache is compiled by a child process, which
+    saves it, and every process loads it from there. Only the first process on a machine waits for
+    the compilation (4 s for the three kernels, before in every process). Should the child fail (no
+    writable cache), this process compiles the kernel itself, as every process then does.
+    """
+
+    def __init__(self, py_func: Callable) -> None:
+        self.py_func = py_func
+        self.dispatcher = njit(parallel=True, fastmath=True, cache=True)(py_func)
+        functools.update_wrapper(self, py_func)
+
+    def __call__(self, *args):
+        signature = tuple(typeof(arg, Purpose.argument) for arg in args)
+        if signature not in self.dispatcher.overloads:
+            if FunctionCache(self.py_func).load_overload(signature, self.dispatcher.targetctx) is None:
+                self._compile_in_child(signature)
+            self.dispatcher.compile(signature)  # a cache hit now
+        return self.dispatcher(*args)
+
+    def _compile_in_child(self, signature: tuple) -> None:
+        job = pickle.dumps((sys.path, self.py_func.__module__, self.py_func.__name__, signature))
+        child = subprocess.run([sys.executable, "-c", _COMPILE_IN_CHILD], input=job, capture_output=True)
+        if child.returncode != 0:
+            lines = child.stderr.decode(errors="replace").strip().splitlines()
+            logging.getLogger(__name__).warning(
+                "compiling %s in a child process failed (%s): compiling it here",
+                self.py_func.__name__,
+                lines[-1] if lines else f"exit code {child.returncode}",
+            )
+
+
+@CacheLoaded
 def embed(starts, codes, rows, idf, projection, out):
     """out[i] = the unit vector of text i in the reduced space (zeros when it has no known word)."""
     for i in prange(starts.size - 1):
         project_text(starts, codes, i, rows, idf, projection, out[i])
 
 
-@njit(parallel=True, fastmath=True)
+@CacheLoaded
 def assign(starts, codes, rows, idf, projection, centres, thresholds, topics, scores):
     """Nearest topic of every text, -1 for texts with no known word or too far from every topic."""
     n = starts.size - 1
@@ -306,7 +359,7 @@ def assign(starts, codes, rows, idf, projection, centres, thresholds, topics, sc
                 topics[i], scores[i] = best_centre(z, centres, thresholds)
 
 
-@njit(parallel=True, fastmath=True)
+@CacheLoaded
 def assign_embedded(z, centres, thresholds, topics, scores):
     """assign() for texts already embedded (rows of `embed`, zeros for a text with no known word):
     the same nearest centre and cosine, without projecting the texts again."""
