@@ -312,26 +312,26 @@ class CacheLoaded:
     """
 
     def __init__(self, py_func: Callable) -> None:
-        self.py_func = py_func
         self.dispatcher = njit(parallel=True, fastmath=True, cache=True)(py_func)
         functools.update_wrapper(self, py_func)
 
     def __call__(self, *args):
         signature = tuple(typeof(arg, Purpose.argument) for arg in args)
         if signature not in self.dispatcher.overloads:
-            if FunctionCache(self.py_func).load_overload(signature, self.dispatcher.targetctx) is None:
+            if FunctionCache(self.dispatcher.py_func).load_overload(signature, self.dispatcher.targetctx) is None:
                 self._compile_in_child(signature)
             self.dispatcher.compile(signature)  # a cache hit now
         return self.dispatcher(*args)
 
     def _compile_in_child(self, signature: tuple) -> None:
-        job = pickle.dumps((sys.path, self.py_func.__module__, self.py_func.__name__, signature))
+        kernel = self.dispatcher.py_func
+        job = pickle.dumps((sys.path, kernel.__module__, kernel.__name__, signature))
         child = subprocess.run([sys.executable, "-c", _COMPILE_IN_CHILD], input=job, capture_output=True)
         if child.returncode != 0:
             lines = child.stderr.decode(errors="replace").strip().splitlines()
             logging.getLogger(__name__).warning(
                 "compiling %s in a child process failed (%s): compiling it here",
-                self.py_func.__name__,
+                kernel.__name__,
                 lines[-1] if lines else f"exit code {child.returncode}",
             )
 
