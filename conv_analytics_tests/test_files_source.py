@@ -280,6 +280,34 @@ def test_a_day_reads_only_the_files_that_hold_it(tmp_path: Path, monkeypatch: py
     assert opened == [f"messages-{DAY + timedelta(days=2)}.jsonl"]
 
 
+def test_learning_a_files_days_reads_only_its_time_field_unless_it_holds_a_wanted_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(4):
+        day = DAY + timedelta(days=i)
+        write_jsonl(tmp_path / f"messages-{day}.jsonl", [message(f"m{i}", f"{day}T10:00:00Z")])
+    opened: list[str] = []
+    for reader in ("_table", "_records"):
+        monkeypatch.setattr(FilesSource, reader, spy(getattr(FilesSource, reader), opened))
+    source = FilesSource(tmp_path, now=NOW)
+    assert read_day(source, DAY + timedelta(days=1)).table.column("message_id").to_pylist() == ["m1"]
+    assert opened == [f"messages-{DAY + timedelta(days=1)}.jsonl"]
+    assert read_day(source, DAY + timedelta(days=3)).table.column("message_id").to_pylist() == ["m3"]
+    assert opened[1:] == [f"messages-{DAY + timedelta(days=3)}.jsonl"]
+
+
+def test_a_file_read_record_by_record_is_found_on_the_days_its_time_field_gives(tmp_path: Path) -> None:
+    # a number as a conversation id: Arrow's reader refuses the file whole, each record is read alone
+    late = [message(f"m{i}", f"{DAY + timedelta(days=1)}T0{i}:00:00Z", conversation_id=7) for i in range(2)]
+    write_jsonl(tmp_path / f"messages-{DAY}.jsonl", late)
+    write_jsonl(tmp_path / f"messages-{DAY + timedelta(days=2)}.jsonl", [message("m9", f"{DAY}T10:00:00Z")])
+    source = FilesSource(tmp_path, now=NOW)
+    assert read_day(source, DAY).table.column("message_id").to_pylist() == ["m9"]  # learns both files' days
+    batch = read_day(source, DAY + timedelta(days=1))
+    assert batch.table.column("message_id").to_pylist() == ["m0", "m1"]
+    assert batch.table.column("conversation_id").to_pylist() == ["7", "7"]
+
+
 def test_quarantined_records_are_redacted_in_every_field(tmp_path: Path) -> None:
     write_jsonl(
         tmp_path / f"messages-{DAY}.jsonl",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -195,6 +196,27 @@ def test_a_range_is_categorised_in_slices_that_give_what_one_query_gives(
     assert messages.num_rows > 10 * 50
     assert sliced.num_rows == conversations.num_rows
     assert sliced.equals(whole)
+
+
+def test_the_primary_intent_is_the_most_said_substantive_one_the_earliest_on_a_tie() -> None:
+    intents = pa.array(
+        [
+            ["greeting", "refund", "track", "track", "refund", "thanks"],  # a tie: refund came first
+            ["greeting", "thanks", "thanks"],  # social only: the most said of those
+            ["thanks", None, "", "cancel"],  # one substantive intent beats more social ones
+            ["other", "greeting"],  # "other" counts as social: the earlier on a tie
+            [None, ""],  # nothing said
+            [],
+            None,
+        ],
+        pa.list_(pa.string()),
+    )
+    expected = ["refund", "thanks", "cancel", "other", "other", "other", "other"]
+    assert categorize_assets.primary_intents(intents).to_pylist() == expected
+    # a slice of a column and a column in chunks count the same rows
+    assert categorize_assets.primary_intents(intents.slice(1, 3)).to_pylist() == expected[1:4]
+    chunked = pa.chunked_array([intents.slice(0, 2), intents.slice(2)])
+    assert categorize_assets.primary_intents(chunked).to_pylist() == expected
 
 
 def test_messages_enriched_in_slices_are_written_as_enriched_at_once(

@@ -5,7 +5,6 @@ exists yet); all of a conversation's figures are attributed to the day it starte
 """
 
 import time
-from collections import Counter
 from datetime import date
 
 import dagster as dg
@@ -160,15 +159,32 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
     return pa.concat_tables(parts).sort_by([("started_at", "ascending"), ("conversation_id", "ascending")])
 
 
-def primary_intent(intents: list[str | None]) -> str:
-    """The most frequent substantive intent (ties: the earliest); social ones only when nothing else was said."""
-    said = [i for i in intents if i]
-    for pool in ([i for i in said if i not in SOCIAL_INTENTS], said):
-        if pool:
-            counts = Counter(pool)
-            best = max(counts.values())
-            return next(i for i in pool if counts[i] == best)
-    return "other"
+def primary_intents(intents: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Each conversation's primary intent from its user messages' intents (a list per conversation, in
+    order): the most frequent substantive one, ties going to the earliest; a social one only when
+    nothing else was said; "other" when nothing was. Counted over the whole column at once."""
+    intents = intents.combine_chunks() if isinstance(intents, pa.ChunkedArray) else intents
+    n = len(intents)
+    parents = pc.list_parent_indices(intents).to_numpy()
+    encoded = pc.list_flatten(intents).dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    named = np.array([bool(name) for name in names] + [False])  # code -1 (a null) last
+    social = np.array([name in SOCIAL_INTENTS for name in names] + [False])
+    said = named[codes]
+    substantive = said & ~social[codes]
+    has_substantive = np.bincount(parents[substantive], minlength=n) > 0
+    pool = np.where(has_substantive[parents], substantive, said)
+    # (conversation, intent) pairs of the pool: how often each is said and where first
+    width = max(len(names), 1)
+    pairs, first, counts = np.unique(parents[pool] * width + codes[pool], return_index=True, return_counts=True)
+    conversation = pairs // width
+    order = np.lexsort((first, -counts, conversation))  # per conversation: most said, then earliest
+    best = order[np.r_[True, conversation[order][1:] != conversation[order][:-1]]] if order.size else order
+    chosen = np.full(n, -1, dtype=np.int64)
+    chosen[conversation[best]] = pairs[best] % width
+    labels = pa.array([*names, "other"], pa.string())
+    return labels.take(pa.array(np.where(chosen < 0, len(names), chosen)))
 
 
 def categorize(
@@ -192,7 +208,6 @@ def categorize(
     topic, confidence = effective_labels(
         pa.array(topic_list, pa.string()), confidence, discovered, scores, topic_source
     )
-    intents = rows.column("intents").to_pylist()
     means = rows.column("sentiment_mean").to_numpy(zero_copy_only=False)
     table = rows.drop_columns(["user_text"])
     table = table.append_column("topic", topic)
@@ -200,7 +215,7 @@ def categorize(
     table = table.append_column("discovered_topic_id", discovered_ids)
     table = table.append_column("discovered_topic", discovered)
     table = table.append_column("discovered_topic_score", pa.array(scores, pa.float64(), from_pandas=True))
-    table = table.append_column("primary_intent", pa.array([primary_intent(i) for i in intents], pa.string()))
+    table = table.append_column("primary_intent", primary_intents(rows.column("intents")))
     table = table.append_column("sentiment", model.sentiment_labels(np.asarray(means, dtype=np.float64)))
     return table.select(CONVERSATION_CATEGORIES.names).cast(CONVERSATION_CATEGORIES)
 

@@ -180,7 +180,12 @@ class TopicModel:
 
     def assign_rows(self, texts: Texts, device: str | None = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """(row index or -1, cosine to the nearest centre) per text, before ids and curation."""
-        starts, codes = self.codes(texts)
+        return self.assign_codes(*self.codes(texts), device)
+
+    def assign_codes(
+        self, starts: np.ndarray, codes: np.ndarray, device: str | None = "cpu"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """assign_rows of texts already cut into this model's codes (`codes()`)."""
         args = (starts, codes, self._rows(), self.idf, self.projection, self.centres, self.thresholds)
         if resolve_device(device) == "cuda":
             from conv_analytics.categorize.kernels import topics_cuda
@@ -625,9 +630,14 @@ def fit_assign(
     z_placed = z if placed.all() else np.ascontiguousarray(z[placed])
     z32 = z_placed.astype(np.float32)  # single precision halves the dense products' time
     centres = _cluster(z32, n_topics, s, rng) if placed.any() else np.zeros((0, projection.shape[1]))
-    if previous is not None and placed.any():
-        sample_texts = array.take(pa.array(sample[placed]))
-        centres = _continue_previous(z32, centres, previous.assign_rows(sample_texts, "cpu")[0], s)
+    previous_rows = None
+    if previous is not None:
+        # where the previous model places every text, once: its sample seeds the refit, all of it
+        # aligns the ids (the texts' codes are its own when it hashes alike)
+        same_codes = previous.bits == s.bits and np.array_equal(previous.stop_hashes, hashes)
+        previous_rows = (previous.assign_codes(starts, codes) if same_codes else previous.assign_rows(array))[0]
+        if placed.any():
+            centres = _continue_previous(z32, centres, previous_rows[sample[placed]], s)
     centres = np.ascontiguousarray(_normalise(centres.astype(np.float64)))
 
     # every text is embedded already when the sample is all of them: one pass of the assignment
@@ -660,7 +670,7 @@ def fit_assign(
     per_topic = max(25, min(s.label_sample, s.label_texts // max(centres.shape[0], 1)))
     _name_topics(model, array, rows, row_scores, per_topic)
     if previous is not None:
-        align(model, previous, array, rows)
+        align(model, previous, array, rows, previous_rows)
     else:
         _number_by_size(model, rows)
     return model, model.table_of_rows(rows, row_scores)
@@ -887,7 +897,12 @@ def _label(keywords: list[tuple[str, float]], parts: int = 3) -> str:
 
 
 def align(
-    model: TopicModel, previous: TopicModel, texts: Texts, rows: np.ndarray | None = None, min_share: float = 0.3
+    model: TopicModel,
+    previous: TopicModel,
+    texts: Texts,
+    rows: np.ndarray | None = None,
+    previous_rows: np.ndarray | None = None,
+    min_share: float = 0.3,
 ) -> None:
     """Give `model`'s topics the ids of the `previous` topics they continue, in place.
 
@@ -896,18 +911,18 @@ def align(
     keeps the earlier id, label and curation. Other new topics get new ids; one drawn mostly from
     an earlier topic that continues elsewhere is recorded as split from it, and an earlier topic
     whose texts mostly went to a matched topic is recorded as merged into it (its id an alias).
-    `rows` are `model`'s rows for the texts when already computed.
+    `rows` and `previous_rows` are the two models' rows for the texts when already computed.
     """
     new_rows = model.assign_rows(texts, "cpu")[0] if rows is None else rows
-    old_rows, _ = previous.assign_rows(texts, "cpu")
+    old_rows = previous.assign_rows(texts, "cpu")[0] if previous_rows is None else previous_rows
     old_ids = previous.ids_of_rows(old_rows, curated=False)
     k = model.centres.shape[0]
     both = (new_rows >= 0) & (old_ids >= 0)
     old_list = sorted(previous.topics)
-    old_index = {topic_id: j for j, topic_id in enumerate(old_list)}
-    overlap = np.zeros((k, len(old_list)), dtype=np.int64)
-    if both.any():
-        np.add.at(overlap, (new_rows[both], np.array([old_index[int(i)] for i in old_ids[both]], dtype=np.int64)), 1)
+    # texts per (new row, previous topic); every row of the previous model is one of its topics
+    columns = np.searchsorted(old_list, old_ids[both])
+    cells = new_rows[both].astype(np.int64) * len(old_list) + columns
+    overlap = np.bincount(cells, minlength=k * len(old_list)).reshape(k, len(old_list))
     sizes = np.bincount(new_rows[new_rows >= 0], minlength=k)
     next_id = int(previous.info.get("next_id", max(previous.topics, default=-1) + 1))
     history = list(previous.info.get("history", []))
