@@ -633,8 +633,9 @@ def fit_assign(
     previous_rows = None
     if previous is not None:
         # where the previous model places every text, once: its sample seeds the refit, all of it
-        # aligns the ids (the texts' codes are its own when it hashes alike)
-        same_codes = previous.bits == s.bits and np.array_equal(previous.stop_hashes, hashes)
+        # aligns the ids (a refit cuts the texts with the previous stop words, so with as many bits
+        # the codes are the previous model's own)
+        same_codes = previous.bits == s.bits
         previous_rows = (previous.assign_codes(starts, codes) if same_codes else previous.assign_rows(array))[0]
         if placed.any():
             centres = _continue_previous(z32, centres, previous_rows[sample[placed]], s)
