@@ -29,7 +29,7 @@ from conv_analytics.io.lake import TEMPORARY_GRACE_SECONDS, ParquetLake, remove_
 from conv_analytics.io.tables import lake_pool
 from conv_analytics.runner import materialize_range
 from conv_analytics.sources.demo import write_demo
-from conv_analytics_tests.platform_support import asset_graph, schema_of, stored_names
+from conv_analytics_tests.platform_support import IN_PROCESS, asset_graph, schema_of, stored_names
 
 FIRST_DAY = date(2026, 11, 2)
 DAYS = [FIRST_DAY.isoformat(), (FIRST_DAY + timedelta(days=1)).isoformat()]
@@ -38,7 +38,6 @@ PAIRS = 20
 WAVE = 5  # pairs started together: ten processes on a small machine
 RAW = ("raw_conversations", "raw_messages", "quarantined_conversations", "quarantined_messages")
 BUSY = "another run (id "
-IN_PROCESS = json.dumps({"execution": {"config": {"in_process": {}}}})  # no step subprocesses: cheaper
 
 
 def _home(home: Path) -> Config:
