@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# pytest-xdist: a worker per core (at most 4), each taking whole test files, so a module's servers and
+# loaded NocoDB bases are set up once; the long tests mostly wait on daemons and servers, and overlap.
+# `make test PYTEST_WORKERS=` runs them one after another.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: demo test install install-dev ui lint bench servers-start servers-stop clean
 
@@ -28,7 +32,7 @@ demo: install
 ## Install the dev extras and system packages, start the real servers, run every test, stop the servers.
 test: install-dev
 	scripts/system-deps
-	scripts/with-servers $(BIN)/python -m pytest
+	scripts/with-servers $(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 ## The Dagster UI over the same instance and lake as the CLI.
 ui: install

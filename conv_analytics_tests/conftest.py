@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import date, timedelta
 from pathlib import Path
@@ -36,7 +37,13 @@ SERVER_SETTINGS = (
     "CONV_ANALYTICS_TRANSLATOR",
     "CONV_ANALYTICS_TRANSLATOR_URL",
 )
-SERVERS = {name: os.environ.pop(name) for name in SERVER_SETTINGS if name in os.environ}
+# They are kept in one variable nothing else reads, so pytest-xdist's workers, started from this
+# process's environment, find them too.
+KEPT_SERVERS = "CONV_ANALYTICS_TEST_SERVERS"
+SERVERS = json.loads(os.environ.get(KEPT_SERVERS, "{}")) | {
+    name: os.environ.pop(name) for name in SERVER_SETTINGS if name in os.environ
+}
+os.environ[KEPT_SERVERS] = json.dumps(SERVERS)
 
 
 def require_server(variable: str, what: str) -> str:
