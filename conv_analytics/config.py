@@ -265,7 +265,8 @@ class Config:
         "CONV_ANALYTICS_RUN_BATCH_MESSAGES",
         "400000",
         "Most messages one run of `conv-analytics run` takes at once: a longer range is materialised in "
-        "runs of whole days (weeks, months) of about this many messages, so memory does not grow with it.",
+        "runs of whole days (weeks, months) of about this many messages (conversations for the weekly and "
+        "monthly rollups, which read only those), so memory does not grow with it.",
         _whole_number(1),
         "a whole number of messages, at least 1",
     )

@@ -2,8 +2,9 @@
 
 Each stage of the plan is a single-run backfill over its range (the same runs the Dagster UI's backfill
 launches); daily assets go first, then the weeks and months they complete, then the report. A long range
-is cut into several such runs of whole days (weeks, months) holding about `run_batch_messages` messages
-each, so a run's memory follows the largest day, not the length of the range. A logger follows each
+is cut into several such runs of whole days (weeks, months) holding about `run_batch_messages` rows
+each (messages; conversations for the weekly and monthly rollups, which read only those), so a run's
+memory follows the largest day, not the length of the range. A logger follows each
 run's steps, so the command line can show progress while a run works.
 """
 
@@ -56,6 +57,7 @@ class Stage:
     selection: list[dg.AssetKey]
     keys: list[str]  # empty: an unpartitioned asset
     period: str | None = None  # day | week | month: runs in batches of whole periods; None: one run
+    counted: str = "messages"  # the raw rows per day the batch budget counts: messages | conversations
 
 
 class Progress:
@@ -246,20 +248,20 @@ def plan(platform: Platform, first: date, last: date) -> list[Stage]:
         existing = set(graph.partitions.of(period).get_partition_keys())
         keys = [key for start in complete_periods(period, first, last) if (key := start.isoformat()) in existing]
         if keys:
-            stages.append(Stage(name, [graph.rollups[period].key], keys, period))
+            stages.append(Stage(name, [graph.rollups[period].key], keys, period, counted="conversations"))
     stages.append(Stage("analytics report", [graph.report.key], []))
     return stages
 
 
 @dataclass
 class DaySizes:
-    """Messages per day (row counts of `raw_messages` in the lake); a day not counted yet (before its
-    raw records are written) is taken as large as the largest one counted."""
+    """Rows per day (of `raw_messages` or `raw_conversations` in the lake); a day not counted yet (before
+    its raw records are written) is taken as large as the largest one counted."""
 
     counts: dict[str, int]
 
     def of(self, period: str, key: str) -> int | None:
-        """Messages of the period starting on `key`; None while nothing has been counted."""
+        """Rows of the period starting on `key`; None while nothing has been counted."""
         if not self.counts:
             return None
         largest = max(self.counts.values())
@@ -269,7 +271,7 @@ class DaySizes:
 
 
 def next_batch(keys: list[str], period: str, sizes: DaySizes, budget: int) -> list[str]:
-    """The first keys of `keys` that hold at most `budget` messages together (always at least one)."""
+    """The first keys of `keys` that hold at most `budget` rows together (always at least one)."""
     if sizes.of(period, keys[0]) is None:
         return keys[: FIRST_BATCH_DAYS if period == "day" else 1]
     batch, held = [], 0
@@ -337,17 +339,20 @@ def materialize_days(
     progress: Progress | None = None,
     log_level: str | None = "DEBUG",
 ) -> RunSummary:
-    """Run the plan for [first, last]: each stage in as few runs as hold `run_batch_messages` each
+    """Run the plan for [first, last]: each stage in as few runs as hold `run_batch_messages` rows each
     (`log_level` None: no console logging)."""
     platform = Platform.build(config)
     progress = progress or Progress()
     stages = plan(platform, first, last)
     jobs = [stage_job(platform, stage, progress, console=log_level is not None) for stage in stages]
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
-    raw_messages = platform.graph.entities["messages"].raw
+    raw = {entity: platform.graph.entities[entity].raw for entity in ("messages", "conversations")}
     lake = lake_resource(config).lake()
-    present = set(lake.keys(raw_messages))  # days of an earlier run: a first estimate of their sizes
-    sizes = DaySizes(lake.row_counts(raw_messages, [key for key in stages[0].keys if key in present]))
+    # days of an earlier run: a first estimate of their sizes
+    sizes = {
+        entity: DaySizes(lake.row_counts(asset, sorted(set(stages[0].keys) & set(lake.keys(asset)))))
+        for entity, asset in raw.items()
+    }
     with _runs_done():
         summary = RunSummary()
         rewritten: list[date] = []
@@ -358,13 +363,16 @@ def materialize_days(
                 if runs:
                     progress.more_steps(stage, len(job.nodes_in_topological_order))
                 keys = (
-                    next_batch(remaining, stage.period, sizes, config.run_batch_messages) if stage.period else remaining
+                    next_batch(remaining, stage.period, sizes[stage.counted], config.run_batch_messages)
+                    if stage.period
+                    else remaining
                 )
                 batch = replace(stage, keys=keys)
                 result = run_stage(job, batch, instance, log_level)
                 runs += 1
                 if stage is stages[0]:
-                    sizes.counts.update(lake.row_counts(raw_messages, keys))
+                    for entity, asset in raw.items():
+                        sizes[entity].counts.update(lake.row_counts(asset, keys))
                     rewritten += [day for day in rewritten_days(result, batch) if not first <= day <= last]
                 remaining = remaining[len(keys) :]
                 if not remaining:

@@ -12,7 +12,8 @@ import dagster as dg
 import pytest
 
 from conv_analytics.config import Config
-from conv_analytics.runner import FIRST_BATCH_DAYS, DaySizes, Stage, materialize_days, next_batch, run_stage
+from conv_analytics.definitions import Platform
+from conv_analytics.runner import FIRST_BATCH_DAYS, DaySizes, Stage, materialize_days, next_batch, plan, run_stage
 from conv_analytics.sources.demo import write_demo
 
 DAYS = [(date(2026, 11, 2) + timedelta(days=i)).isoformat() for i in range(10)]
@@ -37,6 +38,26 @@ def test_weeks_and_months_weigh_all_their_days() -> None:
     assert sizes.of("week", "2026-11-02") == 70
     assert sizes.of("month", "2026-11-01") == 300
     assert next_batch(["2026-11-02", "2026-11-09", "2026-11-16"], "week", sizes, 150) == ["2026-11-02", "2026-11-09"]
+
+
+def test_the_weekly_and_monthly_rollups_count_conversations_the_rest_messages(tmp_path: Path) -> None:
+    """The period rollups read conversations only: counted by messages (about 5 a conversation), a busy
+    range would run them one week at a time."""
+    stages = plan(Platform.build(Config(home=tmp_path)), date(2026, 8, 1), date(2026, 10, 29))
+    counted = {stage.name: stage.counted for stage in stages if stage.period}
+    assert counted == {
+        "raw records": "messages",
+        "enriched messages": "messages",
+        "categories and daily rollups": "messages",
+        "weekly rollups": "conversations",
+        "monthly rollups": "conversations",
+    }
+    weeks = next(stage for stage in stages if stage.name == "weekly rollups").keys
+    days = [(date(2026, 8, 1) + timedelta(days=i)).isoformat() for i in range(90)]
+    conversations, messages = DaySizes(dict.fromkeys(days, 6_900)), DaySizes(dict.fromkeys(days, 35_000))
+    assert len(weeks) == 12
+    assert len(next_batch(weeks, "week", messages, 400_000)) == 1
+    assert len(next_batch(weeks, "week", conversations, 400_000)) == 8
 
 
 def _lake_digest(config: Config) -> dict[str, str]:
