@@ -106,18 +106,37 @@ def stores_lake(config: Config) -> ParquetLake:
     return LakeResource(root=config.lake_root, s3_endpoint_url=config.s3_endpoint_url).lake()
 
 
-def free_port() -> int:
-    """A port nothing listens on now, for a private server (never a fixed one: other runs use this machine).
+# scripts/servers.d/s3.sh: SeaweedFS's S3, filer, master, volume and admin servers and their gRPC twins
+SEAWEEDFS_PORTS = (0, 555, 1000, 1007, 10000, 10555, 11000, 11007, 15313, 25313)
 
-    Below 40000: SeaweedFS puts its other servers at up to 25,313 above its S3 port.
+
+def _ephemeral_ports_start() -> int:
+    """Where the kernel starts picking the local ports of outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(offsets: tuple[int, ...] = (0,)) -> int:
+    """A port for a private server (never a fixed one: other runs and test workers use this machine).
+
+    It and the ports its server takes at `offsets` from it are free now, and all lie below the range
+    the kernel picks outgoing connections' ports from, so no connection takes one before the server
+    binds it (SeaweedFS once failed on its admin port that way: use `SEAWEEDFS_PORTS` for S3).
     """
     while True:
-        port = random.randrange(20_000, 40_000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        port = random.randrange(2_000, _ephemeral_ports_start() - max(offsets))
+        if all(_bindable(port + offset) for offset in offsets):
             return port
 
 

@@ -23,7 +23,7 @@ from conv_analytics.sources.demo import write_demo
 from conv_analytics_tests.conftest import REPO, require_server
 from conv_analytics_tests.fault_proxy import FaultProxy
 from conv_analytics_tests.nocodb_support import server as nocodb_server
-from conv_analytics_tests.storage_support import PRIVATE_SECRET_KEY, PrivateServer, free_port
+from conv_analytics_tests.storage_support import PRIVATE_SECRET_KEY, SEAWEEDFS_PORTS, PrivateServer, free_port
 from conv_analytics_tests.test_architecture import clean_environment
 
 DAY = "2026-10-01"
@@ -141,7 +141,7 @@ def closed_address() -> str:
 
 @pytest.fixture(scope="module")
 def private_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateServer]:
-    s3 = PrivateServer("s3", free_port(), tmp_path_factory.mktemp("cli_s3"))
+    s3 = PrivateServer("s3", free_port(SEAWEEDFS_PORTS), tmp_path_factory.mktemp("cli_s3"))
     s3.start()
     try:
         yield s3

@@ -24,7 +24,13 @@ from conv_analytics.io.mongo import MongoResource, MongoStore
 from conv_analytics.io.resources import LakeResource
 from conv_analytics.schemas import CONVERSATION_CATEGORIES
 from conv_analytics_tests.platform_support import asset_graph, stored_table
-from conv_analytics_tests.storage_support import PRIVATE_ACCESS_KEY, PRIVATE_SECRET_KEY, PrivateServer, free_port
+from conv_analytics_tests.storage_support import (
+    PRIVATE_ACCESS_KEY,
+    PRIVATE_SECRET_KEY,
+    SEAWEEDFS_PORTS,
+    PrivateServer,
+    free_port,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +83,7 @@ def stand_in(context: dg.AssetExecutionContext) -> pa.Table:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PrivateServer, PrivateServer]]:
     folder: Path = tmp_path_factory.mktemp("private_servers")
-    s3 = PrivateServer("s3", free_port(), folder)
+    s3 = PrivateServer("s3", free_port(SEAWEEDFS_PORTS), folder)
     mongo = PrivateServer("mongodb", free_port(), folder)
     s3.start()
     try:
