@@ -31,6 +31,7 @@ from conv_analytics.errors import PlatformError
 from conv_analytics.failures import SETTING_PROBLEM
 from conv_analytics.io.resources import lake_resource
 from conv_analytics.partitions import range_tags
+from conv_analytics.sources.base import Entity
 
 RUN_JOB = "conv_analytics_run"
 FIRST_BATCH_DAYS = 7  # days of the first run of a stage while no day's size is known yet
@@ -57,7 +58,7 @@ class Stage:
     selection: list[dg.AssetKey]
     keys: list[str]  # empty: an unpartitioned asset
     period: str | None = None  # day | week | month: runs in batches of whole periods; None: one run
-    counted: str = "messages"  # the raw rows per day the batch budget counts: messages | conversations
+    counted: Entity = "messages"  # the raw rows per day the batch budget counts
 
 
 class Progress:
@@ -346,7 +347,7 @@ def materialize_days(
     stages = plan(platform, first, last)
     jobs = [stage_job(platform, stage, progress, console=log_level is not None) for stage in stages]
     progress.planned(stages, sum(len(job.nodes_in_topological_order) for job in jobs))
-    raw = {entity: platform.graph.entities[entity].raw for entity in ("messages", "conversations")}
+    raw = {entity: tables.raw for entity, tables in platform.graph.entities.items()}
     lake = lake_resource(config).lake()
     # days of an earlier run: a first estimate of their sizes
     sizes = {

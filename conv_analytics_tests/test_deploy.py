@@ -23,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform
@@ -320,8 +321,7 @@ def test_status_shows_the_runs_and_the_backfill_of_the_postgres_instance(
     # the automation sensor may still queue runs for what the NocoDB sensor's run changed (a dry run of CI
     # once found one queued here): status is compared with an instance that has settled
     instance = shape.instance()
-    states = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
-    unfinished = dg.RunsFilter(statuses=[dg.DagsterRunStatus[state] for state in states])
+    unfinished = dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES))
     wait_for("the daemon's runs to finish", lambda: not instance.get_runs(unfinished), 420, every=3)
     command = [str(Path(sys.executable).parent / "conv-analytics"), "status"]
     result = subprocess.run(command, env=shape.env, capture_output=True, text=True, timeout=300)

@@ -7,7 +7,6 @@ wrong credentials.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
@@ -20,7 +19,7 @@ from conv_analytics.io.errors import StoreError
 from conv_analytics.io.mongo import MongoStore
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUPS
 from conv_analytics_tests.platform_support import stored_table
-from conv_analytics_tests.storage_support import PrivateServer, mongo_database  # noqa: F401 (fixture)
+from conv_analytics_tests.storage_support import PrivateServer, free_port, mongo_database  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -138,9 +137,7 @@ def test_partition_replacement_by_upserts_without_transactions(standalone: str) 
 
 
 def test_an_unreachable_server_names_mongodb_uri() -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     store = MongoStore(f"mongodb://127.0.0.1:{port}/?directConnection=true", "x", timeout_ms=500)
     with pytest.raises(StoreError, match=f"MongoDB at 127.0.0.1:{port} is unreachable.*MONGODB_URI"):
         replace_day(store, DAY.date(), rollup_rows(DAY.date(), ["billing"]))

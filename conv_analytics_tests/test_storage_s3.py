@@ -6,7 +6,6 @@ to fix, for wrong credentials, a missing bucket and an unreachable server.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -20,7 +19,7 @@ from conv_analytics.io import query as lake_query
 from conv_analytics.io.errors import StoreError
 from conv_analytics.io.lake import ParquetLake
 from conv_analytics.schemas import RAW_CONVERSATIONS
-from conv_analytics_tests.storage_support import s3_prefix  # noqa: F401 (fixture)
+from conv_analytics_tests.storage_support import free_port, s3_prefix  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +60,6 @@ def test_an_older_file_without_a_new_column_is_read_with_nulls(s3_prefix) -> Non
     con = lake_query.connect(lake)
     rows = con.sql("SELECT date, count(*), count(ended_at) FROM raw_conversations GROUP BY ALL ORDER BY 1").fetchall()
     assert [(str(d), n, e) for d, n, e in rows] == [("2026-01-01", 3, 0), ("2026-01-02", 2, 0)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_wrong_credentials_name_the_aws_key_settings(s3_prefix) -> None:  # noqa: F811
