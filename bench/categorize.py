@@ -8,7 +8,8 @@ with their ratio (targets: within 1.5x of each other; >= 20x sklearn and >= 50x 
 DailyDialog, >= 15x and >= 35x on the mix).
 sklearn: TfidfVectorizer(ngram_range=(1, 2)) + LogisticRegression trained on DailyDialog acts,
 predicting one label for the same messages. VADER: SentimentIntensityAnalyzer.polarity_scores,
-timed on a --vader-sample of the messages and extrapolated per message (said in the output).
+timed on a --vader-sample of the messages and extrapolated per message (said in the output). Every
+timing but scikit-learn's (several seconds, where noise matters less) is the best of --repeats runs.
 
     .venv/bin/python bench/categorize.py [--messages 240000] [--device cpu]
 """
@@ -94,7 +95,7 @@ def measure(name: str, texts: list[str], categorizer: Categorizer, baseline, arg
 
     analyzer = SentimentIntensityAnalyzer()
     sample = texts[: args.vader_sample]
-    vader_sample = best_of(1, lambda: [analyzer.polarity_scores(t) for t in sample])
+    vader_sample = best_of(args.repeats, lambda: [analyzer.polarity_scores(t) for t in sample])
     vader = vader_sample / len(sample) * len(texts)
 
     n = len(texts)
@@ -106,7 +107,7 @@ def measure(name: str, texts: list[str], categorizer: Categorizer, baseline, arg
         ("  ours: intent only", intent_only),
         ("  ours: sentiment only (vader_compound)", sentiment_only),
         ("sklearn TF-IDF+LR predict (one label)", sk),
-        (f"vaderSentiment (timed on {len(sample)}, extrapolated)", vader),
+        (f"vaderSentiment (best of {args.repeats} on {len(sample)}, extrapolated)", vader),
     ]
     for what, seconds in rows:
         print(f"{what:<44}{seconds:>9.2f}{n / seconds:>12,.0f}")

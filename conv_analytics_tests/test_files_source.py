@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from conv_analytics.sources import files as files_module
-from conv_analytics.sources.base import Batch, RawRecord, RecordTable, normalize
+from conv_analytics.sources.base import Batch, RawRecord, RecordTable, SourceError, normalize, read_ahead
 from conv_analytics.sources.files import FilesSource
 from conv_analytics.text.redact import pseudonymize
 
@@ -497,6 +498,8 @@ PLAIN_LINES = [json.dumps(r, ensure_ascii=False) for r in [*MIXED_MESSAGES, *VER
         ([*PLAIN_LINES, '{"message_id": "m9", "text": "\\ud800"}'], False),  # a lone surrogate escape
         ([*PLAIN_LINES, "[1, 2]", "{not json"], False),
         ([*PLAIN_LINES, "  "], False),  # a last line of blanks without a line break
+        # a byte order mark, then a record set aside (the first line, re-read for the quarantine)
+        (["\ufeff" + json.dumps(message("m0", "2026-11-02T09:00:00Z", role="robot")), *PLAIN_LINES], True),
     ],
 )
 def test_a_file_read_whole_gives_what_reading_it_record_by_record_gives(
@@ -559,3 +562,45 @@ def test_a_file_cut_short_between_its_two_reads_loses_only_the_rows_read_again(t
     assert batch.table.column("message_id").to_pylist() == ["m1"]
     assert batch.quarantine.column("reason").to_pylist() == [files_module.CHANGED_WHILE_READ]
     assert batch.counts[path.name].balanced and batch.counts[path.name].read == 2
+
+
+class _CountingSource:
+    """Records per day, counting how many fetches run at once; `failing`: the day whose fetch fails."""
+
+    name = "counting"
+
+    def __init__(self, failing: date | None = None) -> None:
+        self.failing = failing
+        self.running = self.most_at_once = 0
+        self.fetched: list[date] = []
+
+    def fetch(self, entity: str, start: datetime, end: datetime):
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            time.sleep(0.01)
+            day = start.date()
+            if day == self.failing:
+                raise SourceError(f"the {entity} of {day} could not be read")
+            self.fetched.append(day)
+            yield RawRecord(f"{day}:1", message("m", f"{day}T10:00:00Z"))
+        finally:
+            self.running -= 1
+
+
+def test_read_ahead_gives_each_days_records_in_order_fetching_one_day_at_a_time() -> None:
+    days = [DAY + timedelta(days=i) for i in range(5)]
+    source = _CountingSource()
+    seen = [(day, [r.locator for r in records]) for day, records in read_ahead(source, "messages", days)]
+    assert seen == [(day, [f"{day}:1"]) for day in days]
+    assert source.fetched == days and source.most_at_once == 1
+    assert list(read_ahead(source, "messages", [])) == []
+
+
+def test_read_ahead_raises_a_days_fetch_error_when_that_day_is_reached() -> None:
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    source = _CountingSource(failing=days[1])
+    reading = read_ahead(source, "messages", days)
+    assert next(reading)[0] == days[0]
+    with pytest.raises(SourceError, match=f"the messages of {days[1]} could not be read"):
+        next(reading)

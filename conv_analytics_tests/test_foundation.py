@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from conv_analytics.assets import categorize as categorize_assets
 from conv_analytics.assets import enrich as enrich_assets
+from conv_analytics.assets.metadata import label_counts
 from conv_analytics.cli import main
 from conv_analytics.config import Config
 from conv_analytics.definitions import Platform, defs
@@ -474,3 +475,11 @@ def test_dagster_asset_materialize_from_the_command_line(tmp_path: Path) -> None
 def test_workspace_loads_the_definitions(tmp_path: Path) -> None:
     result = _dagster(["definitions", "validate", "-w", "workspace.yaml"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_label_counts_are_largest_first_the_first_seen_first_on_a_tie() -> None:
+    column = pa.chunked_array([["b", None, "a"], ["a", "c", None, "b"], ["d"]], pa.string())
+    counts = label_counts(column)
+    assert list(counts.items()) == [("b", 2), (None, 2), ("a", 2), ("c", 1), ("d", 1)]
+    assert list(label_counts(column.combine_chunks().dictionary_encode()).items()) == list(counts.items())
+    assert label_counts(pa.array([], pa.string())) == {}

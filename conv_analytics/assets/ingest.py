@@ -14,7 +14,7 @@ from conv_analytics.io.resources import LakeResource
 from conv_analytics.io.tables import EntityTables, StoredTable, lake_pool
 from conv_analytics.schemas import QUARANTINE, RAW_CONVERSATIONS, RAW_MESSAGES
 from conv_analytics.sources import normalize
-from conv_analytics.sources.base import ENTITIES, ID_FIELD, TIME_FIELD, Batch, Entity, RecordCounts
+from conv_analytics.sources.base import ENTITIES, ID_FIELD, TIME_FIELD, Batch, Entity, RecordCounts, read_ahead
 from conv_analytics.sources.resource import SourceResource
 
 ACCOUNTED = "records_accounted"
@@ -126,9 +126,8 @@ def build_ingest_asset(entity: Entity, partitions: dg.TimeWindowPartitionsDefini
         reasons: dict[str, int] = {}
         counts: dict[str, RecordCounts] = {}
         started = time.perf_counter()
-        for day in days_between(window.start, window.end):
+        for day, records in read_ahead(reader, entity, days_between(window.start, window.end)):
             start, end = day_window(day)
-            records = reader.fetch(entity, start, end)
             batch = normalize(entity, records, start, end, columns, redaction, pseudonym_key=pseudonyms)
             batches[day.isoformat()] = batch
             for reason, count in batch.reasons.items():

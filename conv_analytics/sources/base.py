@@ -15,6 +15,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
@@ -23,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics.dates import day_window
 from conv_analytics.errors import PlatformError
 from conv_analytics.schemas import (
     CONVERSATION_STATUSES,
@@ -139,6 +141,25 @@ class Source(Protocol):
     name: str
 
     def fetch(self, entity: Entity, start: datetime, end: datetime) -> Iterator[RawRecord | RecordTable]: ...
+
+
+def read_ahead(
+    source: Source, entity: Entity, days: Sequence[date]
+) -> Iterator[tuple[date, list[RawRecord | RecordTable]]]:
+    """Each day's records, in order, the next day's fetched in a thread while the caller validates
+    this one's. Fetching (Arrow's JSON reader, or NocoDB's HTTP) runs mostly outside the GIL, so it
+    takes the second core; one thread fetches, so the source is never used by two at once."""
+
+    def fetch(day: date) -> list[RawRecord | RecordTable]:
+        start, end = day_window(day)
+        return list(source.fetch(entity, start, end))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fetch-{entity}") as pool:
+        ahead = pool.submit(fetch, days[0]) if days else None
+        for position, day in enumerate(days):
+            records = ahead.result()
+            ahead = pool.submit(fetch, days[position + 1]) if position + 1 < len(days) else None
+            yield day, records
 
 
 @dataclass

@@ -256,14 +256,20 @@ class FilesSource:
         """Rows of a file read whole by `_table`, as the per-record reader gives them."""
         if not rows:
             return []
-        lines = path.read_bytes().decode("utf-8-sig", "surrogateescape").split("\n")
+        data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+        # only the wanted lines are decoded: a newline byte is never part of a UTF-8 sequence, so each
+        # line decodes as it would within the whole file
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
         found = []
         for row in rows:
             locator = f"{path.name}:{row + 1}"
-            if row >= len(lines):  # the file was cut short since it was read
+            if row > len(ends):  # the file was cut short since it was read
                 found.append(RawRecord(locator, None, CHANGED_WHILE_READ))
                 continue
-            record = _line_record(locator, lines[row].removesuffix("\r"), undecodable=True)
+            begin = 0 if row == 0 else int(ends[row - 1]) + 1
+            end = int(ends[row]) if row < len(ends) else len(data)
+            line = data[begin:end].decode("utf-8", "surrogateescape")
+            record = _line_record(locator, line.removesuffix("\r"), undecodable=True)
             found.append(record if record.fields is None else _versioned(record, place, row + 1))
         return found
 
