@@ -20,6 +20,8 @@ PER_DAY = 40  # conversations a day, each with two user messages and an agent re
 
 
 def _messages(day: date) -> pa.Table:
+    """The day's conversations; the first one goes on past midnight into the next day, whose table
+    then holds its last user message."""
     rows = [
         {
             "message_id": f"{day}-c{c:02d}-m{m}",
@@ -39,6 +41,11 @@ def _messages(day: date) -> pa.Table:
         for c in range(PER_DAY)
         for m, role in enumerate(("user", "agent", "user"))
     ]
+    before = day - timedelta(days=1)
+    if before in DAYS:  # the last message of the first conversation of the day before
+        late = {**rows[0], "message_id": f"{before}-c00-m3", "conversation_id": f"{before}-c00"}
+        after_midnight = datetime(day.year, day.month, day.day, 0, 5, tzinfo=timezone.utc)
+        rows.append({**late, "text": f"user late {before} 0 3", "sent_at": after_midnight})
     return pa.Table.from_pylist(rows)
 
 
@@ -53,21 +60,34 @@ def lake(tmp_path: Path) -> ParquetLake:
 
 
 SOURCES = {
-    "intent": (intent_source("raw_messages", StoredTable(RAW_MESSAGES, "sent_at")), 2 * PER_DAY * len(DAYS)),
+    "intent": (
+        intent_source("raw_messages", StoredTable(RAW_MESSAGES, "sent_at")),
+        2 * PER_DAY * len(DAYS) + len(DAYS) - 1,
+    ),
     "topic": (topic_source("enriched_messages", StoredTable(ENRICHED_MESSAGES, "sent_at")), PER_DAY * len(DAYS)),
 }
 
 
 def _document_of(source: ModelSource, text: str) -> str:
     """The id of the document a text came from (a message's own id, or its conversation's)."""
-    role, _, day, c, m = text.split("\n")[0].split(" ")
+    _, _, day, c, m = text.split("\n")[0].split(" ")
     conversation = f"{day}-c{int(c):02d}"
-    return f"{conversation}-m{m}" if source.document == "message_id" else conversation
+    return f"{conversation}-m{m}" if source is SOURCES["intent"][0] else conversation
 
 
 def window_texts(lake: ParquetLake, source: ModelSource, days: list[date], max_texts: int) -> pa.Array:
     """The texts of one window, from a sampler of its own."""
-    return WindowSampler(lake, source, max_texts).texts(days)
+    with WindowSampler(lake, source, max_texts) as sampler:
+        return sampler.texts(days)
+
+
+def test_a_conversation_over_midnight_is_one_text_its_messages_in_order_across_days(lake: ParquetLake) -> None:
+    source, _ = SOURCES["topic"]
+    texts = window_texts(lake, source, DAYS, 10**6).to_pylist()
+    first = DAYS[0]
+    assert f"user words {first} 0 0\nuser words {first} 0 2\nuser late {first} 0 3" in texts
+    # a window holding only the later day has only that day's part of the conversation
+    assert f"user late {first} 0 3" in window_texts(lake, source, DAYS[1:], 10**6).to_pylist()
 
 
 @pytest.mark.parametrize("name", SOURCES)
@@ -98,8 +118,8 @@ def test_one_sampler_over_overlapping_windows_gives_what_a_fresh_one_gives(lake:
     source, documents = SOURCES[name]
     cap = documents // 4
     windows = [DAYS[:2], DAYS[1:], DAYS, DAYS[2:]]
-    sampler = WindowSampler(lake, source, cap)
-    for days in windows:
-        texts = sampler.texts(days)
-        assert texts.equals(window_texts(lake, source, days, cap)) and len(texts) == min(cap, documents)
-        assert sorted(sampler.day_ids) == [d.isoformat() for d in days]  # only the window's days are kept
+    with WindowSampler(lake, source, cap) as sampler:
+        for days in windows:
+            texts = sampler.texts(days)
+            assert texts.equals(window_texts(lake, source, days, cap)) and len(texts) == min(cap, documents)
+            assert sorted(sampler.days) == [d.isoformat() for d in days]  # only the window's days are kept

@@ -8,7 +8,7 @@ model. The topic model reads each conversation's user messages in English where 
 (`raw_messages`), since `enriched_messages` itself carries the discovered intent.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
@@ -37,13 +37,6 @@ MODELS = StoredTable(TOPIC_MODELS, "period_start")
 # A model input of a daily asset: the version of the week the day is in, or none before the first fit.
 MODEL_INPUT_METADATA = {MISSING_READS_EMPTY: True}
 
-CONVERSATION_TEXTS = """
-SELECT string_agg(coalesce(text_en, text), '\n' ORDER BY sent_at, message_id) AS text
-FROM messages WHERE role = 'user'
-GROUP BY conversation_id ORDER BY conversation_id
-"""
-MESSAGE_TEXTS = "SELECT text FROM messages WHERE role = 'user' ORDER BY sent_at, message_id"
-
 
 class TopicDiscoveryResource(dg.ConfigurableResource):
     """How far back each weekly refit looks, and which topic and intent the rollups use."""
@@ -53,16 +46,71 @@ class TopicDiscoveryResource(dg.ConfigurableResource):
     topic_source: str = setting_field(Config.topic_source)
 
 
+def _joined_runs(ids: pa.Array, texts: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """One row per run of equal consecutive ids: the id, and the run's texts one per line."""
+    n = len(ids)
+    first = np.ones(n, dtype=bool)
+    if n > 1:
+        first[1:] = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(first)
+    runs = pa.ListArray.from_arrays(pa.array(np.append(starts, n), pa.int32()), texts)
+    return ids.take(pa.array(starts)), pc.binary_join(runs, pa.scalar("\n", texts.type))
+
+
+def _user_rows(day: pa.Table) -> pa.Table:
+    return day.filter(pc.equal(day.column("role"), "user"))
+
+
+def conversation_documents(day: pa.Table) -> pa.Table:
+    """A day's conversations: each one's user messages of the day (in English where translated), one
+    per line, by time."""
+    user = _user_rows(day)
+    ordered = pa.table(
+        {
+            "id": user.column("conversation_id"),
+            "sent_at": user.column("sent_at"),
+            "message_id": user.column("message_id"),
+            "text": pc.coalesce(user.column("text_en"), user.column("text")),
+        }
+    ).sort_by([("id", "ascending"), ("sent_at", "ascending"), ("message_id", "ascending")])
+    ids, texts = _joined_runs(ordered.column("id").combine_chunks(), ordered.column("text").combine_chunks())
+    return pa.table({"id": ids, "text": texts})
+
+
+def conversation_window(days: list[pa.Table]) -> pa.Array:
+    """A window's conversations by id, each one's days joined in order (a day's messages all come
+    before the next day's)."""
+    parts = pa.concat_tables(
+        table.select(["id", "text"]).append_column("day", pa.array(np.full(table.num_rows, position, np.int32)))
+        for position, table in enumerate(days)
+    ).sort_by([("id", "ascending"), ("day", "ascending")])
+    return _joined_runs(parts.column("id").combine_chunks(), parts.column("text").combine_chunks())[1]
+
+
+def message_documents(day: pa.Table) -> pa.Table:
+    """A day's user messages, by time."""
+    user = _user_rows(day)
+    return pa.table(
+        {"id": user.column("message_id"), "sent_at": user.column("sent_at"), "text": user.column("text")}
+    ).sort_by([("sent_at", "ascending"), ("id", "ascending")])
+
+
+def message_window(days: list[pa.Table]) -> pa.Array:
+    """A window's user messages by time."""
+    return pa.concat_tables(days).sort_by([("sent_at", "ascending"), ("id", "ascending")]).column("text")
+
+
 @dataclass(frozen=True)
 class ModelSource:
-    """What a model learns from: the daily table it reads, the columns it needs and the SQL that turns
-    one window of that table into one text per document (a conversation or a message)."""
+    """What a model learns from: the daily table it reads and the columns it needs; `documents`
+    turns one day of it into its documents (id, text, and what orders them), `window` gives a
+    window's texts in order from its days' documents."""
 
     table: str
     stored: StoredTable
     columns: tuple[str, ...]
-    texts_sql: str
-    document: str  # the column naming a document, by which a busy window is sampled
+    documents: Callable[[pa.Table], pa.Table]
+    window: Callable[[list[pa.Table]], pa.Array | pa.ChunkedArray]
     curate: bool  # apply the analyst's curated names (the taxonomy setting) to its topics
 
 
@@ -106,73 +154,74 @@ class WindowSampler:
     all of a window's documents, or, past `max_texts`, the `max_texts` whose ids hash lowest (md5: the
     same documents whatever the run, and mostly the same from one week's window to the next).
 
-    A busy window is read twice, so that it never sits in memory whole: its user documents' ids and
-    hashes (kept per day for the next window, which shares most of its days), then its texts a day at
-    a time, each day filtered by its own chosen ids."""
+    Each day's documents are read once and kept while the windows still hold that day, so a weekly
+    refit reads only the days its window adds (a 28-day window sliding a week: one day read in four);
+    what is kept is at most one window of documents, whatever the range."""
 
     def __init__(self, lake: ParquetLake, source: ModelSource, max_texts: int) -> None:
         self.lake, self.source, self.max_texts = lake, source, max_texts
-        self.day_ids: dict[str, pa.Table] = {}  # day -> its user documents: id, md5 (hex)
+        self.days: dict[str, pa.Table] = {}  # day -> its documents (`ModelSource.documents`) and their md5
+        self.con = duckdb.connect()  # one for every window: a connection takes 20-40 ms to open
+
+    def __enter__(self) -> "WindowSampler":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.con.close()
 
     def texts(self, days: list[date]) -> pa.Array:
-        """One text per document of the days of `days` that are in the lake, in the SQL's order."""
+        """One text per document of the days of `days` that are in the lake, in the window's order."""
         source = self.source
         present = set(self.lake.keys(source.table))
         keys = [d.isoformat() for d in days if d.isoformat() in present]
-        columns = list(source.columns)
-        con = duckdb.connect()
-        try:
-            chosen = None
-            if sum(self.lake.row_counts(source.table, keys).values()) > self.max_texts:  # a document is a row at least
-                chosen = self._chosen(con, keys)
-            if chosen is None:
-                messages = self.lake.read(source.table, keys, source.stored.schema, columns=columns)
-            else:
-                day_tables = (
-                    (self.lake.read(source.table, [key], source.stored.schema, columns=columns), chosen[key])
-                    for key in keys
+        self.days = {key: self.days[key] if key in self.days else self._documents(key) for key in keys}
+        tables = list(self.days.values())
+        if not tables:
+            return pa.array([], pa.string())
+        last = self._last_kept(tables)
+        if last is not None:
+            last_hash, last_id = last
+            tables = [
+                table.filter(
+                    pc.or_(
+                        pc.less(table.column("hash"), last_hash),
+                        pc.and_(pc.equal(table.column("hash"), last_hash), pc.less_equal(table.column("id"), last_id)),
+                    )
                 )
-                messages = pa.concat_tables(
-                    table.filter(pc.is_in(table.column(source.document), value_set=ids)) for table, ids in day_tables
-                )
-            con.register("messages", messages)
-            return con.sql(source.texts_sql).to_arrow_table().column("text").combine_chunks()
-        finally:
-            con.close()
+                for table in tables
+            ]
+        texts = source.window(tables)
+        texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        return texts.cast(pa.string())
 
-    def _chosen(self, con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, pa.Array] | None:
-        """Each day's ids among the window's `max_texts` lowest (md5, id); None when the window has no
-        more documents than that."""
-        self.day_ids = {
-            key: self.day_ids[key] if key in self.day_ids else self._user_documents(con, key) for key in keys
-        }
-        con.register("ids", pa.concat_tables(self.day_ids.values()))
-        ranked = con.sql(
-            "SELECT id, hash FROM (SELECT DISTINCT id, hash FROM ids) ORDER BY hash, id LIMIT $limit",
-            params={"limit": self.max_texts + 1},
-        ).to_arrow_table()
-        con.unregister("ids")
-        if ranked.num_rows <= self.max_texts:
+    def _last_kept(self, tables: list[pa.Table]) -> tuple[pa.Scalar, pa.Scalar] | None:
+        """(md5, id) of the last of the window's `max_texts` documents with the lowest (md5, id); None
+        when the window has no more documents than that."""
+        if sum(table.num_rows for table in tables) <= self.max_texts:  # a document is a row at least
             return None
-        last_id, last_hash = ranked.column("id")[-2], ranked.column("hash")[-2]  # the last one kept
-        chosen = {}
-        for key, table in self.day_ids.items():
-            hashes, ids = table.column("hash"), table.column("id")
-            kept = pc.or_(pc.less(hashes, last_hash), pc.and_(pc.equal(hashes, last_hash), pc.less_equal(ids, last_id)))
-            chosen[key] = ids.filter(kept).combine_chunks()
-        return chosen
-
-    def _user_documents(self, con: duckdb.DuckDBPyConnection, key: str) -> pa.Table:
-        source = self.source
-        con.register(
-            "day", self.lake.read(source.table, [key], source.stored.schema, columns=["role", source.document])
-        )
+        self.con.register("ids", pa.concat_tables(table.select(["id", "hash"]) for table in tables))
         try:
-            return con.sql(
-                f"SELECT DISTINCT {source.document} AS id, md5({source.document}) AS hash FROM day WHERE role = 'user'"
+            ranked = self.con.sql(
+                "SELECT id, hash FROM (SELECT DISTINCT id, hash FROM ids) ORDER BY hash, id LIMIT $limit",
+                params={"limit": self.max_texts + 1},
             ).to_arrow_table()
         finally:
-            con.unregister("day")
+            self.con.unregister("ids")
+        if ranked.num_rows <= self.max_texts:
+            return None
+        return ranked.column("hash")[-2], ranked.column("id")[-2]
+
+    def _documents(self, key: str) -> pa.Table:
+        source = self.source
+        documents = source.documents(
+            self.lake.read(source.table, [key], source.stored.schema, columns=list(source.columns))
+        )
+        self.con.register("documents", documents)
+        try:
+            hashes = self.con.sql("SELECT md5(id) AS hash FROM documents").to_arrow_table().column("hash")
+        finally:
+            self.con.unregister("documents")
+        return documents.append_column("hash", hashes.combine_chunks())
 
 
 def previous_version(lake: ParquetLake, name: str, before: date) -> TopicModel | None:
@@ -206,22 +255,22 @@ def fit_weeks(
     weeks = [date.fromisoformat(key) for key in context.partition_keys]
     today = datetime.now(timezone.utc).date()
     previous = previous_version(lake, name, weeks[0])
-    sampler = WindowSampler(lake, source, discovery.max_texts)
-    for week in weeks:
-        last = min(period_end("week", week), today + timedelta(days=1)) - timedelta(days=1)
-        first = last - timedelta(days=discovery.window_days - 1)
-        texts = sampler.texts(days_in(first, last))
-        model = previous.refit(texts) if previous is not None else fit(texts)
-        if source.curate and taxonomy:
-            model = model.curated(taxonomy)
-        dated(model, last)
-        context.log.info(
-            f"{name} {week}: {len(model.shown_topics())} topics from {len(texts)} texts of {first}..{last}"
-            + (" (refit)" if previous is not None else "")
-        )
-        previous = model
-        row = model.to_table().to_pylist()[0]
-        yield {**row, "period_start": week, "window_start": first, "window_end": last}
+    with WindowSampler(lake, source, discovery.max_texts) as sampler:
+        for week in weeks:
+            last = min(period_end("week", week), today + timedelta(days=1)) - timedelta(days=1)
+            first = last - timedelta(days=discovery.window_days - 1)
+            texts = sampler.texts(days_in(first, last))
+            model = previous.refit(texts) if previous is not None else fit(texts)
+            if source.curate and taxonomy:
+                model = model.curated(taxonomy)
+            dated(model, last)
+            context.log.info(
+                f"{name} {week}: {len(model.shown_topics())} topics from {len(texts)} texts of {first}..{last}"
+                + (" (refit)" if previous is not None else "")
+            )
+            previous = model
+            row = model.to_table().to_pylist()[0]
+            yield {**row, "period_start": week, "window_start": first, "window_end": last}
 
 
 def build_model_asset(
@@ -269,13 +318,14 @@ def build_model_asset(
 
 def intent_source(messages: str, stored: StoredTable) -> ModelSource:
     """The intent model's documents: each user message of the table `messages`, as it arrived."""
-    return ModelSource(messages, stored, ("role", "text", "sent_at", "message_id"), MESSAGE_TEXTS, "message_id", False)
+    columns = ("role", "text", "sent_at", "message_id")
+    return ModelSource(messages, stored, columns, message_documents, message_window, False)
 
 
 def topic_source(enriched: str, stored: StoredTable) -> ModelSource:
     """The topic model's documents: each conversation's user messages (in English where translated)."""
     columns = ("conversation_id", "role", "text", "text_en", "sent_at", "message_id")
-    return ModelSource(enriched, stored, columns, CONVERSATION_TEXTS, "conversation_id", True)
+    return ModelSource(enriched, stored, columns, conversation_documents, conversation_window, True)
 
 
 def build_intent_model(partitions: Partitions, messages: dg.AssetKey, stored: StoredTable) -> dg.AssetsDefinition:
