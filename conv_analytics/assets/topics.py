@@ -97,7 +97,8 @@ def message_documents(day: pa.Table) -> pa.Table:
 
 def message_window(days: list[pa.Table]) -> pa.Array:
     """A window's user messages by time."""
-    return pa.concat_tables(days).sort_by([("sent_at", "ascending"), ("id", "ascending")]).column("text")
+    ordered = pa.concat_tables(days).sort_by([("sent_at", "ascending"), ("id", "ascending")])
+    return ordered.column("text").combine_chunks()
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class ModelSource:
     stored: StoredTable
     columns: tuple[str, ...]
     documents: Callable[[pa.Table], pa.Table]
-    window: Callable[[list[pa.Table]], pa.Array | pa.ChunkedArray]
+    window: Callable[[list[pa.Table]], pa.Array]
     curate: bool  # apply the analyst's curated names (the taxonomy setting) to its topics
 
 
@@ -190,9 +191,7 @@ class WindowSampler:
                 )
                 for table in tables
             ]
-        texts = source.window(tables)
-        texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-        return texts.cast(pa.string())
+        return source.window(tables).cast(pa.string())
 
     def _last_kept(self, tables: list[pa.Table]) -> tuple[pa.Scalar, pa.Scalar] | None:
         """(md5, id) of the last of the window's `max_texts` documents with the lowest (md5, id); None
