@@ -9,7 +9,8 @@ DailyDialog, >= 15x and >= 35x on the mix).
 sklearn: TfidfVectorizer(ngram_range=(1, 2)) + LogisticRegression trained on DailyDialog acts,
 predicting one label for the same messages. VADER: SentimentIntensityAnalyzer.polarity_scores,
 timed on a --vader-sample of the messages and extrapolated per message (said in the output). Every
-timing but scikit-learn's (several seconds, where noise matters less) is the best of --repeats runs.
+timing but scikit-learn's (several seconds, where noise matters less) is the best of --repeats runs; ours
+and VADER's take turns, so a busy spell of the machine cannot fall on one of them only.
 
     .venv/bin/python bench/categorize.py [--messages 240000] [--device cpu]
 """
@@ -67,13 +68,16 @@ def repeated(pool: list[str], n: int) -> list[str]:
     return [pool[i] for i in order]
 
 
-def best_of(repeats: int, run) -> float:
-    times = []
+def best_of(repeats: int, *runs) -> list[float]:
+    """The shortest time of each run over `repeats` rounds, the runs taking turns within a round, so
+    that a busy spell of the machine falls on all of them alike."""
+    times = [[] for _ in runs]
     for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for run, taken in zip(runs, times, strict=True):
+            started = time.perf_counter()
+            run()
+            taken.append(time.perf_counter() - started)
+    return [min(taken) for taken in times]
 
 
 def measure(name: str, texts: list[str], categorizer: Categorizer, baseline, args) -> dict[str, float]:
@@ -83,20 +87,22 @@ def measure(name: str, texts: list[str], categorizer: Categorizer, baseline, arg
     share = sum(not t.isascii() for t in texts) / len(texts)
     print(f"\n== {name}: {len(texts)} messages ({mb:.1f} MB of text, {share:.0%} with non-ASCII characters)")
     categorizer.predict(array[:2000])  # compile / load the kernel caches
-    ours = best_of(args.repeats, lambda: categorizer.predict(array))
-    fused = categorizer.fused
-    topic_intent = best_of(args.repeats, lambda: fused.predict_indices(array, categorizer.device)) if fused else None
-    topic_only = best_of(args.repeats, lambda: categorizer.predict_topic(array))
-    intent_only = best_of(args.repeats, lambda: categorizer.predict_intent(array))
-    sentiment_only = best_of(args.repeats, lambda: categorizer.predict_sentiment(array))
-    sk = best_of(1, lambda: baseline.predict(texts))
-
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()
     sample = texts[: args.vader_sample]
-    vader_sample = best_of(args.repeats, lambda: [analyzer.polarity_scores(t) for t in sample])
+    ours, vader_sample = best_of(
+        args.repeats, lambda: categorizer.predict(array), lambda: [analyzer.polarity_scores(t) for t in sample]
+    )
     vader = vader_sample / len(sample) * len(texts)
+    fused = categorizer.fused
+    topic_intent = None
+    if fused:
+        [topic_intent] = best_of(args.repeats, lambda: fused.predict_indices(array, categorizer.device))
+    [topic_only] = best_of(args.repeats, lambda: categorizer.predict_topic(array))
+    [intent_only] = best_of(args.repeats, lambda: categorizer.predict_intent(array))
+    [sentiment_only] = best_of(args.repeats, lambda: categorizer.predict_sentiment(array))
+    [sk] = best_of(1, lambda: baseline.predict(texts))
 
     n = len(texts)
     print(f"{'what':<44}{'seconds':>9}{'msgs/s':>12}")
