@@ -19,7 +19,7 @@ DAYS = [date(2026, 10, 5) + timedelta(days=i) for i in range(3)]
 PER_DAY = 40  # conversations a day, each with two user messages and an agent reply
 
 
-def _messages(day: date) -> pa.Table:
+def _messages(day: date, conversations: int = PER_DAY) -> pa.Table:
     """The day's conversations; the first one goes on past midnight into the next day, whose table
     then holds its last user message."""
     rows = [
@@ -28,7 +28,7 @@ def _messages(day: date) -> pa.Table:
             "conversation_id": f"{day}-c{c:02d}",
             "role": role,
             "text": f"{role} words {day} {c} {m}",
-            "sent_at": datetime(day.year, day.month, day.day, 9, c, m, tzinfo=timezone.utc),
+            "sent_at": datetime(day.year, day.month, day.day, 9 + c // 60, c % 60, m, tzinfo=timezone.utc),
             "redactions": 0,
             # what enrichment adds (the enriched table's required columns)
             "language": "en",
@@ -38,7 +38,7 @@ def _messages(day: date) -> pa.Table:
             "sentiment_score": 0.0,
             "is_fallback": False,
         }
-        for c in range(PER_DAY)
+        for c in range(conversations)
         for m, role in enumerate(("user", "agent", "user"))
     ]
     before = day - timedelta(days=1)
@@ -49,14 +49,19 @@ def _messages(day: date) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> ParquetLake:
-    lake = ParquetLake.open(str(tmp_path / "lake"))
-    for day in DAYS:
-        table = _messages(day)
+def _lake(folder: Path, conversations: tuple[int, ...] = (PER_DAY,) * len(DAYS)) -> ParquetLake:
+    """A lake of the DAYS, with these many conversations on each."""
+    lake = ParquetLake.open(str(folder / "lake"))
+    for day, count in zip(DAYS, conversations, strict=True):
+        table = _messages(day, count)
         lake.write("raw_messages", day.isoformat(), table, RAW_MESSAGES)
         lake.write("enriched_messages", day.isoformat(), table, ENRICHED_MESSAGES)
     return lake
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> ParquetLake:
+    return _lake(tmp_path)
 
 
 SOURCES = {
@@ -123,3 +128,39 @@ def test_one_sampler_over_overlapping_windows_gives_what_a_fresh_one_gives(lake:
             texts = sampler.texts(days)
             assert texts.equals(window_texts(lake, source, days, cap)) and len(texts) == min(cap, documents)
             assert sorted(sampler.days) == [d.isoformat() for d in days]  # only the window's days are kept
+
+
+def _lowest(source: ModelSource, whole: list[str], cap: int) -> list[str]:
+    """The texts of the `cap` documents of `whole` whose (md5, id) is lowest, in the window's order."""
+    ids = [_document_of(source, text) for text in whole]
+    lowest = set(sorted(set(ids), key=lambda i: (hashlib.md5(i.encode()).hexdigest(), i))[:cap])
+    return [text for text in whole if _document_of(source, text) in lowest]
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_of_a_busy_day_only_twice_its_share_of_the_sample_is_kept(lake: ParquetLake, name: str) -> None:
+    source, documents = SOURCES[name]
+    cap = documents // 8
+    share = -(-2 * cap // len(DAYS))
+    whole = window_texts(lake, source, DAYS, documents).to_pylist()
+    with WindowSampler(lake, source, cap) as sampler:
+        assert sampler.texts(DAYS).to_pylist() == _lowest(source, whole, cap)
+        assert all(day.limit is not None and day.documents.num_rows == share for day in sampler.days.values())
+
+
+@pytest.mark.parametrize("name", SOURCES)
+@pytest.mark.parametrize("conversations", [(400, PER_DAY, PER_DAY), (400, 1, 1)])
+def test_a_day_whose_left_out_documents_are_needed_is_read_again_whole(
+    tmp_path: Path, name: str, conversations: tuple[int, ...]
+) -> None:
+    """One day ten times busier than the others keeps twice a day's share, too few: its last kept ranks
+    below the window's cut (quiet days), or all that is kept is not a sample's worth (near-empty days).
+    It is read again whole, and the sample is the one the whole window gives."""
+    lake = _lake(tmp_path, conversations)
+    source, _ = SOURCES[name]
+    cap = 40
+    whole = window_texts(lake, source, DAYS, 10**6).to_pylist()
+    with WindowSampler(lake, source, cap) as sampler:
+        assert sampler.texts(DAYS).to_pylist() == _lowest(source, whole, cap)
+        assert sampler.days[DAYS[0].isoformat()].limit is None
+        assert sampler.days[DAYS[0].isoformat()].documents.num_rows > 2 * cap

@@ -150,18 +150,52 @@ def assign_by_week(
     return pa.array(ids, pa.int32(), mask=~valid), pa.array(labels, pa.string(), mask=~valid), scores
 
 
+@dataclass
+class SampledDay:
+    """A day's documents (`ModelSource.documents` and the md5 of each id) as a sampler keeps them: all
+    of them, or only those up to `limit`, the (md5, id) of the last kept where the rest were left out."""
+
+    documents: pa.Table
+    limit: tuple[str, str] | None = None
+
+
+def _up_to(table: pa.Table, last: tuple[str, str]) -> pa.Table:
+    """The rows of `table` whose (hash, id) is at most `last`, in their order."""
+    last_hash, last_id = last
+    return table.filter(
+        pc.or_(
+            pc.less(table.column("hash"), last_hash),
+            pc.and_(pc.equal(table.column("hash"), last_hash), pc.less_equal(table.column("id"), last_id)),
+        )
+    )
+
+
+def _lowest(day: SampledDay, keep: int) -> SampledDay:
+    """`day` with at most `keep` documents: those with the lowest (md5, id)."""
+    documents = day.documents
+    if documents.num_rows <= keep:
+        return day
+    last = pc.sort_indices(documents, [("hash", "ascending"), ("id", "ascending")])[keep - 1].as_py()
+    limit = (documents.column("hash")[last].as_py(), documents.column("id")[last].as_py())
+    return SampledDay(_up_to(documents, limit), limit)
+
+
 class WindowSampler:
     """The documents of trailing windows of one source, one window after another (the weeks of a run):
     all of a window's documents, or, past `max_texts`, the `max_texts` whose ids hash lowest (md5: the
     same documents whatever the run, and mostly the same from one week's window to the next).
 
     Each day's documents are read once and kept while the windows still hold that day, so a weekly
-    refit reads only the days its window adds (a 28-day window sliding a week: one day read in four);
-    what is kept is at most one window of documents, whatever the range."""
+    refit reads only the days its window adds (a 28-day window sliding a week: one day read in four).
+    Of a busy day only its lowest-hashing documents are kept, twice its share of the sample (cut again as
+    the window fills): a document the window keeps is among the lowest of its own day, so the sample is
+    the same, and what is kept is about 2 x `max_texts` documents however busy the days. A day that turns
+    out to be needed further (much busier than the window's others, or in a window with few documents)
+    is read again whole."""
 
     def __init__(self, lake: ParquetLake, source: ModelSource, max_texts: int) -> None:
         self.lake, self.source, self.max_texts = lake, source, max_texts
-        self.days: dict[str, pa.Table] = {}  # day -> its documents (`ModelSource.documents`) and their md5
+        self.days: dict[str, SampledDay] = {}
         self.con = duckdb.connect()  # one for every window: a connection takes 20-40 ms to open
 
     def __enter__(self) -> "WindowSampler":
@@ -172,30 +206,30 @@ class WindowSampler:
 
     def texts(self, days: list[date]) -> pa.Array:
         """One text per document of the days of `days` that are in the lake, in the window's order."""
-        source = self.source
-        present = set(self.lake.keys(source.table))
+        present = set(self.lake.keys(self.source.table))
         keys = [d.isoformat() for d in days if d.isoformat() in present]
-        self.days = {key: self.days[key] if key in self.days else self._documents(key) for key in keys}
-        tables = list(self.days.values())
-        if not tables:
+        share = -(-2 * self.max_texts // max(len(keys), 1))  # twice each day's share of the sample
+        self.days = {key: _lowest(self.days[key] if key in self.days else self._read(key), share) for key in keys}
+        if not self.days:
             return pa.array([], pa.string())
-        last = self._last_kept(tables)
-        if last is not None:
-            last_hash, last_id = last
-            tables = [
-                table.filter(
-                    pc.or_(
-                        pc.less(table.column("hash"), last_hash),
-                        pc.and_(pc.equal(table.column("hash"), last_hash), pc.less_equal(table.column("id"), last_id)),
-                    )
-                )
-                for table in tables
+        while True:
+            last = self._last_kept([day.documents for day in self.days.values()])
+            # a day whose left-out documents could be among the window's lowest is read whole
+            short = [
+                key for key, day in self.days.items() if day.limit is not None and (last is None or day.limit < last)
             ]
-        return source.window(tables).cast(pa.string())
+            if not short:
+                break
+            for key in short:
+                self.days[key] = self._read(key)
+        tables = [day.documents for day in self.days.values()]
+        if last is not None:
+            tables = [_up_to(table, last) for table in tables]
+        return self.source.window(tables).cast(pa.string())
 
-    def _last_kept(self, tables: list[pa.Table]) -> tuple[pa.Scalar, pa.Scalar] | None:
-        """(md5, id) of the last of the window's `max_texts` documents with the lowest (md5, id); None
-        when the window has no more documents than that."""
+    def _last_kept(self, tables: list[pa.Table]) -> tuple[str, str] | None:
+        """(md5, id) of the last of the `max_texts` documents with the lowest (md5, id) among `tables`;
+        None when they hold no more documents than that."""
         if sum(table.num_rows for table in tables) <= self.max_texts:  # a document is a row at least
             return None
         self.con.register("ids", pa.concat_tables(table.select(["id", "hash"]) for table in tables))
@@ -208,9 +242,10 @@ class WindowSampler:
             self.con.unregister("ids")
         if ranked.num_rows <= self.max_texts:
             return None
-        return ranked.column("hash")[-2], ranked.column("id")[-2]
+        return ranked.column("hash")[-2].as_py(), ranked.column("id")[-2].as_py()
 
-    def _documents(self, key: str) -> pa.Table:
+    def _read(self, key: str) -> SampledDay:
+        """All of a day's documents."""
         source = self.source
         documents = source.documents(
             self.lake.read(source.table, [key], source.stored.schema, columns=list(source.columns))
@@ -220,7 +255,7 @@ class WindowSampler:
             hashes = self.con.sql("SELECT md5(id) AS hash FROM documents").to_arrow_table().column("hash")
         finally:
             self.con.unregister("documents")
-        return documents.append_column("hash", hashes.combine_chunks())
+        return SampledDay(documents.append_column("hash", hashes.combine_chunks()))
 
 
 def previous_version(lake: ParquetLake, name: str, before: date) -> TopicModel | None:
