@@ -80,6 +80,13 @@ def _document_of(source: ModelSource, text: str) -> str:
     return f"{conversation}-m{m}" if source is SOURCES["intent"][0] else conversation
 
 
+def _lowest(source: ModelSource, whole: list[str], cap: int) -> list[str]:
+    """The texts of the `cap` documents of `whole` whose (md5, id) is lowest, in the window's order."""
+    ids = [_document_of(source, text) for text in whole]
+    lowest = set(sorted(set(ids), key=lambda i: (hashlib.md5(i.encode()).hexdigest(), i))[:cap])
+    return [text for text in whole if _document_of(source, text) in lowest]
+
+
 def window_texts(lake: ParquetLake, source: ModelSource, days: list[date], max_texts: int) -> pa.Array:
     """The texts of one window, from a sampler of its own."""
     with WindowSampler(lake, source, max_texts) as sampler:
@@ -110,10 +117,8 @@ def test_a_busy_window_keeps_the_documents_whose_ids_hash_lowest_in_the_whole_wi
     cap = documents // 3
     whole = window_texts(lake, source, DAYS, documents).to_pylist()
     sampled = window_texts(lake, source, DAYS, cap).to_pylist()
-    ids = [_document_of(source, text) for text in whole]
-    lowest = set(sorted(ids, key=lambda i: (hashlib.md5(i.encode()).hexdigest(), i))[:cap])
     assert len(sampled) == cap
-    assert sampled == [text for text in whole if _document_of(source, text) in lowest]
+    assert sampled == _lowest(source, whole, cap)
     assert window_texts(lake, source, DAYS, cap).to_pylist() == sampled  # the same documents every run
 
 
@@ -128,13 +133,6 @@ def test_one_sampler_over_overlapping_windows_gives_what_a_fresh_one_gives(lake:
             texts = sampler.texts(days)
             assert texts.equals(window_texts(lake, source, days, cap)) and len(texts) == min(cap, documents)
             assert sorted(sampler.days) == [d.isoformat() for d in days]  # only the window's days are kept
-
-
-def _lowest(source: ModelSource, whole: list[str], cap: int) -> list[str]:
-    """The texts of the `cap` documents of `whole` whose (md5, id) is lowest, in the window's order."""
-    ids = [_document_of(source, text) for text in whole]
-    lowest = set(sorted(set(ids), key=lambda i: (hashlib.md5(i.encode()).hexdigest(), i))[:cap])
-    return [text for text in whole if _document_of(source, text) in lowest]
 
 
 @pytest.mark.parametrize("name", SOURCES)
