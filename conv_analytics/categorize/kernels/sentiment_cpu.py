@@ -704,24 +704,32 @@ def score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged):
         out[i] = score
 
 
+@njit(cache=True, nogil=True)
+def score_chunk(lo, hi, offsets, data, detect, tables, out, flagged):
+    """score_range over texts lo..hi-1 with scratch sized for the longest of them.
+
+    A function of its own rather than the body of the prange loop: Numba then compiles it as plain
+    code, which ran 1.6x faster per thread than the same lines lowered inside the parfor (240,000
+    DailyDialog messages on one thread: 100 ms against 162 ms, the same scores).
+    """
+    longest = 0
+    for i in range(lo, hi):
+        longest = max(longest, offsets[i + 1] - offsets[i])
+    room = token_room(longest)
+    scratch = (
+        np.empty(room, np.int32),
+        np.empty(room, np.uint8),
+        np.empty(room, np.float64),
+        np.empty(2 * room + 1, np.float64),
+        np.empty(2 * room + 1, np.int64),
+    )
+    score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged)
+
+
 @njit(parallel=True, cache=True)
 def score_texts_cpu(offsets, data, detect, tables, out, flagged, chunks):
-    """Score texts data[offsets[i]:offsets[i+1]] into out: prange over `chunks` runs of texts,
-    each with scratch sized for its longest text."""
+    """Score texts data[offsets[i]:offsets[i+1]] into out: prange over `chunks` runs of texts."""
     n = offsets.shape[0] - 1
     chunks = min(n, chunks)
     for chunk in prange(chunks):
-        lo = chunk * n // chunks
-        hi = (chunk + 1) * n // chunks
-        longest = 0
-        for i in range(lo, hi):
-            longest = max(longest, offsets[i + 1] - offsets[i])
-        room = token_room(longest)
-        scratch = (
-            np.empty(room, np.int32),
-            np.empty(room, np.uint8),
-            np.empty(room, np.float64),
-            np.empty(2 * room + 1, np.float64),
-            np.empty(2 * room + 1, np.int64),
-        )
-        score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged)
+        score_chunk(chunk * n // chunks, (chunk + 1) * n // chunks, offsets, data, detect, tables, out, flagged)
