@@ -18,9 +18,10 @@ The functions are `register_jitable`: plain Python for the CUDA simulator, compi
 `njit` kernels and the `numba.cuda` kernels (so they avoid what the CUDA target lacks, such as
 the min/max builtins).
 
-Everything lives in this one file on purpose: Numba's on-disk cache is invalidated only by changes
-to the file of the cached kernel, not to files of the functions it calls. The CPU kernels below
-have serial twins for small batches, where starting the thread pool costs more than the work.
+The topic kernels (topics_cpu) compile in this file's hashing too; the package's `__init__` empties
+Numba's cache when any kernel module changes, which Numba alone would not see for them. The CPU
+kernels below have serial twins for small batches, where starting the thread pool costs more than
+the work.
 """
 
 from __future__ import annotations

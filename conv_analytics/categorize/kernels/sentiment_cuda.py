@@ -19,9 +19,7 @@ THREADS_PER_BLOCK = 128
 BATCH_BYTES = 1 << 26
 
 
-# Not cached: Numba's on-disk cache of a function goes stale when a function it calls changes in
-# another file (score_range, in sentiment_cpu), and the simulator would then run the old rules.
-@njit(_nrt=False)
+@njit(cache=True, _nrt=False)
 def score_one(i, texts, detect, tables, scratch, results):
     """Score text i of a batch with its own slices of the batch's scratch arrays."""
     offsets, data = texts

@@ -7,8 +7,8 @@ formed, so a bigram joins two neighbouring content words ("train ticket" from "a
 a text made only of stop words keeps them all.
 
 `project_text` and `best_centre` are `register_jitable`: compiled into these `njit` kernels and into
-the CUDA kernel of topics_cuda, so both paths compute one assignment the same way. Everything the
-kernels share lives in this file for the reason hashing_cpu gives (Numba's cache).
+the CUDA kernel of topics_cuda, so both paths compute one assignment the same way. Tokens are hashed
+by hashing_cpu's functions (a change there empties the cache: see the package's `__init__`).
 
 The three parallel fastmath kernels (`embed`, `assign`, `assign_embedded`) run only as loaded from
 Numba's on-disk cache (`CacheLoaded`): loaded, they compute other last bits than the same kernels
