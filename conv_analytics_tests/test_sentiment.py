@@ -10,7 +10,13 @@ import pyarrow as pa
 import pytest
 from vaderSentiment import vaderSentiment as vs
 
-from conv_analytics.categorize.sentiment import sentiment_labels, sentiment_tables, vader_compound
+from conv_analytics.categorize.sentiment import (
+    _rewrite_table,
+    _rewritten,
+    sentiment_labels,
+    sentiment_tables,
+    vader_compound,
+)
 from conv_analytics.config import Config, SettingError
 
 ANALYZER = vs.SentimentIntensityAnalyzer()
@@ -194,6 +200,37 @@ def test_invalid_utf8_scores_finite() -> None:
     # An emoji sends the text through the Python pre-pass, which decodes with U+FFFD like this.
     repaired = payloads[3].decode("utf-8", "replace")
     assert scores[3] == pytest.approx(ANALYZER.polarity_scores(repaired)["compound"])
+
+
+def test_kernel_pre_pass_writes_what_python_translates_valid_or_not() -> None:
+    """The pre-pass kernel against Python's decode (errors -> U+FFFD), translate and encode, on random
+    byte soups of emoji, spaces of every kind, the Kelvin sign, and malformed UTF-8 of each sort."""
+    rng = random.Random(11)
+    pieces = [
+        *(e.encode() for e in ("😁", "💔", "💘", "❤", "☺", "\u00a0", "\u3000", "\u212a", "\u2028", "é", "字")),
+        *(c.encode() for c in "\t\n\x0b\x0c\r\x1c\x1f good bad :) !?"),
+        b"\xc0\x80",  # overlong
+        b"\xed\xa0\x80",  # surrogate
+        b"\xe2\x82",  # truncated
+        b"\x80",  # stray continuation byte
+        b"\xf5\x80\x80\x80",  # beyond U+10FFFF
+        b"\xf0\x9f\x98",  # emoji cut short
+    ]
+    texts = [b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12))) for _ in range(3000)]
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(t) for t in texts])
+    data = np.frombuffer(b"".join(texts), dtype=np.uint8)
+    rows = np.array([i for i in range(len(texts)) if i % 3], dtype=np.int64)
+    expected = [texts[i].decode("utf-8", "replace").translate(_rewrite_table()).encode() for i in rows]
+    assert sum(t.decode("utf-8", "replace") != t.decode("utf-8", "ignore") for t in texts) > 500  # malformed
+    new_offsets, new_data = _rewritten(offsets, data, rows)
+    got = [bytes(new_data[new_offsets[k] : new_offsets[k + 1]]) for k in range(len(rows))]
+    assert got == expected
+    valid = [i for i in rows if texts[i].decode("utf-8", "replace") == texts[i].decode("utf-8", "ignore")]
+    new_offsets, new_data = _rewritten(offsets, data, np.array(valid, dtype=np.int64))  # all by the kernel
+    assert bytes(new_data[: new_offsets[-1]]) == b"".join(
+        texts[i].decode().translate(_rewrite_table()).encode() for i in valid
+    )
 
 
 def test_megabyte_text_with_but_scores_finite() -> None:

@@ -9,8 +9,11 @@ negations, special-case idioms, its constants) is read from the installed packag
 Non-ASCII text stays in the kernel (Unicode case for ALL-CAPS comes from a table made with
 Python's own str.isupper()). Only texts holding a code point VADER rewrites (an emoji of its emoji
 lexicon, which becomes its description) or that Python treats specially (non-ASCII whitespace, the
-Kelvin sign whose lower case is ASCII "k") are flagged by the kernel and rewritten here in Python,
-then scored by the kernel again.
+Kelvin sign whose lower case is ASCII "k") are flagged by the kernel, rewritten, and scored by the
+kernel again. The rewrite is Python's str.translate with a table built here (`_Rewrite`), done by a
+kernel from that table's entries (11.2 -> 4.9 ms, timed in turns, for the 2,984 flagged of 240,000 mix
+texts); text that is not well-formed UTF-8 is decoded and translated by Python itself, its errors
+becoming U+FFFD.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class SentimentTables(NamedTuple):
     ngrams: np.ndarray  # int32[K, 5]: (kind, length, w0, w1, w2) of multi-word entries
     ngram_val: np.ndarray  # float64[K]
     case_table: np.ndarray  # uint8[CASE_SCAN_END]: CASE_UPPER / CASE_LOWER_OR_TITLE / 0
-    prepass_cps: np.ndarray  # int64, sorted: code points that send a text to the Python pre-pass
+    prepass_cps: np.ndarray  # int64, sorted: code points that send a text to the pre-pass
     consts: np.ndarray  # float64[2]: C_INCR, N_SCALAR
 
 
@@ -117,7 +120,7 @@ def _byte_kinds() -> np.ndarray:
 
 
 def _case_and_prepass(emojis: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
-    """Unicode case table for str.isupper() and the code points the Python pre-pass handles."""
+    """Unicode case table for str.isupper() and the code points the pre-pass rewrites."""
     case = np.zeros(CASE_SCAN_END, dtype=np.uint8)
     special = {ord(e) for e in emojis if len(e) == 1}
     if any(cp < 128 for cp in special):
@@ -224,16 +227,38 @@ def _rewrite_table() -> _Rewrite:
     return _Rewrite(_vader()[1].emojis)
 
 
+@functools.lru_cache(maxsize=1)
+def _replacements() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pre-pass as arrays for the kernel: (code points, sorted; offsets; UTF-8 bytes) of every code
+    point the translate table changes: ASCII whitespace other than the space, and the pre-pass's own."""
+    table = _rewrite_table()
+    changed = [cp for cp in range(128) if table[cp] != chr(cp) and isinstance(table[cp], str)]
+    cps = np.array(changed + sentiment_tables().prepass_cps.tolist(), dtype=np.int64)
+    encoded = [table[int(cp)].encode("utf-8") for cp in cps]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    return cps, offsets, rules.readonly(np.frombuffer(b"".join(encoded), dtype=np.uint8))
+
+
 def _rewritten(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 buffers of the flagged texts after VADER's emoji step (invalid UTF-8 -> U+FFFD)."""
+    """UTF-8 buffers of the flagged texts after VADER's emoji step: by the kernel, but for text that is
+    not well-formed UTF-8, which Python decodes (each error -> U+FFFD) and translates."""
+    cps, replacement_offsets, replacement_bytes = _replacements()
+    new_offsets, new_data, valid = rules.rewrite_texts(
+        offsets, rules.readonly(data), rows, cps, replacement_offsets, replacement_bytes
+    )
+    if valid.all():
+        return new_offsets, new_data
     table = _rewrite_table()
     pieces = [
-        bytes(data[offsets[i] : offsets[i + 1]]).decode("utf-8", "replace").translate(table).encode("utf-8")
-        for i in rows
+        bytes(new_data[new_offsets[k] : new_offsets[k + 1]])
+        if valid[k]
+        else bytes(data[offsets[i] : offsets[i + 1]]).decode("utf-8", "replace").translate(table).encode("utf-8")
+        for k, i in enumerate(rows)
     ]
-    new_offsets = np.zeros(len(pieces) + 1, dtype=np.int64)
-    new_offsets[1:] = np.cumsum([len(p) for p in pieces])
-    return new_offsets, np.frombuffer(b"".join(pieces) or b"\0", dtype=np.uint8)
+    joined = np.zeros(len(pieces) + 1, dtype=np.int64)
+    joined[1:] = np.cumsum([len(p) for p in pieces])
+    return joined, np.frombuffer(b"".join(pieces) or b"\0", dtype=np.uint8)
 
 
 def _scorer(device: str):

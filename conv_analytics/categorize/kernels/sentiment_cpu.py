@@ -156,26 +156,31 @@ def decode(data, pos, end):
     return cp, size
 
 
+@rule_inlined
+def find_sorted(values, x):
+    """Index of x in the sorted array `values`, or -1."""
+    lo = 0
+    hi = values.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < values.shape[0] and values[lo] == x else -1
+
+
 @rule
 def needs_prepass(data, start, end, prepass_cps):
     """True when the text holds a code point VADER rewrites (emoji, non-ASCII space, Kelvin)."""
     pos = start
-    size = prepass_cps.shape[0]
     while pos < end:
         if data[pos] < 0x80:
             pos += 1
             continue
         cp, step = decode(data, pos, end)
         pos += step
-        lo = 0
-        hi = size
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if prepass_cps[mid] < cp:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < size and prepass_cps[lo] == cp:
+        if find_sorted(prepass_cps, cp) >= 0:
             return True
     return False
 
@@ -638,6 +643,93 @@ def score_text(
     return normalized_compound(total, exclamations, questions), non_ascii
 
 
+@rule
+def strict_decode(data, pos, end):
+    """(code point, byte length) of the well-formed UTF-8 sequence at pos, or (-1, 0) where Python's
+    decoder would find an error (overlong forms, surrogates, truncation, stray continuation bytes)."""
+    b0 = np.int64(data[pos])
+    if b0 < 0x80:
+        return b0, 1
+    if b0 < 0xC2 or b0 > 0xF4:
+        return -1, 0
+    size = 2 if b0 < 0xE0 else (3 if b0 < 0xF0 else 4)
+    if pos + size > end:
+        return -1, 0
+    b1 = np.int64(data[pos + 1])
+    low = 0x80
+    high = 0xBF
+    if b0 == 0xE0:
+        low = 0xA0
+    elif b0 == 0xED:
+        high = 0x9F
+    elif b0 == 0xF0:
+        low = 0x90
+    elif b0 == 0xF4:
+        high = 0x8F
+    if b1 < low or b1 > high:
+        return -1, 0
+    cp = (b0 & (0x7F >> size)) << 6 | (b1 & 0x3F)
+    for k in range(2, size):
+        c = np.int64(data[pos + k])
+        if (c & 0xC0) != 0x80:
+            return -1, 0
+        cp = (cp << 6) | (c & 0x3F)
+    return cp, size
+
+
+@rule
+def rewrite_text(data, start, end, cps, replacement_offsets, replacement_bytes, out, at):
+    """Write data[start:end] with each code point of `cps` (sorted) replaced by its replacement bytes
+    at out[at:] (out empty: only count); return the bytes written, or -1 for text that is not UTF-8."""
+    written = 0
+    pos = start
+    while pos < end:
+        cp, size = strict_decode(data, pos, end)
+        if size == 0:
+            return -1
+        replaced = find_sorted(cps, cp)
+        if replaced >= 0:
+            source = replacement_bytes
+            a = replacement_offsets[replaced]
+            b = replacement_offsets[replaced + 1]
+        else:
+            source = data
+            a = pos
+            b = pos + size
+        if out.shape[0]:
+            for k in range(a, b):
+                out[at + written + k - a] = source[k]
+        written += b - a
+        pos += size
+    return written
+
+
+@njit(cache=True)
+def rewrite_texts(offsets, data, rows, cps, replacement_offsets, replacement_bytes):
+    """(offsets, UTF-8 data, valid) of texts `rows` with the code points of `cps` replaced: the Python
+    pre-pass's str.translate, for the texts that are well-formed UTF-8 (valid[k] = 0 and no bytes for
+    the others, which the caller rewrites as Python decodes them)."""
+    n = rows.shape[0]
+    valid = np.ones(n, dtype=np.uint8)
+    new_offsets = np.zeros(n + 1, dtype=np.int64)
+    nothing = np.empty(0, dtype=np.uint8)
+    for k in range(n):
+        i = rows[k]
+        size = rewrite_text(data, offsets[i], offsets[i + 1], cps, replacement_offsets, replacement_bytes, nothing, 0)
+        if size < 0:
+            valid[k] = 0
+            size = 0
+        new_offsets[k + 1] = new_offsets[k] + size
+    out = np.empty(max(new_offsets[n], 1), dtype=np.uint8)
+    for k in range(n):
+        if valid[k]:
+            i = rows[k]
+            rewrite_text(
+                data, offsets[i], offsets[i + 1], cps, replacement_offsets, replacement_bytes, out, new_offsets[k]
+            )
+    return new_offsets, out, valid
+
+
 @njit(cache=True)
 def token_room(nbytes):
     """Most tokens a text of nbytes can split into."""
@@ -649,8 +741,8 @@ def score_range(lo, hi, offsets, data, detect, tables, scratch, out, flagged):
     """Score texts lo..hi-1 into out, one after the other (the CUDA kernel runs one per thread).
 
     `scratch` is (ids, flags, sents, keys, counts) with room for the longest text's
-    token_room (keys and counts: twice that plus one). With detect set, texts needing the Python
-    pre-pass get flagged[i] = 1 (and out[i] = 0).
+    token_room (keys and counts: twice that plus one). With detect set, texts needing the pre-pass
+    (rewrite_texts) get flagged[i] = 1 (and out[i] = 0).
     """
     (
         byte_kind,
