@@ -12,21 +12,28 @@ the schema version.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.sql import get_alembic_config
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
 from dagster._serdes import ConfigurableClassData
 from filelock import FileLock
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, exc, text
 from sqlalchemy.engine import Connection, Engine
 
 from conv_analytics.config import Config, SettingError
@@ -80,6 +87,14 @@ def prepare_instance_dir(config: Config) -> Path:
     return folder
 
 
+@functools.cache
+def _event_log_revisions() -> ScriptDirectory:
+    """Alembic's revision scripts of Dagster's SQLite event log, read once a process, their map built."""
+    scripts = ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
+    scripts.get_current_head()  # builds the revision map now: afterwards it is only read
+    return scripts
+
+
 class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     """Dagster's SQLite event log (a database per run, plus the index shard), with its connections
     kept open from one event to the next.
@@ -121,6 +136,26 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
         for name in runs[: max(0, len(runs) - self.OPEN_RUN_SHARDS)]:
             self._engines.pop(name).dispose()
         return engine
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:  # Dagster's hook: a database's first use
+        """A new run database as Dagster's method makes it (its tables and indexes, WAL, Alembic's head
+        revision), in one transaction and with the revision scripts read once a process: Dagster's method
+        reads all of them twice for every database and commits each table on its own, 46-48 ms a run here
+        against 5 ms. The index shard, a database that exists already and one that another process is
+        creating at the same moment are left to Dagster's method (which retries the last)."""
+        path = engine.url.database
+        if for_index_shard or not path or os.path.exists(path):
+            super()._initdb(engine, for_index_shard)
+            return
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("PRAGMA journal_mode=WAL;"))
+                connection.exec_driver_sql("BEGIN")  # pysqlite would commit each CREATE on its own
+                SqlEventLogStorageMetadata.create_all(connection)
+                MigrationContext.configure(connection).stamp(_event_log_revisions(), "head")
+                connection.commit()
+        except (exc.DatabaseError, sqlite3.DatabaseError):
+            super()._initdb(engine, for_index_shard)
 
     def _close(self) -> None:
         with self._db_lock:
