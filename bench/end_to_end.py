@@ -4,6 +4,8 @@ The corpus (days x conversations per weekday of the demo generator, `sources/dem
 as files-source exports into a cache folder outside the repository and reused by later runs with the
 same size. Each measurement then runs `conv-analytics run` over its days in a child process with a
 fresh home (lake, Dagster instance, translation cache), so nothing is carried over between runs.
+`conv-analytics compile-kernels` runs first, so that no run includes compiling Numba's kernels, as the
+first one on a machine would (its time is printed apart).
 
 Printed per step (a Dagster op: `ingest_messages`, `enriched_messages`, ..., summed over the runs of
 the plan) and for the whole run: seconds, messages/s (the corpus's messages over those seconds) and
@@ -232,6 +234,9 @@ def main() -> None:
     if args.cache.resolve().is_relative_to(REPO):
         parser.error("--cache must be outside the repository")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    # the first run on a machine would otherwise include compiling the kernels; said, not counted
+    compiled = subprocess.run([str(args.cli), "compile-kernels"], capture_output=True, text=True, check=True)
+    print(f"compile-kernels, before the runs and not counted: {compiled.stdout.strip()}")
     results = []
     for days in args.days:
         source, totals = corpus(args.cache, days, args.per_day, args.seed)

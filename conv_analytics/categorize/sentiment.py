@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from conv_analytics.categorize.device import resolve_device
 from conv_analytics.categorize.kernels import sentiment_cpu as rules
-from conv_analytics.text.arrow import utf8_buffers
+from conv_analytics.text.arrow import readonly, utf8_buffers
 
 POSITIVE_THRESHOLD = 0.05
 NEGATIVE_THRESHOLD = -0.05
@@ -237,7 +237,7 @@ def _replacements() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     encoded = [table[int(cp)].encode("utf-8") for cp in cps]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(e) for e in encoded])
-    return cps, offsets, rules.readonly(np.frombuffer(b"".join(encoded), dtype=np.uint8))
+    return cps, offsets, readonly(np.frombuffer(b"".join(encoded), dtype=np.uint8))
 
 
 def _rewritten(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +245,7 @@ def _rewritten(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray) -> tuple
     not well-formed UTF-8, which Python decodes (each error -> U+FFFD) and translates."""
     cps, replacement_offsets, replacement_bytes = _replacements()
     new_offsets, new_data, valid = rules.rewrite_texts(
-        offsets, rules.readonly(data), rows, cps, replacement_offsets, replacement_bytes
+        offsets, readonly(data), rows, cps, replacement_offsets, replacement_bytes
     )
     if valid.all():
         return new_offsets, new_data
@@ -275,7 +275,7 @@ def score_texts(offsets: np.ndarray, data: np.ndarray, detect: bool, tables: tup
     out = np.zeros(n, dtype=np.float64)
     flagged = np.zeros(n, dtype=np.uint8)
     chunks = numba.get_num_threads() * CHUNKS_PER_THREAD
-    rules.score_texts_cpu(rules.readonly(offsets), rules.readonly(data), detect, tables, out, flagged, chunks)
+    rules.score_texts_cpu(readonly(offsets), readonly(data), detect, tables, out, flagged, chunks)
     return out, flagged
 
 

@@ -358,9 +358,10 @@ from conv_analytics.cli.categorize import categorize, train  # noqa: E402
 from conv_analytics.cli.deploy import celery_worker  # noqa: E402
 from conv_analytics.cli.enrich import enrich  # noqa: E402
 from conv_analytics.cli.files import files  # noqa: E402
+from conv_analytics.cli.kernels import compile_kernels  # noqa: E402
 from conv_analytics.cli.nocodb import nocodb  # noqa: E402
 from conv_analytics.cli.report import report  # noqa: E402
 from conv_analytics.cli.topics import topics  # noqa: E402
 
-for _command in (report, nocodb, files, train, categorize, enrich, topics, celery_worker):
+for _command in (report, nocodb, files, train, categorize, enrich, topics, celery_worker, compile_kernels):
     main.add_command(_command)

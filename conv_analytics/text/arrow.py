@@ -81,13 +81,24 @@ def as_string_array(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) ->
     return array.fill_null("") if array.null_count else array
 
 
+def readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view. Numba compiles a kernel once per argument layout, writable or not: handing
+    kernels read-only arrays whatever their source (a Parquet read's buffers are read-only, those of an
+    array built in memory are not) compiles each one once."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def utf8_buffers(texts: Iterable[str | None] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets int64[n+1], data uint8[...]) viewing the Arrow buffers; text i is data[offsets[i]:offsets[i+1]]."""
+    """(offsets int64[n+1], data uint8[...]), read-only views of the Arrow buffers; text i is
+    data[offsets[i]:offsets[i+1]]."""
     array = as_string_array(texts)
     n = len(array)
     _, offsets_buf, data_buf = array.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int64, count=n + 1 + array.offset)[array.offset :]
     if data_buf is None or offsets.size == 0:
-        return offsets.copy() - (offsets[0] if offsets.size else 0), np.zeros(0, dtype=np.uint8)
-    data = np.frombuffer(data_buf, dtype=np.uint8)
-    return offsets, data
+        offsets, data = offsets.copy() - (offsets[0] if offsets.size else 0), np.zeros(0, dtype=np.uint8)
+    else:
+        data = np.frombuffer(data_buf, dtype=np.uint8)
+    return readonly(offsets), readonly(data)

@@ -45,4 +45,9 @@ def _here() -> None:
     """Defined in this folder, so Numba gives it the cache folder of the kernels beside it."""
 
 
-clear_stale_cache(Path(__file__).parent, Path(FunctionCache(_here).cache_path))
+def cache_folder() -> Path:
+    """Where Numba keeps these kernels' compiled code (NUMBA_CACHE_DIR, else beside them)."""
+    return Path(FunctionCache(_here).cache_path)
+
+
+clear_stale_cache(Path(__file__).parent, cache_folder())

@@ -94,13 +94,6 @@ rule = njit(cache=True, _nrt=False)
 rule_inlined = njit(cache=True, _nrt=False, inline="always")
 
 
-def readonly(array: np.ndarray) -> np.ndarray:
-    """A read-only view: Arrow-backed and freshly built buffers then share one compiled kernel."""
-    view = array.view()
-    view.flags.writeable = False
-    return view
-
-
 def word_hash(word: bytes) -> int:
     """The kernel's token hash (hash_step over the bytes, then mix_hash), for building the
     vocabulary table in Python."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numba import config, cuda, njit
 
-from conv_analytics.categorize.kernels.sentiment_cpu import readonly, score_range, token_room
+from conv_analytics.categorize.kernels.sentiment_cpu import score_range, token_room
+from conv_analytics.text.arrow import readonly
 
 THREADS_PER_BLOCK = 128
 # Texts per launch are cut so scratch (about 30 bytes per text byte) stays near 2 GiB.

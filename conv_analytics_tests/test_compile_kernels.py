@@ -1,0 +1,33 @@
+"""`conv-analytics compile-kernels` leaves no kernel for a run to compile: after it, a demo of another size
+and other days (small runs for the serial kernels, the weekly fits) adds no variant to Numba's cache."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conv_analytics.cli.kernels import cached_kernels, isolated_environment
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "conv_analytics.cli", *args], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_a_run_after_compile_kernels_compiles_nothing(tmp_path: Path) -> None:
+    # a cache of its own: empty to start with, and no other test compiles into it meanwhile
+    env = {**isolated_environment(str(tmp_path / "home")), "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    said = cli("compile-kernels", env=env)
+    [folder] = {path.parent for path in (tmp_path / "numba").rglob("*.nbc")}
+    compiled = cached_kernels(folder)
+    assert re.match(rf"{len(compiled)} kernel variants compiled in ", said), said
+    assert {"hashing_cpu._score_serial", "hashing_cpu._score_parallel", "sentiment_cpu.rewrite_texts"} <= {
+        name.split("-")[0] for name in compiled
+    }
+    cli("demo", "--days", "9", "--per-day", "25", "--end-date", "2026-06-30", env=env)
+    assert cached_kernels(folder) == compiled
