@@ -3,6 +3,7 @@ and other days (small runs for the serial kernels, the weekly fits) adds no vari
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -31,3 +32,17 @@ def test_a_run_after_compile_kernels_compiles_nothing(tmp_path: Path) -> None:
     }
     cli("demo", "--days", "9", "--per-day", "25", "--end-date", "2026-06-30", env=env)
     assert cached_kernels(folder) == compiled
+
+
+def test_the_compiling_demo_ignores_the_stores_and_sources_in_force_but_not_the_device(monkeypatch) -> None:
+    monkeypatch.setenv("CONV_ANALYTICS_LAKE_URL", "s3://analytics/lake")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://db.example:27017")
+    monkeypatch.setenv("NOCODB_URL", "http://nocodb.example")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://s3.example")
+    monkeypatch.setenv("DAGSTER_HOME", "/srv/dagster")
+    monkeypatch.setenv("CONV_ANALYTICS_DEVICE", "cpu")
+    env = isolated_environment("/tmp/compile-home")
+    platform = {name: value for name, value in env.items() if name.startswith(("CONV_ANALYTICS_", "DAGSTER_"))}
+    assert platform == {"CONV_ANALYTICS_DEVICE": "cpu", "CONV_ANALYTICS_HOME": "/tmp/compile-home"}
+    assert not {"MONGODB_URI", "NOCODB_URL", "S3_ENDPOINT_URL"} & set(env)
+    assert env["PATH"] == os.environ["PATH"]

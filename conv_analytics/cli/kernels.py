@@ -45,8 +45,14 @@ def cached_kernels(folder: Path) -> set[str]:
 
 
 def isolated_environment(home: str) -> dict[str, str]:
-    """This environment without the platform's and Dagster's settings, on `home`: the embedded defaults."""
-    kept = {name: value for name, value in os.environ.items() if not name.startswith(("CONV_ANALYTICS_", "DAGSTER_"))}
+    """This environment without the platform's settings (stores, sources, servers) and Dagster's, but
+    the device (which kernels run), on `home`: the embedded defaults."""
+    dropped = {setting.env for setting in Config.settings()} - {Config.device.env}
+    kept = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in dropped and (name == Config.device.env or not name.startswith(("CONV_ANALYTICS_", "DAGSTER_")))
+    }
     return {**kept, Config.home.env: home}
 
 
