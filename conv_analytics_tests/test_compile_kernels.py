@@ -46,3 +46,15 @@ def test_the_compiling_demo_ignores_the_stores_and_sources_in_force_but_not_the_
     assert platform == {"CONV_ANALYTICS_DEVICE": "cpu", "CONV_ANALYTICS_HOME": "/tmp/compile-home"}
     assert not {"MONGODB_URI", "NOCODB_URL", "S3_ENDPOINT_URL"} & set(env)
     assert env["PATH"] == os.environ["PATH"]
+
+
+def test_a_failing_demo_ends_compile_kernels_with_its_one_line(tmp_path: Path) -> None:
+    env = {**isolated_environment(str(tmp_path / "home")), "CONV_ANALYTICS_DEVICE": "tpu"}
+    done = subprocess.run(
+        [sys.executable, "-m", "conv_analytics.cli", "compile-kernels"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: the demo run that compiles the kernels failed: "
+        "CONV_ANALYTICS_DEVICE='tpu' is not valid: expected auto, cpu or cuda"
+    )

@@ -75,9 +75,10 @@ def compile_kernels() -> None:
             [*demo, "--per-day", str(DEMO_PER_DAY)], env=isolated_environment(home), capture_output=True, text=True
         )
     if done.returncode != 0:
-        lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        lines = (done.stderr.strip() or done.stdout.strip()).splitlines() or [f"exit code {done.returncode}"]
+        # the child's own one-line error, without click's prefix
         raise click.ClickException(
-            f"the demo run that compiles the kernels failed: {lines[-1] if lines else done.returncode}"
+            f"the demo run that compiles the kernels failed: {lines[-1].removeprefix('Error: ')}"
         )
     categorizer = Categorizer.load()
     for texts in (SAMPLE_TEXTS, SAMPLE_TEXTS * (MANY // len(SAMPLE_TEXTS))):
