@@ -241,14 +241,13 @@ def _replacements() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _rewritten(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """UTF-8 buffers of the flagged texts after VADER's emoji step: by the kernel, but for text that is
-    not well-formed UTF-8, which Python decodes (each error -> U+FFFD) and translates."""
+    """UTF-8 buffers (read-only, as utf8_buffers gives them) of the flagged texts after VADER's emoji
+    step: by the kernel, but for text that is not well-formed UTF-8, which Python decodes (each error
+    -> U+FFFD) and translates."""
     cps, replacement_offsets, replacement_bytes = _replacements()
-    new_offsets, new_data, valid = rules.rewrite_texts(
-        offsets, readonly(data), rows, cps, replacement_offsets, replacement_bytes
-    )
+    new_offsets, new_data, valid = rules.rewrite_texts(offsets, data, rows, cps, replacement_offsets, replacement_bytes)
     if valid.all():
-        return new_offsets, new_data
+        return readonly(new_offsets), readonly(new_data)
     table = _rewrite_table()
     pieces = [
         bytes(new_data[new_offsets[k] : new_offsets[k + 1]])
@@ -258,7 +257,7 @@ def _rewritten(offsets: np.ndarray, data: np.ndarray, rows: np.ndarray) -> tuple
     ]
     joined = np.zeros(len(pieces) + 1, dtype=np.int64)
     joined[1:] = np.cumsum([len(p) for p in pieces])
-    return joined, np.frombuffer(b"".join(pieces) or b"\0", dtype=np.uint8)
+    return readonly(joined), np.frombuffer(b"".join(pieces) or b"\0", dtype=np.uint8)
 
 
 def _scorer(device: str):
@@ -270,12 +269,12 @@ def _scorer(device: str):
 
 
 def score_texts(offsets: np.ndarray, data: np.ndarray, detect: bool, tables: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """CPU kernel call: (unrounded compound, flagged-for-pre-pass) per text."""
+    """CPU kernel call on read-only buffers: (unrounded compound, flagged-for-pre-pass) per text."""
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.float64)
     flagged = np.zeros(n, dtype=np.uint8)
     chunks = numba.get_num_threads() * CHUNKS_PER_THREAD
-    rules.score_texts_cpu(readonly(offsets), readonly(data), detect, tables, out, flagged, chunks)
+    rules.score_texts_cpu(offsets, data, detect, tables, out, flagged, chunks)
     return out, flagged
 
 

@@ -47,11 +47,11 @@ def cached_kernels(folder: Path) -> set[str]:
 def isolated_environment(home: str) -> dict[str, str]:
     """This environment without the platform's settings (stores, sources, servers) and Dagster's, but
     the device (which kernels run), on `home`: the embedded defaults."""
-    dropped = {setting.env for setting in Config.settings()} - {Config.device.env}
+    settings = {setting.env for setting in Config.settings()}
     kept = {
         name: value
         for name, value in os.environ.items()
-        if name not in dropped and (name == Config.device.env or not name.startswith(("CONV_ANALYTICS_", "DAGSTER_")))
+        if name == Config.device.env or not (name in settings or name.startswith(("CONV_ANALYTICS_", "DAGSTER_")))
     }
     return {**kept, Config.home.env: home}
 
