@@ -32,24 +32,28 @@ from conv_analytics.errors import PlatformError
 STAMP = "sources.sha256"
 
 
+def _stamp(folder: Path) -> str | None:
+    """The sources hash recorded in a cache folder; None where none was written or it is unreadable."""
+    try:
+        return (folder / STAMP).read_text(encoding="ascii")
+    except OSError:
+        return None
+
+
 def clear_stale_cache(sources: Path, cache: Path) -> bool:
     """Delete the Numba cache files in `cache` unless they were written for the modules of `sources`
     as they are now, and record those; True when files were deleted."""
     digest = hashlib.sha256()
     for path in sorted(sources.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    stamp = cache / STAMP
-    try:
-        if stamp.read_text(encoding="ascii") == digest.hexdigest():
-            return False
-    except OSError:
-        pass  # no cache written yet, or none readable
+    if _stamp(cache) == digest.hexdigest():
+        return False
     try:
         stale = [*cache.glob("*.nbi"), *cache.glob("*.nbc")]
         for path in stale:
             path.unlink(missing_ok=True)
         cache.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(digest.hexdigest(), encoding="ascii")
+        (cache / STAMP).write_text(digest.hexdigest(), encoding="ascii")
     except OSError:
         return False  # a folder Numba cannot write its cache to either
     return bool(stale)
@@ -88,14 +92,15 @@ def use_writable_cache() -> Path:
     folder = configured_folder()
     if writable(folder):
         return folder
-    if _stamp(folder) is None:  # nothing compiled there: Numba's own choice, where it finds one
+    prepared = _stamp(folder)
+    if prepared is None:  # nothing compiled there: Numba's own choice, where it finds one
         try:
             return cache_folder()
         except RuntimeError:
             pass
     config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"] = str(_private_folder(folder))
     copy = cache_folder()  # made by Numba, empty the first time
-    if folder.is_dir() and _stamp(folder) != _stamp(copy):
+    if prepared is not None and prepared != _stamp(copy):
         _copy_over(folder, copy)
     return copy
 
@@ -131,13 +136,6 @@ def _copy_over(source: Path, target: Path) -> None:
         staging.rename(target)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _stamp(folder: Path) -> str | None:
-    try:
-        return (folder / STAMP).read_text(encoding="ascii")
-    except OSError:
-        return None
 
 
 clear_stale_cache(Path(__file__).parent, use_writable_cache())
