@@ -22,6 +22,12 @@ endpoint="http://127.0.0.1:$port"
 master_port=$((port + 1000)) volume_port=$((port + 1007)) filer_port=$((port + 555))
 admin_port=$((port + 15313))
 
+# weed's local sockets, named for this instance's ports: it leaves the S3 one behind when it stops, and
+# all of them when it is killed, so they are removed once the process they belong to is gone.
+remove_sockets() {
+  rm -f "/tmp/seaweedfs-s3-$port.sock" "/tmp/seaweedfs-s3-grpc-$((port + 10000)).sock" \
+    "/tmp/seaweedfs-volume-grpc-$((volume_port + 10000)).sock" "/tmp/seaweedfs-admin-grpc-$((admin_port + 10000)).sock"
+}
 
 ready() {  # ready = the bucket exists (created if missing) and an object can be written
   AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key" \
@@ -66,11 +72,15 @@ start() {
     -s3.port.iceberg=0 -s3.port.lance=0 -s3.autoCreateBucket=false \
     >>"$dir/weed.out" 2>&1 </dev/null &
   echo $! >"$pidfile"
-  wait_ready 60 "ready create" "$dir/weed.out" || return 1
+  wait_ready 60 "ready create" "$dir/weed.out" || { remove_sockets; return 1; }
   echo "s3: ready at $endpoint, bucket $bucket (pid $(cat "$pidfile"))"
 }
 
-stop() { stop_process 15; }
+stop() {
+  if ! running; then stop_process; return 0; fi  # another instance may hold this port's sockets
+  stop_process 15
+  remove_sockets
+}
 
 address() { echo "$endpoint"; }
 
