@@ -92,3 +92,61 @@ def test_cuda_kernel_compiles_to_ptx() -> None:
         )
         """,
     )
+
+
+def random_texts(n: int, seed: int) -> list[str]:
+    """Short texts mixing every kind of byte the tokenizers tell apart: ASCII letters, digits, each
+    punctuation mark, quotes, whitespace and control characters, Latin-1 capitals, emoji, CJK."""
+    pieces = list(" \t\n\x0b\x1c.,!?;:'\"`-()[]@#/\\_~abcXYZ019") + [
+        "É",
+        "é",
+        "ß",
+        "Ä",
+        "😀",
+        "日本",
+        "\u00a0",
+        "\x00",
+        "\x7f",
+    ]
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(pieces, int(rng.integers(0, 30)))) for _ in range(n)]
+
+
+def test_one_pass_with_the_sentiment_kernel_matches_the_separate_kernels() -> None:
+    """Categorizer.predict scores the fused models inside the sentiment kernel's pass over the bytes:
+    the same labels, confidences (to the bit) and scores as the fused kernel and vader_compound alone."""
+    from conv_analytics.categorize import Categorizer
+    from conv_analytics.categorize.sentiment import vader_compound
+
+    categorizer = Categorizer.load(device="cpu")
+    assert categorizer.fused is not None and categorizer.fused.cpu_scoring(1) is not None
+    words = "Hi! I can't log in... my card (the new one) was charged twice?? Thanks, DON'T close it: 3.5 x2"
+    texts = [*random_texts(3000, seed=5), words, words.upper(), "", "   ", "?!", "'quoted'", "Ünïcödé Straße 😀"]
+    # over the serial kernels' threshold too, so the prange path runs
+    for batch in (texts, texts * 30):
+        table = categorizer.predict(batch)
+        best, confidence = categorizer.fused.predict_indices(batch, "cpu")
+        assert table["topic"].to_pylist() == categorizer.topic.decode(best[:, 0]).to_pylist()
+        assert table["intent"].to_pylist() == categorizer.intent.decode(best[:, 1]).to_pylist()
+        np.testing.assert_array_equal(table["topic_confidence"].to_numpy(), confidence[:, 0])
+        np.testing.assert_array_equal(table["intent_confidence"].to_numpy(), confidence[:, 1])
+        np.testing.assert_array_equal(table["sentiment_score"].to_numpy(), vader_compound(batch, "cpu"))
+
+
+def test_models_with_character_ngrams_keep_their_own_kernel() -> None:
+    """The sentiment kernel's pass makes word features only: a fused model with character n-grams is
+    scored by its own kernel, with the same result as before."""
+    from conv_analytics.categorize import Categorizer
+    from conv_analytics.categorize.training import fit_linear
+
+    texts = ["my invoice is wrong", "the parcel is late", "hello there", "Rechnung falsch", "Paket verspätet"]
+    spec = FeatureSpec(bits=12, char_max=4)
+    topic = fit_linear(texts, ["billing", "delivery", "greeting", "billing", "delivery"], task="topic", spec=spec)
+    intent = fit_linear(texts[:3], ["a", "b", "a"], task="intent", spec=spec)
+    categorizer = Categorizer(topic, intent, "cpu")
+    assert categorizer.fused.cpu_scoring(3) is None
+    probe = random_texts(200, seed=6) + texts
+    best, confidence = categorizer.fused.predict_indices(probe, "cpu")
+    table = categorizer.predict(probe)
+    assert table["topic"].to_pylist() == topic.decode(best[:, 0]).to_pylist()
+    np.testing.assert_array_equal(table["intent_confidence"].to_numpy(), confidence[:, 1])

@@ -182,15 +182,32 @@ class FusedModel:
     def predict_indices(self, texts: Texts, device: Device = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """(class index int32[n, K], confidence float64[n, K]) with each model's fallback applied."""
         offsets, data = utf8_buffers(texts)
-        arrays = (self.known, self.rank, self.unseen2, self.weights, self.bias, self.class_offsets)
         if device == "cuda":
             from .kernels import hashing_cuda
 
             if self._device_model is None:
-                self._device_model = hashing_cuda.upload(*arrays)
+                self._device_model = hashing_cuda.upload(*self._arrays())
             best, confidence = hashing_cuda.score_linear(offsets, data, self.spec.kernel_args(), self._device_model)
         else:
-            best, confidence = hashing_cpu.score_linear(offsets, data, self.spec.kernel_args(), *arrays)
+            best, confidence = hashing_cpu.score_linear(offsets, data, self.spec.kernel_args(), *self._arrays())
+        return self.abstain(best, confidence), confidence
+
+    def cpu_scoring(self, n: int) -> tuple | None:
+        """What the CPU sentiment kernel takes to score these models in its pass over n texts
+        (sentiment.vader_compound's `linear`): the hash bits, the arrays, and the (labels,
+        confidence) it fills, which `abstain` turns into predict_indices' result. None where the
+        features include character n-grams, which that pass does not make."""
+        if self.spec.char_max:
+            return None
+        labels = np.empty((n, len(self.models)), dtype=np.int32)
+        confidence = np.empty((n, len(self.models)), dtype=np.float64)
+        return (self.spec.bits, *self._arrays(), labels, confidence)
+
+    def abstain(self, best: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """Each model's fallback applied to the kernels' best classes (in place)."""
         for k, model in enumerate(self.models):
             best[:, k] = model.abstain(best[:, k], confidence[:, k])
-        return best, confidence
+        return best
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.known, self.rank, self.unseen2, self.weights, self.bias, self.class_offsets)

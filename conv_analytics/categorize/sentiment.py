@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from conv_analytics.categorize.device import resolve_device
+from conv_analytics.categorize.kernels import hashing_cpu as hashing
 from conv_analytics.categorize.kernels import sentiment_cpu as rules
 from conv_analytics.text.arrow import readonly, utf8_buffers
 
@@ -101,7 +102,8 @@ def _reachable(word: str) -> bool:
 
 def _byte_kinds() -> np.ndarray:
     """The tokenizer's byte classes, from Python's own str.split() whitespace, string.punctuation
-    and ASCII case (bytes >= 0x80 are only marked as such: the case table handles them)."""
+    and ASCII case (bytes >= 0x80 are only marked as such: the case table handles them), and the
+    bytes that split the topic tokenizer's words."""
     kinds = np.zeros(256, dtype=np.uint8)
     for byte in range(256):
         char = chr(byte)
@@ -115,6 +117,7 @@ def _byte_kinds() -> np.ndarray:
             | rules.BYTE_SPACE * char.isspace()
             | rules.BYTE_MARK * (char in "!?")
             | rules.BYTE_QUOTE * (char == "'")
+            | rules.BYTE_SPLIT * (not hashing.WORD_BYTE[byte])
         )
     return kinds
 
@@ -268,28 +271,40 @@ def _scorer(device: str):
     return score_texts
 
 
-def score_texts(offsets: np.ndarray, data: np.ndarray, detect: bool, tables: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """CPU kernel call on read-only buffers: (unrounded compound, flagged-for-pre-pass) per text."""
+def score_texts(
+    offsets: np.ndarray, data: np.ndarray, detect: bool, tables: tuple, linear: tuple | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """CPU kernel call on read-only buffers: (unrounded compound, flagged-for-pre-pass) per text.
+
+    `linear` (models.FusedModel.cpu_scoring) also scores fused topic and intent models in the same pass.
+    """
     n = len(offsets) - 1
     out = np.zeros(n, dtype=np.float64)
     flagged = np.zeros(n, dtype=np.uint8)
     chunks = numba.get_num_threads() * CHUNKS_PER_THREAD
-    rules.score_texts_cpu(offsets, data, detect, tables, out, flagged, chunks)
+    rules.score_texts_cpu(offsets, data, detect, tables, out, flagged, chunks, linear)
     return out, flagged
 
 
-def vader_compound(texts: Texts, device: str | None = None) -> np.ndarray:
+def vader_compound(texts: Texts, device: str | None = None, linear: tuple | None = None) -> np.ndarray:
     """VADER compound score per text (float64, rounded to 4 decimals like VADER).
 
     Nulls and empty texts score 0.0. `device` is "cpu", "cuda" or "auto"; None reads
-    CONV_ANALYTICS_DEVICE (see `resolve_device`).
+    CONV_ANALYTICS_DEVICE (see `resolve_device`). `linear`, on the CPU only: fused linear models to
+    score in the same pass over the texts (models.FusedModel.cpu_scoring), into its own arrays.
     """
     if isinstance(texts, (str, bytes)):
         raise TypeError("vader_compound takes a sequence of texts, not a single string")
     offsets, data = utf8_buffers(texts)
     tables = tuple(sentiment_tables())
-    score = _scorer(resolve_device(device))
-    scores, flagged = score(offsets, data, True, tables)
+    resolved = resolve_device(device)
+    score = _scorer(resolved)
+    if linear is None:
+        scores, flagged = score(offsets, data, True, tables)
+    elif resolved == "cpu":
+        scores, flagged = score_texts(offsets, data, True, tables, linear)
+    else:
+        raise ValueError("linear models are scored with the sentiment on the CPU only")
     rows = np.flatnonzero(flagged)
     if rows.size:
         rewritten, _ = score(*_rewritten(offsets, data, rows), False, tables)

@@ -18,7 +18,7 @@ from .hashing_cpu import (
     N_EXTRA,
     N_GROUPS,
     SCRATCH_SIZE,
-    finish_scores,
+    store_best,
     walk,
 )
 
@@ -42,11 +42,7 @@ def _score_kernel(
         data, offsets[i], offsets[i + 1], bits, char_min, char_max, max_word, MODE_SCORE,
         no_int, 0, known, rank, unseen2, weights, acc, scratch,
     )  # fmt: skip
-    n_models = unseen2.shape[0]
-    for m in range(n_models):
-        best, p = finish_scores(acc, bias, class_offsets[n_models], m, class_offsets[m], class_offsets[m + 1])
-        labels[i, m] = best
-        confidence[i, m] = p
+    store_best(acc, bias, class_offsets, i, labels, confidence)
 
 
 class DeviceModel(NamedTuple):

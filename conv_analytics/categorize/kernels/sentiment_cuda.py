@@ -36,7 +36,7 @@ def score_one(i, texts, detect, tables, scratch, results):
         keys[key_base : key_base + 2 * room + 1],
         counts[key_base : key_base + 2 * room + 1],
     )
-    score_range(i, i + 1, offsets, data, detect, tables, own, results[0], results[1])
+    score_range(i, i + 1, offsets, data, detect, tables, own, results[0], results[1], None, None)
 
 
 @cuda.jit
