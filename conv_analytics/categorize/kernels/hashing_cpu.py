@@ -184,8 +184,8 @@ def score_token(h, bigram_head, unseen, bits, known, rank, weights, acc):  # pra
     punct_hash), for a kernel that splits the text itself (the sentiment kernel's pass, which then
     scores these models too); word features only, no character n-grams. Returns walk's state after
     it, (bigram head, unseen): a text starts from (-1, 0) and ends with add_unseen(..., unseen, 0).
-    The codes stay in registers: through a scratch array, as walk has them, that pass took 132 against
-    93 ms on 240,000 DailyDialog messages."""
+    The codes stay in registers: through a scratch array, as walk has them, that pass took as long as
+    the two kernels it replaces (0.98 of their time on 240,000 DailyDialog messages, against 0.73)."""
     unigram, bigram, next_head = token_codes(h, bigram_head, bits)
     after_unigram, _ = score_code(unigram, bits, known, rank, weights, acc, unseen, 0)
     if bigram < 0:
