@@ -217,10 +217,8 @@ def test_s3_going_away_before_a_read_fails_the_reading_step_with_one_line(server
     assert ok, message
     s3.stop()
     port = int(s3.env["CONV_ANALYTICS_S3_PORT"])
-    # weed's local sockets are named for its ports (S3, and the gRPC ones of S3, volume and admin)
-    sockets = [
-        path for offset in (0, 10000, 11007, 25313) for path in Path("/tmp").glob(f"seaweedfs-*-{port + offset}.sock")
-    ]
+    # weed's local sockets are named for the ports it takes
+    sockets = [path for offset in SEAWEEDFS_PORTS for path in Path("/tmp").glob(f"seaweedfs-*-{port + offset}.sock")]
     assert sockets == [], "the stopped server left its sockets behind"
     try:
         ok, message = materialise(manager, reader)
