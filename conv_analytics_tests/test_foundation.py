@@ -28,7 +28,7 @@ from conv_analytics.runner import materialize_range, plan
 from conv_analytics.sources.base import normalize
 from conv_analytics.sources.demo import generate_day, write_demo
 from conv_analytics.sources.files import FilesSource
-from conv_analytics_tests.conftest import DEMO_DAYS, DEMO_FIRST_DAY, REPO, THREE_DAYS, demo_config
+from conv_analytics_tests.conftest import DEMO_FIRST_DAY, REPO, THREE_DAYS, demo_config
 from conv_analytics_tests.platform_support import asset_graph, schema_of, stored_names
 
 DAILY_TABLES = stored_names(asset_graph().daily_chain)
@@ -181,22 +181,6 @@ def test_weekly_rollup_refuses_while_a_day_is_missing(ten_day_lake: Config) -> N
     message = str(failure.value)
     assert "has no data for partition(s)" in message
     assert (DEMO_FIRST_DAY + timedelta(days=10)).isoformat() in message
-
-
-def test_a_range_is_categorised_in_slices_that_give_what_one_query_gives(
-    ten_day_lake: Config, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    lake = lake_of(ten_day_lake)
-    days = [(DEMO_FIRST_DAY + timedelta(days=i)).isoformat() for i in range(DEMO_DAYS)]
-    conversations = lake.read("raw_conversations", days[:-1], schema_of("raw_conversations"))
-    # the last day's messages include some of conversations not in the table: no slice takes them
-    messages = lake.read("enriched_messages", days, schema_of("enriched_messages"))
-    whole = categorize_assets.conversation_rows(conversations, messages)
-    monkeypatch.setattr(categorize_assets, "SLICE_MESSAGES", 50)
-    sliced = categorize_assets.conversation_rows(conversations, messages)
-    assert messages.num_rows > 10 * 50
-    assert sliced.num_rows == conversations.num_rows
-    assert sliced.equals(whole)
 
 
 def test_the_primary_intent_is_the_most_said_substantive_one_the_earliest_on_a_tie() -> None:

@@ -8,11 +8,11 @@ import time
 from datetime import date
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics.analytics.conversations import conversation_rows
 from conv_analytics.assets.metadata import label_counts
 from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryResource, assign_by_week, models_by_week
 from conv_analytics.categorize.discovered import effective_labels
@@ -37,77 +37,7 @@ CATEGORIES = StoredTable(
 # Intents that say little about why someone came; the primary intent is taken from the others first.
 SOCIAL_INTENTS = ("greeting", "thanks", "goodbye", "affirm", "deny", "other")
 
-# Averages of doubles are taken as exact decimals: DuckDB's parallel plans feed rows in no fixed order,
-# and a float sum that depends on that order would make a rerun's bytes differ in the last bits.
-CONVERSATION_SQL = """
-WITH msgs AS (
-    SELECT m.*,
-           lag(role) OVER w AS prev_role,
-           lag(sent_at) OVER w AS prev_sent_at
-    FROM (SELECT * FROM messages WHERE role <> 'system'
-          AND conversation_id IN (SELECT conversation_id FROM conversations)) m
-    WINDOW w AS (PARTITION BY conversation_id ORDER BY sent_at, message_id)
-),
-replies AS (
-    SELECT *,
-           CASE WHEN role IN ('assistant', 'agent') AND prev_role = 'user'
-                THEN epoch(sent_at - prev_sent_at) END AS response_seconds
-    FROM msgs
-),
-per_conversation AS (
-    SELECT conversation_id,
-           min(sent_at) AS first_at,
-           max(sent_at) AS last_at,
-           count(*) FILTER (WHERE role = 'user') AS user_messages,
-           count(*) FILTER (WHERE role = 'assistant') AS assistant_messages,
-           count(*) FILTER (WHERE role = 'agent') AS agent_messages,
-           count(response_seconds) AS turns,
-           arg_min(response_seconds, sent_at) FILTER (WHERE response_seconds IS NOT NULL) AS first_response_seconds,
-           list(response_seconds ORDER BY sent_at, message_id) FILTER (WHERE response_seconds IS NOT NULL)
-               AS response_seconds,
-           count(*) FILTER (WHERE is_fallback) AS fallback_replies,
-           count(*) FILTER (WHERE translation = 'translated') AS translated_messages,
-           string_agg(coalesce(text_en, text), '\n' ORDER BY sent_at, message_id) FILTER (WHERE role = 'user')
-               AS user_text,
-           list(intent ORDER BY sent_at, message_id) FILTER (WHERE role = 'user') AS intents,
-           avg(sentiment_score::DECIMAL(38, 18)) FILTER (WHERE role = 'user')::DOUBLE AS sentiment_mean,
-           arg_max(sentiment_score, sent_at) FILTER (WHERE role = 'user')
-             - arg_min(sentiment_score, sent_at) FILTER (WHERE role = 'user') AS sentiment_change,
-           count(*) FILTER (WHERE role = 'user' AND sentiment = 'negative') AS negative_messages,
-           count(*) FILTER (WHERE role = 'user' AND sentiment = 'positive') AS positive_messages,
-           mode(language ORDER BY language) FILTER (WHERE role = 'user' AND language <> 'und') AS language
-    FROM replies
-    GROUP BY conversation_id
-),
-all_messages AS (
-    SELECT conversation_id, count(*) AS messages FROM messages GROUP BY conversation_id
-)
-SELECT c.*,
-       coalesce(p.language, 'und') AS language,
-       epoch(coalesce(c.ended_at, p.last_at) - c.started_at) AS duration_seconds,
-       coalesce(a.messages, 0)::INTEGER AS messages,
-       coalesce(p.user_messages, 0)::INTEGER AS user_messages,
-       coalesce(p.assistant_messages, 0)::INTEGER AS assistant_messages,
-       coalesce(p.agent_messages, 0)::INTEGER AS agent_messages,
-       coalesce(p.turns, 0)::INTEGER AS turns,
-       p.first_response_seconds,
-       coalesce(p.response_seconds, []) AS response_seconds,
-       coalesce(p.fallback_replies, 0)::INTEGER AS fallback_replies,
-       coalesce(p.translated_messages, 0)::INTEGER AS translated_messages,
-       coalesce(p.user_text, '') AS user_text,
-       coalesce(p.intents, []) AS intents,
-       coalesce(p.sentiment_mean, 0.0) AS sentiment_mean,
-       coalesce(p.sentiment_change, 0.0) AS sentiment_change,
-       coalesce(p.negative_messages, 0)::INTEGER AS negative_messages,
-       coalesce(p.positive_messages, 0)::INTEGER AS positive_messages
-FROM conversations c
-LEFT JOIN per_conversation p USING (conversation_id)
-LEFT JOIN all_messages a USING (conversation_id)
-ORDER BY c.started_at, c.conversation_id
-"""
-
-
-# The message columns CONVERSATION_SQL reads: the step loads no others.
+# The message columns `conversation_rows` reads: the step loads no others.
 MESSAGE_COLUMNS = (
     "conversation_id",
     "message_id",
@@ -122,41 +52,6 @@ MESSAGE_COLUMNS = (
     "sentiment_score",
     "is_fallback",
 )
-
-# Messages one CONVERSATION_SQL query takes at most: its ordered aggregates (a conversation's text and
-# intents in order) hold every message of the query at once, about 0.7 KB each.
-SLICE_MESSAGES = 100_000
-
-
-def _conversation_sql(conversations: pa.Table, messages: pa.Table) -> pa.Table:
-    con = duckdb.connect()  # one per query: a connection keeps what its queries allocated until closed
-    try:
-        con.register("conversations", conversations)
-        con.register("messages", messages)
-        return con.sql(CONVERSATION_SQL).to_arrow_table()
-    finally:
-        con.close()
-
-
-def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
-    """CONVERSATION_SQL over `conversations`, in slices of whole conversations (every conversation's
-    messages in the same slice) of about SLICE_MESSAGES messages, so that a run's memory does not grow
-    with its days; the rows come in the SQL's order, as one query would give them."""
-    slices = -(-messages.num_rows // SLICE_MESSAGES)
-    if slices <= 1:
-        return _conversation_sql(conversations, messages)
-    conversation_slice = pa.array(np.arange(conversations.num_rows) % slices)
-    # a message goes with its conversation; one of no conversation here stays out, as the SQL leaves it
-    of_conversation = pc.index_in(messages.column("conversation_id"), value_set=conversations.column("conversation_id"))
-    message_slice = pc.take(conversation_slice, of_conversation)
-    parts = [
-        _conversation_sql(
-            conversations.filter(pc.equal(conversation_slice, part)),
-            messages.filter(pc.equal(message_slice, part)),
-        )
-        for part in range(slices)
-    ]
-    return pa.concat_tables(parts).sort_by([("started_at", "ascending"), ("conversation_id", "ascending")])
 
 
 def primary_intents(intents: pa.Array | pa.ChunkedArray) -> pa.Array:

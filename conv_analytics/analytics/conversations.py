@@ -1,0 +1,175 @@
+"""Each conversation's figures from its messages, in one sort of the messages and NumPy over the runs.
+
+A conversation's messages, system ones aside, are taken in order of time (then id): a reply is an
+assistant's or agent's message right after a user's, and its latency is the time between them. The
+user messages give the conversation's text (one per line), intents in order, sentiment (mean, and the
+last minus the first), and language (the most common, ties to the first by name; `und` when none).
+`messages` counts every message, system ones included.
+
+Seconds are DuckDB's `epoch` of the interval (whole days, then microseconds), and the sentiment mean
+an exact decimal average by DuckDB itself, so the figures are those of the SQL that defined them
+before (`conv_analytics_tests/test_conversations.py` holds it): a rerun gives the same bits whatever
+the order the rows came in. Of messages sent in the same microsecond the lower id counts as first.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MICROS_PER_DAY = 86_400_000_000
+REPLY_ROLES = ("assistant", "agent")
+
+
+def seconds(micros: np.ndarray) -> np.ndarray:
+    """DuckDB's `epoch` of the interval between two timestamps `micros` apart: its whole days and
+    the microseconds left are converted apart, which rounds differently from micros / 1e6."""
+    days = np.sign(micros) * (np.abs(micros) // MICROS_PER_DAY)
+    return days * 86_400.0 + (micros - days * MICROS_PER_DAY) / 1e6
+
+
+@cache
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    """One connection a process for the decimal means: opening one costs more than the query."""
+    return duckdb.connect()
+
+
+def _decimal_means(groups: np.ndarray, values: pa.Array, n: int) -> np.ndarray:
+    """Per group of `n`, the mean of its `values` taken as exact decimals (0.0 where it has none):
+    float sums would depend on the order of the rows in their last bits."""
+    cursor = _duckdb().cursor()  # a cursor per call: safe from any thread
+    try:
+        cursor.register("scores", pa.table({"g": pa.array(groups, pa.int64()), "v": values}))
+        means = cursor.sql("SELECT g, avg(v::DECIMAL(38, 18))::DOUBLE AS m FROM scores GROUP BY g").to_arrow_table()
+    finally:
+        cursor.close()
+    out = np.zeros(n)
+    out[means.column("g").to_numpy()] = means.column("m").to_numpy()
+    return out
+
+
+def _lists(groups: np.ndarray, values: pa.Array | pa.ChunkedArray, n: int) -> pa.ListArray:
+    """One list per group of `n` (an empty one where it has no values) from `values` sorted by group."""
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(groups, minlength=n), out=offsets[1:])
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _runs(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, last) positions of each run of equal values in sorted `groups`."""
+    if not groups.size:
+        return groups, groups
+    first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return first, np.r_[first[1:], groups.size] - 1
+
+
+def _most_common(groups: np.ndarray, labels: pa.Array, n: int) -> pa.Array:
+    """Per group of `n`, its most common label, ties to the first by name; null where it has none."""
+    distinct = pc.unique(labels)
+    names = distinct.take(pc.array_sort_indices(distinct))
+    ranks = pc.index_in(labels, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+    width = max(len(names), 1)
+    pairs, counts = np.unique(groups * width + ranks, return_counts=True)
+    group = pairs // width
+    order = np.lexsort((pairs % width, -counts, group))
+    best = order[_runs(group[order])[0]]
+    chosen = np.full(n, -1, dtype=np.int64)
+    chosen[group[best]] = pairs[best] % width
+    return names.take(pa.array(chosen, mask=chosen < 0))
+
+
+def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
+    """`conversations` (ids unique, as the raw table keeps them) by start time, each with the figures
+    of its messages in `messages`; a message of a conversation not in the table is left out."""
+    n = conversations.num_rows
+    ids = conversations.column("conversation_id")
+    position = pc.index_in(messages.column("conversation_id"), value_set=ids)
+    position = pc.fill_null(position, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    all_messages = np.bincount(position[position >= 0], minlength=n)
+
+    not_system = pc.fill_null(pc.not_equal(messages.column("role"), "system"), False).to_numpy(False)
+    kept = np.flatnonzero((position >= 0) & not_system)
+    sent_at = messages.column("sent_at").cast(pa.int64())
+    keys = pa.table(
+        {
+            "c": position[kept],
+            "t": sent_at.take(pa.array(kept)),
+            "id": messages.column("message_id").take(pa.array(kept)),
+        }
+    )
+    rows = kept[pc.sort_indices(keys, [("c", "ascending"), ("t", "ascending"), ("id", "ascending")]).to_numpy()]
+    take = pa.array(rows)
+    group = position[rows]
+    sent = sent_at.take(take).to_numpy()
+    role = messages.column("role").take(take)
+    user = pc.equal(role, "user").to_numpy(False)
+    same = np.r_[False, group[1:] == group[:-1]]
+
+    reply = pc.is_in(role, value_set=pa.array(REPLY_ROLES)).to_numpy(False) & np.r_[False, user[:-1]] & same
+    reply_group = group[reply]
+    latency = seconds(sent[reply] - sent[np.flatnonzero(reply) - 1])
+    first_reply = _runs(reply_group)[0]
+    first_response = np.full(n, np.nan)
+    first_response[reply_group[first_reply]] = latency[first_reply]
+
+    user_rows = take.filter(pa.array(user))
+    user_group = group[user]
+    texts = pc.coalesce(messages.column("text_en").take(user_rows), messages.column("text").take(user_rows))
+    spoken = texts.is_valid().to_numpy(False)  # what string_agg joins: a null text is skipped
+    user_text = pc.binary_join(
+        _lists(user_group[spoken], texts.filter(pa.array(spoken)).cast(pa.large_string()), n),
+        pa.scalar("\n", pa.large_string()),
+    )
+    scores = messages.column("sentiment_score").take(user_rows)
+    score_values = scores.to_numpy()
+    starts, ends = _runs(user_group)
+    sentiment_change = np.zeros(n)
+    sentiment_change[user_group[starts]] = score_values[ends] - score_values[starts]
+    sentiment = messages.column("sentiment").take(user_rows)
+    languages = messages.column("language").take(user_rows)
+    named = pc.fill_null(pc.not_equal(languages, "und"), False).to_numpy(False)
+    language = _most_common(user_group[named], languages.filter(pa.array(named)), n)
+
+    last = _runs(group)[1]  # sorted by time: a conversation's last message is its latest
+    last_at = np.zeros(n, dtype=np.int64)
+    last_at[group[last]] = sent[last]
+    ended = conversations.column("ended_at").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    has_end = conversations.column("ended_at").is_valid().to_numpy(zero_copy_only=False)
+    end = np.where(has_end, ended, last_at)
+    started = conversations.column("started_at").cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+    def count(where: np.ndarray, groups: np.ndarray = group) -> pa.Array:
+        return pa.array(np.bincount(groups[where], minlength=n), pa.int32())
+
+    def flag(column: str, value: object) -> np.ndarray:
+        return pc.fill_null(pc.equal(messages.column(column).take(take), value), False).to_numpy(False)
+
+    figures = {
+        "language": pc.fill_null(language, "und"),
+        "duration_seconds": pa.array(seconds(end - started), mask=~has_end & (np.bincount(group, minlength=n) == 0)),
+        "messages": pa.array(all_messages, pa.int32()),
+        "user_messages": count(user),
+        "assistant_messages": count(pc.equal(role, "assistant").to_numpy(False)),
+        "agent_messages": count(pc.equal(role, "agent").to_numpy(False)),
+        "turns": count(np.ones(reply_group.size, dtype=bool), reply_group),
+        "first_response_seconds": pa.array(first_response, from_pandas=True),
+        "response_seconds": _lists(reply_group, pa.array(latency), n),
+        "fallback_replies": count(flag("is_fallback", True)),
+        "translated_messages": count(flag("translation", "translated")),
+        "user_text": user_text,
+        "intents": _lists(user_group, messages.column("intent").take(user_rows), n),
+        "sentiment_mean": pa.array(_decimal_means(user_group, scores, n)),
+        "sentiment_change": pa.array(sentiment_change),
+        "negative_messages": count(pc.equal(sentiment, "negative").to_numpy(False), user_group),
+        "positive_messages": count(pc.equal(sentiment, "positive").to_numpy(False), user_group),
+    }
+    table = conversations
+    for name, column in figures.items():
+        table = table.append_column(name, column)
+    return table.sort_by([("started_at", "ascending"), ("conversation_id", "ascending")])
