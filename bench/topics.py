@@ -5,8 +5,8 @@ Sets (read from the shared data, never copied): Banking77 train, CLINC150 valida
 `oos`, MultiWOZ validation conversations with a single domain (user turns joined), DailyDialog
 validation conversations (messages joined, gold = topic). Printed per set: NMI and ARI against
 gold, coverage (share placed), topics chosen, seconds. Then ours at equal k against the peer on
-the largest set (and on --scaled texts drawn from it), id stability over a window shifted 7 days,
-and fit + assign of --million texts drawn from all four sets.
+the largest set (and on --scaled texts drawn from it), id stability over a window shifted 7 days, a
+refit whose window brings new themes, and fit + assign of --million texts drawn from all four sets.
 
     .venv/bin/python bench/topics.py [--million 1000000] [--scaled 100000] [--sets banking77,clinc150,...]
 """
@@ -153,6 +153,39 @@ def equal_k(name: str, texts: list[str], k: int, repeats: int = 3, gold: list[st
         )
 
 
+def new_themes(seed: int = 0, held_out: int = 12) -> None:
+    """A refit whose window brings themes the previous one lacked: Banking77 and CLINC150 together,
+    `held_out` of their labels only in window B, the rest split into windows as in `stability`.
+    Printed: the share of the new themes' texts the refit gives new ids, and of the other texts; the
+    ids kept on the overlap; and the refit's time against a fresh fit of window B in the same run."""
+    texts, gold = [], []
+    for name in ("banking77", "clinc150"):
+        set_texts, set_gold = SETS[name]()
+        texts, gold = texts + set_texts, gold + set_gold
+    rng = np.random.default_rng(seed)
+    held = np.isin(gold, rng.choice(sorted(set(gold)), held_out, replace=False))
+    days = rng.integers(WINDOW_DAYS + SHIFT_DAYS, size=len(texts))
+    in_a, in_b = ~held & (days < WINDOW_DAYS), held | (days >= SHIFT_DAYS)
+    first = fit([t for t, a in zip(texts, in_a, strict=True) if a])
+    window_b = [t for t, b in zip(texts, in_b, strict=True) if b]
+    second, refit_s = timed(first.refit, window_b)
+    _, fit_s = timed(fit, window_b)
+    on_new = np.isin(
+        second.assign(window_b).column("topic_id").to_numpy(), list(set(second.topics) - set(first.topics))
+    )
+    new_theme = held[in_b]
+    overlap = [t for t, a, b in zip(texts, in_a, in_b, strict=True) if a and b]
+    kept = np.mean(
+        first.assign(overlap).column("topic_id").to_numpy() == second.assign(overlap).column("topic_id").to_numpy()
+    )
+    print(
+        f"new themes ({held_out} of {len(set(gold))} labels only in window B, {len(window_b):,} texts): "
+        f"{np.mean(on_new[new_theme]):.3f} of their texts on new ids, {np.mean(on_new[~new_theme]):.3f} of the others; "
+        f"{kept:.3f} of the overlap keep their id; refit {refit_s:.2f} s, a fresh fit of window B {fit_s:.2f} s "
+        f"(refit / fit {refit_s / fit_s:.2f})"
+    )
+
+
 def perturbed(texts: list[str], n: int, seed: int = 0) -> list[str]:
     """n texts drawn from `texts`, each with a varying suffix word so that they are not all duplicates."""
     rng = np.random.default_rng(seed)
@@ -212,6 +245,7 @@ def main() -> None:
     print()
     for name in names:
         stability(name)
+    new_themes()
     if args.million:
         million(args.million)
 

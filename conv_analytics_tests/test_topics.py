@@ -194,12 +194,15 @@ def test_save_load_and_table_round_trip(themed, tmp_path: Path) -> None:
         TopicModel.load(tmp_path / "missing")
 
 
-def test_refit_keeps_ids_and_gives_a_new_topic_a_new_id(themed) -> None:
+# 150: the new topics are looked for among the texts the model places nowhere and a share of the others
+@pytest.mark.parametrize("graph_sample", [FitSettings.graph_sample, 150])
+def test_refit_keeps_ids_and_gives_a_new_topic_a_new_id(themed, graph_sample: int) -> None:
     texts, gold, model, ids = themed
     later, later_gold = corpus(THEMES, 60, seed=1)
     newcomer = {"garden": ["garden", "tulips", "compost", "seedlings", "lawn", "hedge", "mower"]}
     extra, extra_gold = corpus(newcomer, 60, seed=2)
-    refit = model.refit(later + extra)
+    assert len(later + extra) > 150
+    refit = model.refit(later + extra, settings=FitSettings(graph_sample=graph_sample))
     old_ids = model.assign(later).column("topic_id").to_numpy()
     new_ids = refit.assign(later).column("topic_id").to_numpy()
     assert np.mean(old_ids == new_ids) >= 0.9
