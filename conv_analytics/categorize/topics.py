@@ -568,6 +568,8 @@ def _fresh_centres(z: np.ndarray, previous_rows: np.ndarray, n_topics: int | str
     1.5-1.8 on windows of 20,000 Banking77 and CLINC150 texts, for about as many new themes' texts
     found."""
     unplaced = np.flatnonzero(previous_rows < 0)
+    if not unplaced.size:  # no candidate could pass: it needs most of its texts unplaced
+        return np.zeros((0, z.shape[1]), dtype=z.dtype)
     others = np.flatnonzero(previous_rows >= 0)
     room = max(s.graph_sample - unplaced.size, 0)
     if others.size > room:
