@@ -84,7 +84,8 @@ def assert_same(conversations: pa.Table, messages: pa.Table) -> None:
     reference = reference_rows(conversations, messages)
     assert ours.column_names == reference.column_names
     assert ours.column("conversation_id").equals(reference.column("conversation_id"))
-    untied = pa.array([i not in tied(messages) for i in ours.column("conversation_id").to_pylist()], pa.bool_())
+    ties = tied(messages)
+    untied = pa.array([i not in ties for i in ours.column("conversation_id").to_pylist()], pa.bool_())
     for name in reference.column_names:
         mine = ours.column(name).cast(reference.schema.field(name).type).combine_chunks()
         theirs = reference.column(name).combine_chunks()

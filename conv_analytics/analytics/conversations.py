@@ -14,15 +14,13 @@ the order the rows came in. Of messages sent in the same microsecond the lower i
 
 from __future__ import annotations
 
-from functools import cache
-
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics.io.query import scratch_cursor
+
 MICROS_PER_DAY = 86_400_000_000
-REPLY_ROLES = ("assistant", "agent")
 
 
 def seconds(micros: np.ndarray) -> np.ndarray:
@@ -32,21 +30,12 @@ def seconds(micros: np.ndarray) -> np.ndarray:
     return days * 86_400.0 + (micros - days * MICROS_PER_DAY) / 1e6
 
 
-@cache
-def _duckdb() -> duckdb.DuckDBPyConnection:
-    """One connection a process for the decimal means: opening one costs more than the query."""
-    return duckdb.connect()
-
-
 def _decimal_means(groups: np.ndarray, values: pa.Array, n: int) -> np.ndarray:
     """Per group of `n`, the mean of its `values` taken as exact decimals (0.0 where it has none):
     float sums would depend on the order of the rows in their last bits."""
-    cursor = _duckdb().cursor()  # a cursor per call: safe from any thread
-    try:
+    with scratch_cursor() as cursor:
         cursor.register("scores", pa.table({"g": pa.array(groups, pa.int64()), "v": values}))
         means = cursor.sql("SELECT g, avg(v::DECIMAL(38, 18))::DOUBLE AS m FROM scores GROUP BY g").to_arrow_table()
-    finally:
-        cursor.close()
     out = np.zeros(n)
     out[means.column("g").to_numpy()] = means.column("m").to_numpy()
     return out
@@ -69,18 +58,25 @@ def _runs(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, np.r_[first[1:], groups.size] - 1
 
 
+def most_frequent(groups: np.ndarray, codes: np.ndarray, n: int, *, earliest: bool) -> np.ndarray:
+    """Per group of `n`, its most frequent code (-1 where it has none); ties go to the code that came
+    first in `codes` (`earliest`), else to the lowest."""
+    width = int(codes.max()) + 1 if codes.size else 1
+    pairs, first, counts = np.unique(groups.astype(np.int64) * width + codes, return_index=True, return_counts=True)
+    group = pairs // width
+    order = np.lexsort((first if earliest else pairs % width, -counts, group))
+    best = order[_runs(group[order])[0]]
+    chosen = np.full(n, -1, dtype=np.int64)
+    chosen[group[best]] = pairs[best] % width
+    return chosen
+
+
 def _most_common(groups: np.ndarray, labels: pa.Array, n: int) -> pa.Array:
     """Per group of `n`, its most common label, ties to the first by name; null where it has none."""
     distinct = pc.unique(labels)
     names = distinct.take(pc.array_sort_indices(distinct))
     ranks = pc.index_in(labels, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
-    width = max(len(names), 1)
-    pairs, counts = np.unique(groups * width + ranks, return_counts=True)
-    group = pairs // width
-    order = np.lexsort((pairs % width, -counts, group))
-    best = order[_runs(group[order])[0]]
-    chosen = np.full(n, -1, dtype=np.int64)
-    chosen[group[best]] = pairs[best] % width
+    chosen = most_frequent(groups, ranks, n, earliest=False)
     return names.take(pa.array(chosen, mask=chosen < 0))
 
 
@@ -108,10 +104,10 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
     group = position[rows]
     sent = sent_at.take(take).to_numpy()
     role = messages.column("role").take(take)
-    user = pc.equal(role, "user").to_numpy(False)
+    user, assistant, agent = (pc.equal(role, name).to_numpy(False) for name in ("user", "assistant", "agent"))
     same = np.r_[False, group[1:] == group[:-1]]
 
-    reply = pc.is_in(role, value_set=pa.array(REPLY_ROLES)).to_numpy(False) & np.r_[False, user[:-1]] & same
+    reply = (assistant | agent) & np.r_[False, user[:-1]] & same
     reply_group = group[reply]
     latency = seconds(sent[reply] - sent[np.flatnonzero(reply) - 1])
     first_reply = _runs(reply_group)[0]
@@ -144,8 +140,8 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
     end = np.where(has_end, ended, last_at)
     started = conversations.column("started_at").cast(pa.int64()).to_numpy(zero_copy_only=False)
 
-    def count(where: np.ndarray, groups: np.ndarray = group) -> pa.Array:
-        return pa.array(np.bincount(groups[where], minlength=n), pa.int32())
+    def count(groups: np.ndarray) -> pa.Array:
+        return pa.array(np.bincount(groups, minlength=n), pa.int32())
 
     def flag(column: str, value: object) -> np.ndarray:
         return pc.fill_null(pc.equal(messages.column(column).take(take), value), False).to_numpy(False)
@@ -154,20 +150,20 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
         "language": pc.fill_null(language, "und"),
         "duration_seconds": pa.array(seconds(end - started), mask=~has_end & (np.bincount(group, minlength=n) == 0)),
         "messages": pa.array(all_messages, pa.int32()),
-        "user_messages": count(user),
-        "assistant_messages": count(pc.equal(role, "assistant").to_numpy(False)),
-        "agent_messages": count(pc.equal(role, "agent").to_numpy(False)),
-        "turns": count(np.ones(reply_group.size, dtype=bool), reply_group),
+        "user_messages": count(user_group),
+        "assistant_messages": count(group[assistant]),
+        "agent_messages": count(group[agent]),
+        "turns": count(reply_group),
         "first_response_seconds": pa.array(first_response, from_pandas=True),
         "response_seconds": _lists(reply_group, pa.array(latency), n),
-        "fallback_replies": count(flag("is_fallback", True)),
-        "translated_messages": count(flag("translation", "translated")),
+        "fallback_replies": count(group[flag("is_fallback", True)]),
+        "translated_messages": count(group[flag("translation", "translated")]),
         "user_text": user_text,
         "intents": _lists(user_group, messages.column("intent").take(user_rows), n),
         "sentiment_mean": pa.array(_decimal_means(user_group, scores, n)),
         "sentiment_change": pa.array(sentiment_change),
-        "negative_messages": count(pc.equal(sentiment, "negative").to_numpy(False), user_group),
-        "positive_messages": count(pc.equal(sentiment, "positive").to_numpy(False), user_group),
+        "negative_messages": count(user_group[pc.equal(sentiment, "negative").to_numpy(False)]),
+        "positive_messages": count(user_group[pc.equal(sentiment, "positive").to_numpy(False)]),
     }
     table = conversations
     for name, column in figures.items():

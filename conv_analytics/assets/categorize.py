@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from conv_analytics.analytics.conversations import conversation_rows
+from conv_analytics.analytics.conversations import conversation_rows, most_frequent
 from conv_analytics.assets.metadata import label_counts
 from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryResource, assign_by_week, models_by_week
 from conv_analytics.categorize.discovered import effective_labels
@@ -70,14 +70,7 @@ def primary_intents(intents: pa.Array | pa.ChunkedArray) -> pa.Array:
     substantive = said & ~social[codes]
     has_substantive = np.bincount(parents[substantive], minlength=n) > 0
     pool = np.where(has_substantive[parents], substantive, said)
-    # (conversation, intent) pairs of the pool: how often each is said and where first
-    width = max(len(names), 1)
-    pairs, first, counts = np.unique(parents[pool] * width + codes[pool], return_index=True, return_counts=True)
-    conversation = pairs // width
-    order = np.lexsort((first, -counts, conversation))  # per conversation: most said, then earliest
-    best = order[np.r_[True, conversation[order][1:] != conversation[order][:-1]]] if order.size else order
-    chosen = np.full(n, -1, dtype=np.int64)
-    chosen[conversation[best]] = pairs[best] % width
+    chosen = most_frequent(parents[pool], codes[pool], n, earliest=True)
     labels = pa.array([*names, "other"], pa.string())
     return labels.take(pa.array(np.where(chosen < 0, len(names), chosen)))
 

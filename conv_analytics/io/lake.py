@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import functools
 import os
 import threading
 import time
@@ -26,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -34,6 +32,7 @@ import pyarrow.parquet as pq
 from conv_analytics.config import Config
 from conv_analytics.errors import PlatformError
 from conv_analytics.io.errors import StoreError
+from conv_analytics.io.query import scratch_cursor
 
 if TYPE_CHECKING:
     import fsspec
@@ -437,16 +436,6 @@ class ParquetLake:
         )
 
 
-_JSON_SIZE_LOCK = threading.Lock()
-
-
-@functools.cache
-def _json_size_connection() -> duckdb.DuckDBPyConnection:
-    """One connection for every `json_size` of the process: opening one takes 20-40 ms, about as long
-    as measuring a whole sample, and every partition written is measured."""
-    return duckdb.connect()
-
-
 def json_size(table: pa.Table) -> int:
     """Bytes the same rows take as compact JSON lines: the reference for the storage saving.
 
@@ -454,10 +443,6 @@ def json_size(table: pa.Table) -> int:
     """
     if table.num_rows == 0:
         return 0
-    with _JSON_SIZE_LOCK:
-        con = _json_size_connection()
-        con.register("json_rows", table)
-        try:
-            return int(con.execute("SELECT sum(strlen(to_json(r)::VARCHAR) + 1) FROM json_rows r").fetchall()[0][0])
-        finally:
-            con.unregister("json_rows")
+    with scratch_cursor() as cursor:  # every partition written is measured
+        cursor.register("json_rows", table)
+        return int(cursor.execute("SELECT sum(strlen(to_json(r)::VARCHAR) + 1) FROM json_rows r").fetchall()[0][0])

@@ -7,16 +7,37 @@ time (no wheel on PyPI matches DuckDB 2.0), which this platform never does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from conv_analytics.io.lake import ParquetLake
+if TYPE_CHECKING:  # the lake module uses scratch_cursor
+    from conv_analytics.io.lake import ParquetLake
 
 
 def quote_identifier(name: str) -> str:
     """A name as a DuckDB identifier, whatever characters it holds."""
     return '"' + name.replace('"', '""') + '"'
+
+
+@functools.cache
+def _process_connection() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+@contextmanager
+def scratch_cursor() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of the process's one in-memory DuckDB, for a short query over Arrow tables the caller
+    registers on it: opening a connection takes 20-40 ms, longer than such a query. Each cursor keeps
+    its registrations to itself, so callers in different threads do not meet; closing it drops them."""
+    cursor = _process_connection().cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def connect(
