@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -174,6 +175,27 @@ def test_a_backfill_range_gives_the_same_rows_as_one_period_at_a_time(lake, data
     assert daily.filter(pc.equal(daily.column("dimension"), "all")).num_rows == 29
     one_day = _rollups(lake, data, "day", [date(2024, 2, 15)])
     assert daily.filter(pc.equal(daily.column("period_start"), date(2024, 2, 15))).to_pylist() == (one_day.to_pylist())
+
+
+def test_the_same_bits_whatever_the_order_of_the_rows(lake, data):
+    days = [date(2024, 2, 1) + timedelta(days=i) for i in range(29)]
+    once = _rollups(lake, data, "day", days)
+    shuffled = data.take(pa.array(np.random.default_rng(0).permutation(data.num_rows)))
+    in_chunks = pa.Table.from_batches(shuffled.to_batches(max_chunksize=97))
+    assert _rollups(lake, in_chunks, "day", days).equals(once)
+
+
+def test_more_label_pairs_than_conversations(lake, history, data):
+    """A topic and a channel of its own for every conversation: the (value, label) pairs are too many
+    to count in place, so they are counted by sorting; the rows must be the reference's all the same."""
+    labels = pa.array([f"label {i:05d}" for i in range(data.num_rows)])
+    many = data
+    for name in ("topic", "channel"):
+        many = many.set_column(many.schema.get_field_index(name), many.schema.field(name), labels)
+    start = date(2024, 2, 1)
+    expected = reference_rollups(many, pa.concat_tables([history, many]), "month", start, period_end("month", start))
+    assert len(expected) > 1_000
+    assert_matches(_rollups(lake, many, "month", [start]), "month", start, expected)
 
 
 def _row(rollups: pa.Table, start: date, dimension: str, value: str) -> dict | None:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from conv_analytics.analytics.grouped import lists, most_frequent, ranked, runs
 from conv_analytics.io.query import scratch_cursor
 
 MICROS_PER_DAY = 86_400_000_000
@@ -41,41 +42,9 @@ def _decimal_means(groups: np.ndarray, values: pa.Array, n: int) -> np.ndarray:
     return out
 
 
-def _lists(groups: np.ndarray, values: pa.Array | pa.ChunkedArray, n: int) -> pa.ListArray:
-    """One list per group of `n` (an empty one where it has no values) from `values` sorted by group."""
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(np.bincount(groups, minlength=n), out=offsets[1:])
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    return pa.ListArray.from_arrays(pa.array(offsets), values)
-
-
-def _runs(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(first, last) positions of each run of equal values in sorted `groups`."""
-    if not groups.size:
-        return groups, groups
-    first = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    return first, np.r_[first[1:], groups.size] - 1
-
-
-def most_frequent(groups: np.ndarray, codes: np.ndarray, n: int, *, earliest: bool) -> np.ndarray:
-    """Per group of `n`, its most frequent code (-1 where it has none); ties go to the code that came
-    first in `codes` (`earliest`), else to the lowest."""
-    width = int(codes.max()) + 1 if codes.size else 1
-    pairs, first, counts = np.unique(groups.astype(np.int64) * width + codes, return_index=True, return_counts=True)
-    group = pairs // width
-    order = np.lexsort((first if earliest else pairs % width, -counts, group))
-    best = order[_runs(group[order])[0]]
-    chosen = np.full(n, -1, dtype=np.int64)
-    chosen[group[best]] = pairs[best] % width
-    return chosen
-
-
 def _most_common(groups: np.ndarray, labels: pa.Array, n: int) -> pa.Array:
     """Per group of `n`, its most common label, ties to the first by name; null where it has none."""
-    distinct = pc.unique(labels)
-    names = distinct.take(pc.array_sort_indices(distinct))
-    ranks = pc.index_in(labels, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
+    names, ranks = ranked(labels)
     chosen = most_frequent(groups, ranks, n, earliest=False)
     return names.take(pa.array(chosen, mask=chosen < 0))
 
@@ -110,7 +79,7 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
     reply = (assistant | agent) & np.r_[False, user[:-1]] & same
     reply_group = group[reply]
     latency = seconds(sent[reply] - sent[np.flatnonzero(reply) - 1])
-    first_reply = _runs(reply_group)[0]
+    first_reply = runs(reply_group)[0]
     first_response = np.full(n, np.nan)
     first_response[reply_group[first_reply]] = latency[first_reply]
 
@@ -119,12 +88,12 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
     texts = pc.coalesce(messages.column("text_en").take(user_rows), messages.column("text").take(user_rows))
     spoken = texts.is_valid().to_numpy(False)  # what string_agg joins: a null text is skipped
     user_text = pc.binary_join(
-        _lists(user_group[spoken], texts.filter(pa.array(spoken)).cast(pa.large_string()), n),
+        lists(user_group[spoken], texts.filter(pa.array(spoken)).cast(pa.large_string()), n),
         pa.scalar("\n", pa.large_string()),
     )
     scores = messages.column("sentiment_score").take(user_rows)
     score_values = scores.to_numpy()
-    starts, ends = _runs(user_group)
+    starts, ends = runs(user_group)
     sentiment_change = np.zeros(n)
     sentiment_change[user_group[starts]] = score_values[ends] - score_values[starts]
     sentiment = messages.column("sentiment").take(user_rows)
@@ -132,7 +101,7 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
     named = pc.fill_null(pc.not_equal(languages, "und"), False).to_numpy(False)
     language = _most_common(user_group[named], languages.filter(pa.array(named)), n)
 
-    last = _runs(group)[1]  # sorted by time: a conversation's last message is its latest
+    last = runs(group)[1]  # sorted by time: a conversation's last message is its latest
     last_at = np.zeros(n, dtype=np.int64)
     last_at[group[last]] = sent[last]
     ended = conversations.column("ended_at").cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -155,11 +124,11 @@ def conversation_rows(conversations: pa.Table, messages: pa.Table) -> pa.Table:
         "agent_messages": count(group[agent]),
         "turns": count(reply_group),
         "first_response_seconds": pa.array(first_response, from_pandas=True),
-        "response_seconds": _lists(reply_group, pa.array(latency), n),
+        "response_seconds": lists(reply_group, pa.array(latency), n),
         "fallback_replies": count(group[flag("is_fallback", True)]),
         "translated_messages": count(group[flag("translation", "translated")]),
         "user_text": user_text,
-        "intents": _lists(user_group, messages.column("intent").take(user_rows), n),
+        "intents": lists(user_group, messages.column("intent").take(user_rows), n),
         "sentiment_mean": pa.array(_decimal_means(user_group, scores, n)),
         "sentiment_change": pa.array(sentiment_change),
         "negative_messages": count(user_group[pc.equal(sentiment, "negative").to_numpy(False)]),

@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from conv_analytics.analytics.conversations import conversation_rows, most_frequent
+from conv_analytics.analytics.conversations import conversation_rows
+from conv_analytics.analytics.grouped import most_frequent
 from conv_analytics.assets.metadata import label_counts
 from conv_analytics.assets.topics import MODEL_INPUT_METADATA, TopicDiscoveryResource, assign_by_week, models_by_week
 from conv_analytics.categorize.discovered import effective_labels
