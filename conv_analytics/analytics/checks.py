@@ -30,7 +30,8 @@ def counts_add_up(rollups: pa.Table) -> list[str]:
     totals: dict[tuple[date, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(ADDITIVE_COLUMNS, 0))
     everything: dict[date, dict[str, int]] = {}
     problems = []
-    for row in rollups.to_pylist():
+    users = ("active_users", "new_users", "returning_users")
+    for row in rollups.select(["period_start", "dimension", "value", *ADDITIVE_COLUMNS, *users]).to_pylist():
         where = f"{row['period_start']} {row['dimension']}={row['value']}"
         if row["new_users"] + row["returning_users"] != row["active_users"]:
             problems.append(f"{where}: new_users + returning_users != active_users")

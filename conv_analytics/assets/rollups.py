@@ -51,7 +51,8 @@ SUMMARY_COLUMNS = ("period_start", "conversations", "messages", "active_users", 
 
 
 def _summary(rollups: pa.Table) -> str:
-    rows = [r for r in rollups.to_pylist() if r["dimension"] == "all"][-7:]
+    alls = rollups.filter(pc.equal(rollups.column("dimension"), "all")).select(SUMMARY_COLUMNS)
+    rows = alls.slice(max(alls.num_rows - 7, 0)).to_pylist()
     return markdown.table(SUMMARY_COLUMNS, ([r[c] for c in SUMMARY_COLUMNS] for r in rows))
 
 
