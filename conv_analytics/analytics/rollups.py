@@ -5,8 +5,9 @@ categorised conversations it contains, never from the daily figures. Definitions
 row of `conversation_categories` is the unit; its messages count on the day it started):
 
 - dimension `all` (value `all`), `channel`, `language` (the conversation's main language), `topic`,
-  and `intent`: the conversation's `primary_intent`, so every conversation has exactly one value
-  per dimension and the counts of a dimension add up to the `all` row.
+  `intent` (the conversation's `primary_intent`) and `discovered_topic` (`other` where none fits), so
+  every conversation has exactly one value per dimension and the counts of a dimension add up to the
+  `all` row.
 - active_users: distinct users with a conversation in the period (and dimension value).
   new_users: those of them whose first conversation over all history falls in the period;
   returning_users = active_users - new_users.
@@ -39,7 +40,6 @@ from conv_analytics.io.query import quote_identifier, scratch_cursor
 from conv_analytics.schemas import CONVERSATION_CATEGORIES, ROLLUP_DIMENSIONS, ROLLUPS
 
 TOP_N = 10
-EPOCH = date(1970, 1, 1)
 ADDITIVE_COLUMNS = ("conversations", "messages", "user_messages", "assistant_messages", "agent_messages")
 RATE_COLUMNS = (
     "escalation_rate",
@@ -176,8 +176,8 @@ def _top(groups: np.ndarray, ranks: np.ndarray, names: pa.Array, n: int) -> pa.L
     group, label = pairs // width, pairs % width
     order = np.lexsort((label, -counts, group))
     group, label, counts = group[order], label[order], counts[order]
-    starts = runs(group)[0]
-    place = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
+    first, last = runs(group)
+    place = np.arange(group.size) - np.repeat(first, last - first + 1)  # a label's place in its group
     top = place < TOP_N
     entries = pa.StructArray.from_arrays(
         [names.take(pa.array(label[top])), pa.array(counts[top], pa.int64())], names=["label", "count"]
@@ -323,7 +323,7 @@ def compute_rollups(
     conv = categories.select(CONVERSATION_CATEGORIES.names)
     if not pc.all(inside).as_py():  # a copy only where some conversations lie outside the periods
         conv = conv.filter(inside)
-    firsts = np.array([(start - EPOCH).days for start in ordered], dtype=np.int64)
+    firsts = pa.array(ordered, pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64)
     periods = _period_index(conv.column("started_at"), period, firsts)
     users = pc.dictionary_encode(conv.column("user_id").combine_chunks()).indices.to_numpy().astype(np.int64)
     known = seen_before.column("user_id") if seen_before is not None else pa.array([], pa.string())
