@@ -2,7 +2,7 @@
 
 - Parquet: the IO manager's handle_output (split a week into daily partitions, conform to the schema,
   zstd files written atomically, storage metadata including the JSON size) against one bare
-  pyarrow.parquet.write_table of the same table with the same compression. Target: <= 1.2x its time.
+  pyarrow.parquet.write_table of the same table with the same encoding options. Target: <= 1.2x its time.
   Rows in time order (as conversation_categories emits them), and once more in no order (the manager
   then has to copy each partition's rows out). Local; also on S3 when S3_ENDPOINT_URL / S3_BUCKET
   are set (`eval $(scripts/servers env)`).
@@ -34,7 +34,7 @@ import pymongo
 
 from conv_analytics.analytics.synthetic import synthetic_categories
 from conv_analytics.assets import build_asset_graph
-from conv_analytics.io.lake import ROW_GROUP_ROWS, ParquetLake, json_size
+from conv_analytics.io.lake import PARQUET_OPTIONS, ParquetLake, json_size
 from conv_analytics.io.manager import LakeIOManager
 from conv_analytics.io.mongo import MongoStore, to_documents
 from conv_analytics.io.resources import LakeResource
@@ -88,7 +88,7 @@ def bench_parquet(table: pa.Table, days: int, root: str, lake_resource: LakeReso
         os.makedirs(os.path.dirname(bare_path), exist_ok=True)
 
     def bare() -> None:
-        pq.write_table(table, bare_path, filesystem=lake.fs, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(table, bare_path, filesystem=lake.fs, **PARQUET_OPTIONS)
 
     manager_seconds, bare_seconds = best_interleaved(lambda: manager.handle_output(contexts.pop(), table), bare)
     megabytes = table.nbytes / 1e6

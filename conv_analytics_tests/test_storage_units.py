@@ -3,7 +3,7 @@ and the Arrow <-> MongoDB document conversion."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -68,6 +68,35 @@ def test_written_files_are_zstd_with_large_row_groups(tmp_path: Path) -> None:
     stats = lake.write("raw_conversations", "2026-01-01", conversations(1000), RAW_CONVERSATIONS)
     metadata = pq.ParquetFile(stats.path).metadata
     assert metadata.num_row_groups == 1 and metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+def test_columns_of_distinct_values_are_not_dictionary_encoded_and_repeated_ones_are(tmp_path: Path) -> None:
+    rows = [
+        {
+            "conversation_id": f"conversation-{i:06d}",  # every value distinct, 380 KB of them
+            "user_id": f"user-{i % 500}",
+            "channel": "web",
+            "started_at": T0 + timedelta(seconds=i * 3.7),
+            "status": "open",
+        }
+        for i in range(20_000)
+    ]
+    table = pa.Table.from_pylist(rows, schema=RAW_CONVERSATIONS)
+    stats = ParquetLake.open(str(tmp_path)).write("raw_conversations", "2026-01-01", table, RAW_CONVERSATIONS)
+    ours = pq.ParquetFile(stats.path).metadata.row_group(0)
+    arrow_default = pa.BufferOutputStream()
+    pq.write_table(table, arrow_default, compression="zstd")
+    theirs = pq.ParquetFile(pa.BufferReader(arrow_default.getvalue())).metadata.row_group(0)
+    sizes = {
+        ours.column(i).path_in_schema: (ours.column(i).total_compressed_size, theirs.column(i).total_compressed_size)
+        for i in range(ours.num_columns)
+    }
+    # a dictionary of distinct values stops at 64 KiB (Arrow's default: 1 MiB), then plain pages follow
+    assert sizes["conversation_id"][0] < 0.5 * sizes["conversation_id"][1]
+    assert sizes["started_at"][0] < 0.9 * sizes["started_at"][1]
+    for repeated in ("user_id", "channel", "status"):
+        assert sizes[repeated][0] == sizes[repeated][1], repeated
+    assert pq.read_table(stats.path).equals(table)
 
 
 @pytest.mark.parametrize(

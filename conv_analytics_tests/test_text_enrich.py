@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from conv_analytics.assets.enrich import fallback_mask
 from conv_analytics.text.enrich import SCHEMA, enrich_texts, normalise_language, tokenizer_pipeline
 from conv_analytics.text.redact import redact_texts
 
@@ -113,3 +114,15 @@ def test_accepts_arrow_input_and_rejects_non_text() -> None:
         enrich_texts(pa.array([1, 2]))
     with pytest.raises(TypeError, match="text #0"):
         enrich_texts([b"bytes"])  # type: ignore[list-item]
+
+
+def test_fallback_replies_are_assistant_messages_that_match_a_pattern() -> None:
+    texts = pa.array(
+        ["Sorry, I didn't understand 😅", "I didn't understand", "Lo siento, no he entendido", "OK", "ok then", ""],
+        pa.large_string(),
+    )
+    roles = pa.array(["assistant", "user", "assistant", "assistant", "agent", "assistant"])
+    assert fallback_mask(texts, roles, ()).to_pylist() == [True, False, True, False, False, False]
+    # an operator's own pattern, case-insensitive like the defaults; the agent's "ok then" is no reply of the bot
+    assert fallback_mask(texts, roles, (r"^ok",)).to_pylist() == [True, False, True, True, False, False]
+    assert fallback_mask(texts.slice(0, 0), roles.slice(0, 0), ()).to_pylist() == []

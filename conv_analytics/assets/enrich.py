@@ -46,8 +46,9 @@ def fallback_mask(texts: pa.Array, roles: pa.Array, patterns: tuple[str, ...]) -
         re.compile(combined)
     except re.error as exc:
         raise ValueError(f"{Config.fallback_patterns.env} has an invalid regular expression: {exc}") from None
-    matches = pc.match_substring_regex(texts, f"(?i){combined}")
-    return pc.and_(pc.equal(roles, "assistant"), pc.fill_null(matches, False))
+    assistant = pc.equal(roles, "assistant")
+    matches = pc.match_substring_regex(texts.filter(assistant), f"(?i){combined}")  # only what can be one
+    return pc.replace_with_mask(assistant, assistant, pc.fill_null(matches, False))
 
 
 class EnrichmentResource(dg.ConfigurableResource):

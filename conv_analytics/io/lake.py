@@ -39,6 +39,16 @@ if TYPE_CHECKING:
 
 PART_FILE = "part-0.parquet"
 ROW_GROUP_ROWS = 256 * 1024  # large enough for scans, small enough to stream
+# How every partition file is encoded. A column whose distinct values pass 64 KiB of dictionary (ids,
+# timestamps, free text) falls back to plain pages there instead of at Arrow's 1 MiB: a dictionary of
+# values that hardly repeat costs encoding time and bytes (a day of raw_messages: 560 -> 361 KB,
+# 12.2 -> 8.0 ms), while labels, languages and roles keep theirs.
+PARQUET_OPTIONS = {
+    "compression": "zstd",
+    "row_group_size": ROW_GROUP_ROWS,
+    "write_statistics": True,
+    "dictionary_pagesize_limit": 64 * 1024,
+}
 S3_THREADS = 8  # partitions fetched at once from S3 (latency-bound, not CPU-bound)
 TEMPORARY_SUFFIX = ".tmp"
 # a temporary file younger than this is left alone even when unlocked: its writer may be between creating
@@ -304,14 +314,7 @@ class ParquetLake:
         held = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             fcntl.flock(held, fcntl.LOCK_EX)
-            pq.write_table(
-                table,
-                target,
-                filesystem=self.fs,
-                compression="zstd",
-                row_group_size=ROW_GROUP_ROWS,
-                write_statistics=True,
-            )
+            pq.write_table(table, target, filesystem=self.fs, **PARQUET_OPTIONS)
             self.fs.move(target, final)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -350,7 +353,7 @@ class ParquetLake:
     def _upload(self, table: pa.Table, path: str) -> WriteStats:
         """Encode the whole file first, then send it: the object appears only once it is complete."""
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+        pq.write_table(table, sink, **PARQUET_OPTIONS)
         data = sink.getvalue()
         if self.s3 is not None and self.s3.sse:
             self.s3.put(path, data)

@@ -252,7 +252,9 @@ def enrich_texts(texts: Iterable[str | None] | pa.Array, languages_hint: pa.Arra
     A non-null languages_hint entry (e.g. from the source system) overrides detection, with
     confidence 1. A null text gives language "und" (confidence 0), 0 tokens and null lemmas.
     """
-    values = without_surrogates(as_str_list(texts))
+    values = as_str_list(texts)
+    if not isinstance(texts, pa.Array | pa.ChunkedArray):  # Arrow's strings decode to no lone surrogate
+        values = without_surrogates(values)
     hints = None if languages_hint is None else as_str_list(languages_hint)
     if hints is not None and len(hints) != len(values):
         raise ValueError(f"languages_hint has {len(hints)} entries for {len(values)} texts")
