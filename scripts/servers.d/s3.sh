@@ -22,11 +22,15 @@ endpoint="http://127.0.0.1:$port"
 master_port=$((port + 1000)) volume_port=$((port + 1007)) filer_port=$((port + 555))
 admin_port=$((port + 15313))
 
-# weed's local sockets, named for this instance's ports: it leaves the S3 one behind when it stops, and
-# all of them when it is killed, so they are removed once the process they belong to is gone.
+# weed's local sockets, named for this instance's ports: it leaves the S3 one behind when it stops, now
+# and then the master's gRPC one too, and all of them when it is killed, so every one is removed once the
+# process they belong to is gone.
 remove_sockets() {
   rm -f "/tmp/seaweedfs-s3-$port.sock" "/tmp/seaweedfs-s3-grpc-$((port + 10000)).sock" \
-    "/tmp/seaweedfs-volume-grpc-$((volume_port + 10000)).sock" "/tmp/seaweedfs-admin-grpc-$((admin_port + 10000)).sock"
+    "/tmp/seaweedfs-master-grpc-$((master_port + 10000)).sock" \
+    "/tmp/seaweedfs-volume-grpc-$((volume_port + 10000)).sock" \
+    "/tmp/seaweedfs-filer-$filer_port.sock" "/tmp/seaweedfs-filer-grpc-$((filer_port + 10000)).sock" \
+    "/tmp/seaweedfs-admin-grpc-$((admin_port + 10000)).sock"
 }
 
 ready() {  # ready = the bucket exists (created if missing) and an object can be written
