@@ -328,9 +328,8 @@ def compute_rollups(
     users = pc.dictionary_encode(conv.column("user_id").combine_chunks()).indices.to_numpy().astype(np.int64)
     known = seen_before.column("user_id") if seen_before is not None else pa.array([], pa.string())
     seen = pc.is_in(conv.column("user_id"), value_set=known).to_numpy(zero_copy_only=False)
-    values = {dimension: _values(conv, column) for dimension, column in DIMENSION_COLUMNS.items()}
     rows = _Rows(conv, period, firsts, periods, users, _new_users(users, periods, seen))
-    parts = [rows.dimension(dimension, *values[dimension]) for dimension in ROLLUP_DIMENSIONS]
+    parts = [rows.dimension(dimension, *_values(conv, column)) for dimension, column in DIMENSION_COLUMNS.items()]
     empty = np.setdiff1d(np.arange(len(ordered)), periods)
     if empty.size:
         parts.append(_empty_periods([ordered[i] for i in empty], period))

@@ -47,7 +47,7 @@ def fallback_mask(texts: pa.Array, roles: pa.Array, patterns: tuple[str, ...]) -
     except re.error as exc:
         raise ValueError(f"{Config.fallback_patterns.env} has an invalid regular expression: {exc}") from None
     assistant = pc.equal(roles, "assistant")
-    matches = pc.match_substring_regex(texts.filter(assistant), f"(?i){combined}")  # only what can be one
+    matches = pc.match_substring_regex(texts.filter(assistant), f"(?i){combined}")  # only replies can be fallbacks
     return pc.replace_with_mask(assistant, assistant, pc.fill_null(matches, False))
 
 
